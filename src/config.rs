@@ -1,0 +1,406 @@
+//! Typed configuration.
+//!
+//! figment layers, later wins: built-in defaults < TOML file (`--config`) < environment
+//! `FTPS_S3_*`, with `__` for nesting (`FTPS_S3_S3__BUCKET=x` sets `s3.bucket`). Every key has a
+//! doc comment here; README's configuration reference is written from them.
+//!
+//! Loading checks types (figment names the bad key), then [`Config::validate`] checks meaning
+//! (ranges, sizes) and names the key again. Files the config points at (certificate, users) are
+//! read by their own modules at startup, which name the key too.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listeners: Listeners,
+    pub tls: Tls,
+    pub passive: Passive,
+    pub storage: StorageConfig,
+    pub s3: S3,
+    pub auth: Auth,
+    pub limits: Limits,
+    pub shutdown: Shutdown,
+    pub log: Log,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shutdown {
+    /// On SIGTERM: seconds transfers in flight may take to finish before they are aborted.
+    pub grace_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    /// Explicit FTPS (RFC 4217: plain greeting, then `AUTH TLS`). Omit to disable.
+    pub explicit: Option<SocketAddr>,
+    /// Implicit FTPS (MS-FTPS §3.2.5: TLS from the first byte). Omit to disable.
+    pub implicit: Option<SocketAddr>,
+    /// Explicit listener: refuse USER/PASS (and everything but AUTH, FEAT, HOST, QUIT…) before
+    /// `AUTH TLS`/`AUTH SSL`, and refuse `PROT C` data connections.
+    pub require_tls: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain (leaf first), e.g. a mounted Kubernetes TLS secret's `tls.crt`.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// Allow `CCC` (RFC 4217 §6: clear the control channel after login) on explicit sessions.
+    /// Implicit sessions always refuse it (MS-FTPS §3.2.5.2).
+    pub allow_ccc: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passive {
+    /// Port range for PASV/EPSV data listeners, `"first-last"` inclusive.
+    pub ports: String,
+    /// Address announced in PASV replies when the server sits behind NAT or a load balancer.
+    /// By default, the local address of the control connection.
+    pub advertise_address: Option<IpAddr>,
+}
+
+/// Which kind of store users' homes live in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// S3 or an S3-compatible store (`[s3]`).
+    S3,
+    /// A local directory (`storage.local_root`): for development and tests, not production.
+    Local,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `"s3"` (default) or `"local"`.
+    pub backend: Backend,
+    /// Root directory of the local backend; each key is a path under it.
+    pub local_root: PathBuf,
+}
+
+/// How the S3 client computes request checksums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumMode {
+    /// The SDK default: a checksum on every request that supports one.
+    WhenSupported,
+    /// Only where the API requires one (some S3-compatible stores, e.g. Garage, need this).
+    WhenRequired,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3 {
+    /// Bucket for users without a `bucket` of their own.
+    pub bucket: String,
+    /// AWS region (S3-compatible stores usually accept any).
+    pub region: String,
+    /// Endpoint URL for S3-compatible stores, e.g. `http://127.0.0.1:8333`.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most S3-compatible stores.
+    pub force_path_style: bool,
+    /// Multipart part size in MiB (5–5120). Files smaller than one part use a single PutObject.
+    pub part_size_mib: u64,
+    /// Parts of one upload in flight at once (1–64). Memory per upload is bounded by
+    /// `part_size_mib × (upload_concurrency + 1)`.
+    pub upload_concurrency: usize,
+    /// Request checksums: `"when_supported"` (default) or `"when_required"`.
+    pub checksums: ChecksumMode,
+    /// Attempts per S3 request, including the first (the SDK's standard retry mode).
+    pub max_attempts: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// TOML users file (`[[user]]` tables with argon2 password hashes), e.g. a mounted secret.
+    pub users_file: PathBuf,
+    /// Delay before answering a failed login, in milliseconds (slows password guessing).
+    pub failure_delay_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Longest control line accepted, in bytes, CRLF included. Longer lines get `500`.
+    pub max_line_length: usize,
+    /// Seconds a control connection may stay silent (outside transfers) before `421`.
+    pub control_idle_timeout_secs: u64,
+    /// Seconds to wait for the client to open a data connection (and finish its TLS handshake).
+    pub data_connect_timeout_secs: u64,
+    /// Seconds a data connection may make no progress before the transfer fails.
+    pub data_idle_timeout_secs: u64,
+    /// Seconds a new connection has to finish its TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `"pretty"` (default) or `"json"`.
+    pub format: LogFormat,
+    /// Filter directive when `RUST_LOG` is unset, e.g. `"info"` or `"ftps_s3=debug,info"`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: Listeners {
+                explicit: Some(SocketAddr::from(([0, 0, 0, 0], 21))),
+                implicit: Some(SocketAddr::from(([0, 0, 0, 0], 990))),
+                require_tls: true,
+            },
+            tls: Tls {
+                cert_file: PathBuf::from("/etc/ftps-s3/tls/tls.crt"),
+                key_file: PathBuf::from("/etc/ftps-s3/tls/tls.key"),
+                allow_ccc: false,
+            },
+            passive: Passive {
+                ports: "30000-30099".to_string(),
+                advertise_address: None,
+            },
+            storage: StorageConfig {
+                backend: Backend::S3,
+                local_root: PathBuf::from("./data/files"),
+            },
+            s3: S3 {
+                bucket: String::new(),
+                region: "us-east-1".to_string(),
+                endpoint: None,
+                force_path_style: false,
+                part_size_mib: 8,
+                upload_concurrency: 4,
+                checksums: ChecksumMode::WhenSupported,
+                max_attempts: 3,
+            },
+            auth: Auth {
+                users_file: PathBuf::from("/etc/ftps-s3/users/users.toml"),
+                failure_delay_ms: 1000,
+            },
+            limits: Limits {
+                max_line_length: 4096,
+                control_idle_timeout_secs: 300,
+                data_connect_timeout_secs: 30,
+                data_idle_timeout_secs: 300,
+                tls_handshake_timeout_secs: 10,
+            },
+            shutdown: Shutdown { grace_seconds: 30 },
+            log: Log {
+                format: LogFormat::Pretty,
+                level: "info".to_string(),
+            },
+        }
+    }
+}
+
+/// A config that could not be loaded or makes no sense. The message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// An inclusive port range, parsed from `"first-last"` (or a single port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        let first: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port"))?;
+        let last: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port"))?;
+        if first == 0 || first > last {
+            return Err(format!("{s:?} is not a range \"first-last\" with 0 < first <= last"));
+        }
+        Ok(PortRange { first, last })
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl Config {
+    /// Defaults < `file` (if given) < `FTPS_S3_*` environment, then [`Config::validate`].
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            // figment treats a missing file as empty; a missing config file is a mistake.
+            if !file.is_file() {
+                return Err(invalid(
+                    "--config",
+                    format!("{} does not exist or is not a file", file.display()),
+                ));
+            }
+            fig = fig.merge(Toml::file(file));
+        }
+        Self::extract(fig.merge(Env::prefixed("FTPS_S3_").split("__")))
+    }
+
+    /// Extracts and validates a config from any figment (tests build their own).
+    pub fn extract(fig: Figment) -> Result<Config, ConfigError> {
+        let config: Config = fig.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listeners.explicit.is_none() && self.listeners.implicit.is_none() {
+            return Err(invalid(
+                "listeners",
+                "neither listeners.explicit nor listeners.implicit is set",
+            ));
+        }
+        self.passive_ports()?;
+        if self.storage.backend == Backend::S3 && self.s3.bucket.is_empty() {
+            return Err(invalid("s3.bucket", "must be set when storage.backend = \"s3\""));
+        }
+        if !(5..=5120).contains(&self.s3.part_size_mib) {
+            return Err(invalid(
+                "s3.part_size_mib",
+                format!("{} is outside 5..=5120 (S3's part size limits)", self.s3.part_size_mib),
+            ));
+        }
+        if !(1..=64).contains(&self.s3.upload_concurrency) {
+            return Err(invalid(
+                "s3.upload_concurrency",
+                format!("{} is outside 1..=64", self.s3.upload_concurrency),
+            ));
+        }
+        if self.s3.max_attempts == 0 {
+            return Err(invalid("s3.max_attempts", "must be at least 1"));
+        }
+        if self.limits.max_line_length < 512 {
+            return Err(invalid(
+                "limits.max_line_length",
+                "must be at least 512 (RFC 959 paths and replies need room)",
+            ));
+        }
+        for (key, v) in [
+            ("limits.control_idle_timeout_secs", self.limits.control_idle_timeout_secs),
+            ("limits.data_connect_timeout_secs", self.limits.data_connect_timeout_secs),
+            ("limits.data_idle_timeout_secs", self.limits.data_idle_timeout_secs),
+            ("limits.tls_handshake_timeout_secs", self.limits.tls_handshake_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1 second"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `passive.ports`, parsed.
+    pub fn passive_ports(&self) -> Result<PortRange, ConfigError> {
+        PortRange::parse(&self.passive.ports).map_err(|e| invalid("passive.ports", e))
+    }
+
+    /// `s3.part_size_mib` in bytes.
+    pub fn part_size(&self) -> usize {
+        (self.s3.part_size_mib as usize) * 1024 * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(s: &str) -> Result<Config, ConfigError> {
+        Config::extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(s)),
+        )
+    }
+
+    #[test]
+    fn toml_overrides_defaults() {
+        let c = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = 16\n").expect("config");
+        assert_eq!(c.s3.bucket, "b");
+        assert_eq!(c.part_size(), 16 << 20);
+        assert_eq!(c.s3.upload_concurrency, 4);
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = \"big\"\n")
+            .expect_err("must fail")
+            .to_string();
+        assert!(e.contains("part_size_mib"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let e = from_toml("[s3]\nbucket = \"b\"\nbukket = \"c\"\n")
+            .expect_err("must fail")
+            .to_string();
+        assert!(e.contains("bukket"), "{e}");
+    }
+
+    #[test]
+    fn env_nests_with_double_underscore() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FTPS_S3_S3__BUCKET", "from-env");
+            jail.set_env("FTPS_S3_S3__UPLOAD_CONCURRENCY", "2");
+            let c = Config::load(None).expect("config");
+            assert_eq!(c.s3.bucket, "from-env");
+            assert_eq!(c.s3.upload_concurrency, 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn semantic_checks_name_the_key() {
+        let e = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = 1\n").expect_err("fail");
+        assert!(e.to_string().starts_with("s3.part_size_mib:"), "{e}");
+        let e = from_toml("[s3]\nbucket = \"b\"\n[passive]\nports = \"9-3\"\n").expect_err("fail");
+        assert!(e.to_string().starts_with("passive.ports:"), "{e}");
+        let e = from_toml("").expect_err("fail");
+        assert!(e.to_string().starts_with("s3.bucket:"), "{e}");
+    }
+
+    #[test]
+    fn port_range_parses() {
+        assert_eq!(PortRange::parse("30000-30099").map(|r| r.len()), Ok(100));
+        assert_eq!(PortRange::parse("5000").map(|r| r.len()), Ok(1));
+        assert!(PortRange::parse("a-b").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! ftps-s3: an FTPS server (RFC 4217 explicit, MS-FTPS implicit) whose files live in S3.
+//!
+//! Read top-down: [`server`] accepts connections and hands each to a [`session`], which reads
+//! commands, keeps the protocol state and answers; transfers open a [`datachan`] and move bytes
+//! between it and a user's [`vfs::Home`] in a [`vfs::Storage`] backend (S3, or a local directory
+//! for development). [`auth`] checks users, [`tls`] builds the rustls configs, [`config`] loads
+//! everything, [`listing`] formats directory listings.
+//! See ARCHITECTURE.md for the map.
+
+pub mod auth;
+pub mod config;
+pub mod datachan;
+pub mod listing;
+pub mod server;
+pub mod session;
+pub mod telemetry;
+pub mod tls;
+pub mod vfs;

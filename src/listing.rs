@@ -1,0 +1,171 @@
+//! Directory listing formats. Pure functions of an [`Entry`]; the session streams their output.
+//!
+//! - LIST: the `ls -l` shape that FileZilla, WinSCP, lftp and curl's users parse. There is no
+//!   standard (RFC 959 leaves it open); this is the Unix form every client understands:
+//!   `-rw-r--r-- 1 ftp ftp 1234 Nov 25 14:03 name` (time for the last six months, year before).
+//! - NLST: names only (RFC 959 §4.1.3).
+//! - MLSD/MLST: RFC 3659 §7 facts `type`, `size`, `modify`, `perm`, then a space and the name.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Datelike, Utc};
+
+use crate::auth::{Permission, Permissions};
+use crate::vfs::{Entry, EntryKind};
+
+/// One LIST line (with CRLF) for `entry`, as of `now`.
+pub fn list_line(entry: &Entry, now: SystemTime) -> String {
+    let (mode, links) = match entry.kind {
+        EntryKind::Dir => ("drwxr-xr-x", 2),
+        EntryKind::File => ("-rw-r--r--", 1),
+    };
+    let when = entry.modified.unwrap_or(now);
+    format!(
+        "{mode} {links:>3} ftp ftp {size:>12} {date} {name}\r\n",
+        size = entry.size,
+        date = ls_date(when, now),
+        name = entry.name
+    )
+}
+
+/// `Mmm dd HH:MM` within six months of `now`, `Mmm dd  YYYY` otherwise (as `ls -l`).
+fn ls_date(t: SystemTime, now: SystemTime) -> String {
+    let t: DateTime<Utc> = t.into();
+    let now: DateTime<Utc> = now.into();
+    let half_year = chrono::Duration::days(182);
+    if t <= now + chrono::Duration::hours(1) && now - t < half_year {
+        t.format("%b %e %H:%M").to_string()
+    } else {
+        format!("{} {:>5}", t.format("%b %e"), t.year())
+    }
+}
+
+/// One NLST line (with CRLF).
+pub fn nlst_line(entry: &Entry) -> String {
+    format!("{}\r\n", entry.name)
+}
+
+/// RFC 3659 §7.2 facts for `entry` (`type=file;size=3;modify=…;perm=…;`), without the name.
+pub fn mlsx_facts(entry: &Entry, perms: Permissions) -> String {
+    let mut facts = String::with_capacity(80);
+    let (kind, perm) = match entry.kind {
+        // §7.5.5: e enter, l list, c create files, m make dirs, d delete, f rename.
+        EntryKind::Dir => ("dir", dir_perm(perms)),
+        // r retrieve, w write (store over), d delete, f rename.
+        EntryKind::File => ("file", file_perm(perms)),
+    };
+    facts.push_str("type=");
+    facts.push_str(kind);
+    facts.push(';');
+    if entry.kind == EntryKind::File {
+        facts.push_str(&format!("size={};", entry.size));
+    }
+    if let Some(t) = entry.modified {
+        facts.push_str(&format!("modify={};", mdtm(t)));
+    }
+    facts.push_str("perm=");
+    facts.push_str(&perm);
+    facts.push(';');
+    facts
+}
+
+/// One MLSD line (with CRLF): facts, a space, the name.
+pub fn mlsd_line(entry: &Entry, perms: Permissions) -> String {
+    format!("{} {}\r\n", mlsx_facts(entry, perms), entry.name)
+}
+
+/// RFC 3659 §2.3 time-val, `YYYYMMDDHHMMSS` in UTC (MDTM and the `modify` fact).
+pub fn mdtm(t: SystemTime) -> String {
+    let t: DateTime<Utc> = t.into();
+    t.format("%Y%m%d%H%M%S").to_string()
+}
+
+fn file_perm(p: Permissions) -> String {
+    let mut s = String::new();
+    if p.allows(Permission::Read) {
+        s.push('r');
+    }
+    if p.allows(Permission::Write) {
+        s.push('w');
+    }
+    if p.allows(Permission::Delete) {
+        s.push('d');
+    }
+    if p.allows(Permission::Rename) {
+        s.push('f');
+    }
+    s
+}
+
+fn dir_perm(p: Permissions) -> String {
+    let mut s = String::from("e");
+    if p.allows(Permission::List) {
+        s.push('l');
+    }
+    if p.allows(Permission::Write) {
+        s.push('c');
+    }
+    if p.allows(Permission::Mkdir) {
+        s.push('m');
+    }
+    if p.allows(Permission::Delete) {
+        s.push('d');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn file(name: &str, size: u64, t: SystemTime) -> Entry {
+        Entry {
+            name: name.into(),
+            kind: EntryKind::File,
+            size,
+            modified: Some(t),
+        }
+    }
+
+    // 2026-11-25 02:36:00 UTC
+    const NOW: u64 = 1_795_574_160;
+
+    #[test]
+    fn recent_files_show_the_time() {
+        let line = list_line(&file("a b.csv", 1234, at(NOW - 3600)), at(NOW));
+        assert_eq!(line, "-rw-r--r--   1 ftp ftp         1234 Nov 25 01:36 a b.csv\r\n");
+    }
+
+    #[test]
+    fn old_files_show_the_year() {
+        let line = list_line(&file("old", 1, at(NOW - 400 * 86400)), at(NOW));
+        assert!(line.contains("Oct 21  2025 old"), "{line}");
+    }
+
+    #[test]
+    fn dirs_have_d() {
+        let d = Entry {
+            name: "in".into(),
+            kind: EntryKind::Dir,
+            size: 0,
+            modified: None,
+        };
+        assert!(list_line(&d, at(NOW)).starts_with("drwxr-xr-x"));
+        assert_eq!(mlsd_line(&d, Permissions::ALL), "type=dir;perm=elcmd; in\r\n");
+    }
+
+    #[test]
+    fn mlsd_facts() {
+        let perms = Permissions::from_list(&[Permission::List, Permission::Write]);
+        assert_eq!(
+            mlsd_line(&file("x", 3, at(NOW)), perms),
+            "type=file;size=3;modify=20261125023600;perm=w; x\r\n"
+        );
+        assert_eq!(mdtm(at(NOW)), "20261125023600");
+    }
+}

@@ -1,0 +1,215 @@
+//! Listeners, accept loops and shutdown.
+//!
+//! [`Server::bind`] loads everything a session needs into one [`ServerContext`] (config, TLS,
+//! users, stores, passive ports) and binds the listeners, so a bad certificate or a busy port
+//! stops the start before anything is accepted. [`Server::spawn`] runs the accept loops; each
+//! connection becomes a `session::run` task. Shutdown is one `CancellationToken`: accept loops
+//! stop, idle sessions answer `421`, transfers in flight get `shutdown.grace_seconds` to finish.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{info, warn};
+
+use crate::auth::UserStore;
+use crate::config::Config;
+use crate::datachan::PassivePortPool;
+use crate::session::{self, state::ListenerKind};
+use crate::tls::TlsAcceptors;
+use crate::vfs::Stores;
+
+/// Everything sessions share.
+pub struct ServerContext {
+    pub config: Config,
+    pub tls: TlsAcceptors,
+    pub users: UserStore,
+    pub stores: Stores,
+    pub passive_ports: PassivePortPool,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Users(#[from] crate::auth::UsersError),
+    #[error("storage: {0}")]
+    Storage(std::io::Error),
+    #[error("{key}: cannot listen on {addr}: {source}")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A server with its listeners bound, not yet accepting.
+pub struct Server {
+    ctx: Arc<ServerContext>,
+    explicit: Option<TcpListener>,
+    implicit: Option<TcpListener>,
+}
+
+/// A running server: its addresses and the handle to stop it.
+pub struct RunningServer {
+    pub explicit_addr: Option<SocketAddr>,
+    pub implicit_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Loads the certificate, users file and storage named by `config`, then binds.
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let tls = TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file)?;
+        let users = UserStore::load(&config.auth.users_file)?;
+        let stores = Stores::from_config(&config).await.map_err(StartError::Storage)?;
+        Self::bind_with(config, tls, users, stores).await
+    }
+
+    /// Binds with parts built by the caller (the development default, tests).
+    pub async fn bind_with(
+        config: Config,
+        tls: TlsAcceptors,
+        users: UserStore,
+        stores: Stores,
+    ) -> Result<Server, StartError> {
+        let passive_ports = PassivePortPool::new(config.passive_ports()?);
+        let explicit = bind_opt("listeners.explicit", config.listeners.explicit).await?;
+        let implicit = bind_opt("listeners.implicit", config.listeners.implicit).await?;
+        let ctx = Arc::new(ServerContext {
+            config,
+            tls,
+            users,
+            stores,
+            passive_ports,
+            shutdown: CancellationToken::new(),
+        });
+        Ok(Server {
+            ctx,
+            explicit,
+            implicit,
+        })
+    }
+
+    pub fn explicit_addr(&self) -> Option<SocketAddr> {
+        self.explicit.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn implicit_addr(&self) -> Option<SocketAddr> {
+        self.implicit.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Starts accepting in the background.
+    pub fn spawn(self) -> RunningServer {
+        let explicit_addr = self.explicit_addr();
+        let implicit_addr = self.implicit_addr();
+        let shutdown = self.ctx.shutdown.clone();
+        let done = tokio::spawn(self.run());
+        RunningServer {
+            explicit_addr,
+            implicit_addr,
+            shutdown,
+            done,
+        }
+    }
+
+    /// Accepts until shutdown, then waits (up to the grace period) for sessions to end.
+    pub async fn run(self) {
+        let sessions = TaskTracker::new();
+        let ids = Arc::new(AtomicU64::new(1));
+        let mut loops = Vec::new();
+        for (listener, kind) in [
+            (self.explicit, ListenerKind::Explicit),
+            (self.implicit, ListenerKind::Implicit),
+        ] {
+            if let Some(listener) = listener {
+                if let Ok(addr) = listener.local_addr() {
+                    info!(listener = kind.name(), %addr, "listening");
+                }
+                loops.push(tokio::spawn(accept_loop(
+                    listener,
+                    kind,
+                    self.ctx.clone(),
+                    sessions.clone(),
+                    ids.clone(),
+                )));
+            }
+        }
+        for l in loops {
+            let _ = l.await;
+        }
+        sessions.close();
+        let grace = Duration::from_secs(self.ctx.config.shutdown.grace_seconds);
+        if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+            warn!(
+                sessions = sessions.len(),
+                "grace period over; ending the remaining sessions"
+            );
+        }
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting and waits for sessions to end (bounded by the grace period).
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.done.await;
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+async fn bind_opt(
+    key: &'static str,
+    addr: Option<SocketAddr>,
+) -> Result<Option<TcpListener>, StartError> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| StartError::Bind { key, addr, source }),
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: ListenerKind,
+    ctx: Arc<ServerContext>,
+    sessions: TaskTracker,
+    ids: Arc<AtomicU64>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = ctx.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((tcp, _)) => {
+                let id = ids.fetch_add(1, Ordering::Relaxed);
+                sessions.spawn(session::run(ctx.clone(), tcp, kind, id));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Transfer parameters: TYPE, PASV, EPSV (RFC 2428), REST (RFC 3659 §5), and ABOR outside a
+//! transfer.
+
+use std::net::IpAddr;
+
+use tracing::warn;
+
+use crate::session::command::{EpsvArg, TransferType};
+use crate::session::reply::Reply;
+use crate::session::{Outcome, Session};
+
+impl Session {
+    /// TYPE A and I are accepted. Transfers are binary either way (no CRLF conversion yet): the
+    /// bytes stored are the bytes sent, which is what an object store's users expect.
+    pub(in crate::session) fn set_type(&mut self, t: TransferType) -> Outcome {
+        self.state.transfer_type = t;
+        match t {
+            TransferType::Ascii => Reply::ok("Switching to ASCII mode"),
+            TransferType::Image => Reply::ok("Switching to Binary mode"),
+        }
+        .into()
+    }
+
+    /// RFC 959 PASV: IPv4 only. The address is `passive.advertise_address` or the local address
+    /// the client reached us on.
+    pub(in crate::session) fn pasv(&mut self) -> Outcome {
+        if self.state.epsv_all {
+            return Reply::bad_sequence("EPSV ALL is in effect: use EPSV").into();
+        }
+        let ip = match self
+            .ctx
+            .config
+            .passive
+            .advertise_address
+            .unwrap_or(self.state.local.ip())
+            .to_canonical()
+        {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => return Reply::new(425, "PASV is IPv4 only: use EPSV").into(),
+        };
+        let port = match self.open_passive() {
+            Ok(p) => p,
+            Err(r) => return r.into(),
+        };
+        let [a, b, c, d] = ip.octets();
+        Reply::new(
+            227,
+            format!(
+                "Entering Passive Mode ({a},{b},{c},{d},{},{})",
+                port >> 8,
+                port & 0xff
+            ),
+        )
+        .into()
+    }
+
+    /// RFC 2428 §3: EPSV answers with the port only; the client reuses the control address.
+    pub(in crate::session) fn epsv(&mut self, arg: EpsvArg) -> Outcome {
+        let family = match self.state.local.ip().to_canonical() {
+            IpAddr::V4(_) => 1,
+            IpAddr::V6(_) => 2,
+        };
+        match arg {
+            EpsvArg::All => {
+                self.state.epsv_all = true;
+                return Reply::ok("EPSV ALL ok").into();
+            }
+            EpsvArg::Protocol(p) if p != family => {
+                return Reply::new(522, format!("Network protocol not supported, use ({family})"))
+                    .into()
+            }
+            _ => {}
+        }
+        match self.open_passive() {
+            Ok(port) => {
+                Reply::new(229, format!("Entering Extended Passive Mode (|||{port}|)")).into()
+            }
+            Err(r) => r.into(),
+        }
+    }
+
+    /// Binds a passive listener for the next transfer (replacing any earlier one).
+    fn open_passive(&mut self) -> Result<u16, Reply> {
+        self.state.passive = None;
+        let ip = self.state.local.ip();
+        match self.ctx.passive_ports.bind(ip) {
+            Ok(l) => {
+                let port = l.port();
+                self.state.passive = Some(l);
+                Ok(port)
+            }
+            Err(e) => {
+                warn!(error = %e, "no passive port available");
+                Err(Reply::new(425, "No passive port available, try again later"))
+            }
+        }
+    }
+
+    /// RFC 3659 §5: the next RETR starts at byte `n`.
+    pub(in crate::session) fn rest(&mut self, n: u64) -> Outcome {
+        self.state.rest = n;
+        Reply::pending(format!("Restarting at {n}. Send RETR to continue")).into()
+    }
+
+    /// ABOR with no transfer running (RFC 959 §4.1.3: 225, and the data connection is closed).
+    pub(in crate::session) fn abor_idle(&mut self) -> Outcome {
+        self.state.passive = None;
+        Reply::new(225, "No transfer to abort").into()
+    }
+}

@@ -1,0 +1,381 @@
+//! One control connection, from accept to close.
+//!
+//! [`run`] owns the loop: read a line ([`codec`]), parse it ([`command`]), let [`Session::gate`]
+//! refuse what the state does not allow, then hand the command to its handler (`handlers/`, by
+//! family). Handlers return an [`Outcome`]: usually a [`Reply`], sometimes a reply plus a change
+//! of the control socket (AUTH, CCC, REIN, QUIT) or a transfer for [`transfer`] to run. The loop
+//! is the only code that touches the socket, so each rule about it lives here once.
+
+pub mod codec;
+pub mod command;
+mod handlers;
+pub mod reply;
+pub mod state;
+mod transfer;
+
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::auth::Permission;
+use crate::server::ServerContext;
+use crate::tls::MaybeTls;
+use crate::vfs::{Home, ObjectKey, VirtualPath};
+use codec::{Connection, Line};
+use command::Command;
+use reply::Reply;
+use state::{ListenerKind, LoggedIn, SessionState};
+use transfer::TransferJob;
+
+/// What a handler asks the loop to do.
+pub(crate) enum Outcome {
+    Reply(Reply),
+    /// Reply, then start TLS on the control connection (AUTH TLS/SSL, RFC 4217 §4).
+    StartTls(Reply),
+    /// Reply, then end the control connection's TLS session (CCC, REIN on explicit).
+    EndTls(Reply),
+    /// Reply, end TLS, then behave as a new implicit connection (REIN on implicit, MS-FTPS
+    /// §3.2.5.3).
+    RestartImplicit(Reply),
+    /// Reply, then close (QUIT).
+    Close(Reply),
+    /// Reply 150 and run a transfer on the data connection.
+    Transfer(TransferJob),
+}
+
+impl From<Reply> for Outcome {
+    fn from(r: Reply) -> Self {
+        Outcome::Reply(r)
+    }
+}
+
+/// Whether the control connection is (or was) protected. Policy (`require_tls`) looks at this,
+/// not at the socket: after an allowed CCC the socket is plain but the login was protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ControlSecurity {
+    Plain,
+    Tls,
+    /// TLS was ended by CCC after it protected the login.
+    Cleared,
+}
+
+pub(crate) struct Session {
+    conn: Connection,
+    state: SessionState,
+    security: ControlSecurity,
+    ctx: Arc<ServerContext>,
+    /// Lines that arrived while a transfer ran, answered after it (RFC 959 allows pipelining).
+    pending: VecDeque<Line>,
+}
+
+/// Serves one control connection until QUIT, EOF, timeout or server shutdown.
+pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id: u64) {
+    let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
+        (Ok(p), Ok(l)) => (p, l),
+        _ => return,
+    };
+    let _ = tcp.set_nodelay(true);
+    let span = tracing::info_span!(
+        "session",
+        session_id = id,
+        client_addr = %peer,
+        listener = kind.name(),
+        user = tracing::field::Empty,
+        tls_version = tracing::field::Empty,
+        tls_cipher = tracing::field::Empty,
+    );
+    async move {
+        let conn = Connection::new(MaybeTls::Plain(tcp), ctx.config.limits.max_line_length);
+        let mut session = Session {
+            conn,
+            state: SessionState::new(kind, peer, local),
+            security: ControlSecurity::Plain,
+            ctx,
+            pending: VecDeque::new(),
+        };
+        info!("connected");
+        session.serve().await;
+        session.conn.shutdown().await;
+        info!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+impl Session {
+    fn secs(&self, s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    async fn serve(&mut self) {
+        if self.state.listener == ListenerKind::Implicit && !self.implicit_handshake().await {
+            return;
+        }
+        if self.send(&greeting()).await.is_err() {
+            return;
+        }
+        loop {
+            let line = match self.next_line().await {
+                Some(line) => line,
+                None => return,
+            };
+            let outcome = match line {
+                Line::Eof => return,
+                Line::TooLong => Reply::new(500, "Line too long").into(),
+                Line::Text(bytes) => match Command::parse(&bytes) {
+                    Ok(cmd) => {
+                        debug!(command = cmd.verb(), "command");
+                        self.handle(cmd).await
+                    }
+                    Err(e) => Reply::parse_error(&e).into(),
+                },
+            };
+            if !self.apply(outcome).await {
+                return;
+            }
+        }
+    }
+
+    /// MS-FTPS §3.2.5.1: TLS first, nothing sent before it; then implicit PBSZ 0 + PROT P.
+    async fn implicit_handshake(&mut self) -> bool {
+        let timeout = self.secs(self.ctx.config.limits.tls_handshake_timeout_secs);
+        match self.conn.start_tls(&self.ctx.tls.control, timeout).await {
+            Ok(()) => {
+                self.security = ControlSecurity::Tls;
+                self.state.apply_implicit_protection();
+                self.record_tls();
+                true
+            }
+            Err(e) => {
+                info!(error = %e, "implicit TLS handshake failed");
+                false
+            }
+        }
+    }
+
+    fn record_tls(&self) {
+        if let Some((version, cipher)) = self.conn.tls_info() {
+            let span = tracing::Span::current();
+            span.record("tls_version", version.as_str());
+            span.record("tls_cipher", cipher.as_str());
+        }
+    }
+
+    /// The next line: a pipelined one first, else from the socket, bounded by the idle timeout
+    /// and interrupted by server shutdown. `None` means the session is over (already answered).
+    async fn next_line(&mut self) -> Option<Line> {
+        if let Some(line) = self.pending.pop_front() {
+            return Some(line);
+        }
+        let idle = self.secs(self.ctx.config.limits.control_idle_timeout_secs);
+        let shutdown = self.ctx.shutdown.clone();
+        tokio::select! {
+            r = tokio::time::timeout(idle, self.conn.read_line()) => match r {
+                Ok(Ok(line)) => Some(line),
+                Ok(Err(e)) => {
+                    debug!(error = %e, "control connection read failed");
+                    None
+                }
+                Err(_) => {
+                    let _ = self.send(&Reply::new(421, "Idle timeout, closing control connection")).await;
+                    None
+                }
+            },
+            _ = shutdown.cancelled() => {
+                let _ = self.send(&Reply::new(421, "Server shutting down, try again later")).await;
+                None
+            }
+        }
+    }
+
+    async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
+        self.conn.send(reply).await
+    }
+
+    /// Carries out an outcome. `false` ends the session.
+    async fn apply(&mut self, outcome: Outcome) -> bool {
+        let timeout = self.secs(self.ctx.config.limits.tls_handshake_timeout_secs);
+        match outcome {
+            Outcome::Reply(r) => self.send(&r).await.is_ok(),
+            Outcome::Close(r) => {
+                let _ = self.send(&r).await;
+                false
+            }
+            Outcome::StartTls(r) => {
+                if self.send(&r).await.is_err() {
+                    return false;
+                }
+                match self.conn.start_tls(&self.ctx.tls.control, timeout).await {
+                    Ok(()) => {
+                        self.security = ControlSecurity::Tls;
+                        self.record_tls();
+                        true
+                    }
+                    Err(e) => {
+                        info!(error = %e, "AUTH TLS handshake failed");
+                        false
+                    }
+                }
+            }
+            Outcome::EndTls(r) => {
+                if self.send(&r).await.is_err() {
+                    return false;
+                }
+                match self.conn.end_tls(timeout).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        info!(error = %e, "ending the control TLS session failed");
+                        false
+                    }
+                }
+            }
+            Outcome::RestartImplicit(r) => {
+                if self.send(&r).await.is_err() {
+                    return false;
+                }
+                if let Err(e) = self.conn.end_tls(timeout).await {
+                    info!(error = %e, "ending the control TLS session failed");
+                    return false;
+                }
+                self.security = ControlSecurity::Plain;
+                self.implicit_handshake().await && self.send(&greeting()).await.is_ok()
+            }
+            Outcome::Transfer(job) => self.run_transfer(job).await,
+        }
+    }
+
+    /// Access rules that do not depend on the command's argument, in one place.
+    fn gate(&self, cmd: &Command) -> Option<Reply> {
+        // RFC 4217 §4 + policy: on a TLS-required explicit listener, only what it takes to get
+        // to TLS is allowed in the clear.
+        let pre_tls = matches!(
+            cmd,
+            Command::Auth(_) | Command::Feat | Command::Quit | Command::Host(_)
+        );
+        if self.security == ControlSecurity::Plain && self.ctx.config.listeners.require_tls && !pre_tls
+        {
+            return Some(Reply::new(
+                530,
+                "This server requires TLS: send AUTH TLS first",
+            ));
+        }
+        let pre_login = pre_tls
+            || matches!(
+                cmd,
+                Command::User(_)
+                    | Command::Pass(_)
+                    | Command::Acct
+                    | Command::Pbsz(_)
+                    | Command::Prot(_)
+                    | Command::Ccc
+                    | Command::Rein
+                    | Command::Syst
+                    | Command::Help(_)
+                    | Command::Noop
+                    | Command::Opts(_)
+                    | Command::Abor
+                    | Command::Stat(None)
+                    | Command::NotImplemented(_)
+            );
+        if self.state.logged_in().is_none() && !pre_login {
+            return Some(Reply::not_logged_in());
+        }
+        None
+    }
+
+    async fn handle(&mut self, cmd: Command) -> Outcome {
+        if let Some(refusal) = self.gate(&cmd) {
+            return refusal.into();
+        }
+        // RFC 959 §4.1.3: RNFR must be followed at once by RNTO; anything else forgets it.
+        let rename_from = self.state.rename_from.take();
+        match cmd {
+            Command::User(name) => self.user(name).await,
+            Command::Pass(pw) => self.pass(pw).await,
+            Command::Acct => Reply::new(202, "ACCT not needed").into(),
+            Command::Auth(mech) => self.auth(mech),
+            Command::Pbsz(arg) => self.pbsz(&arg),
+            Command::Prot(level) => self.prot(level),
+            Command::Ccc => self.ccc(),
+            Command::Rein => self.rein(),
+            Command::Quit => Outcome::Close(Reply::new(221, "Goodbye")),
+            Command::Host(_) => self.host(),
+            Command::Pwd => self.pwd(),
+            Command::Cwd(p) => self.cwd(&p).await,
+            Command::Cdup => self.cwd("..").await,
+            Command::Type(t) => self.set_type(t),
+            Command::Mode(_) => Reply::ok("Mode set to S").into(),
+            Command::Stru(_) => Reply::ok("Structure set to F").into(),
+            Command::Pasv => self.pasv(),
+            Command::Epsv(arg) => self.epsv(arg),
+            Command::Rest(n) => self.rest(n),
+            Command::Retr(p) => self.retr(&p).await,
+            Command::Stor(p) => self.stor(&p).await,
+            Command::List(p) => self.list(p.as_deref(), transfer::ListFormat::List).await,
+            Command::Nlst(p) => self.list(p.as_deref(), transfer::ListFormat::Nlst).await,
+            Command::Mlsd(p) => self.list(p.as_deref(), transfer::ListFormat::Mlsd).await,
+            Command::Abor => self.abor_idle(),
+            Command::Dele(p) => self.dele(&p).await,
+            Command::Mkd(p) => self.mkd(&p).await,
+            Command::Rmd(p) => self.rmd(&p).await,
+            Command::Rnfr(p) => self.rnfr(&p).await,
+            Command::Rnto(p) => self.rnto(rename_from, &p).await,
+            Command::Size(p) => self.size(&p).await,
+            Command::Mdtm(p) => self.mdtm(&p).await,
+            Command::Mlst(p) => self.mlst(p.as_deref()).await,
+            Command::Syst => Reply::new(215, "UNIX Type: L8").into(),
+            Command::Feat => self.feat(),
+            Command::Opts(arg) => self.opts(&arg),
+            Command::Help(_) => self.help(),
+            Command::Noop => Reply::ok("NOOP ok").into(),
+            Command::Stat(None) => self.stat(),
+            Command::Stat(Some(_)) => Reply::not_implemented("STAT with a path").into(),
+            Command::NotImplemented(verb) => Reply::not_implemented(&verb).into(),
+        }
+    }
+
+    // --- Helpers shared by handlers. ---
+
+    /// The logged-in user, if they have permission `p`.
+    fn require(&self, p: Permission) -> Result<&LoggedIn, Reply> {
+        let l = self.state.logged_in().ok_or_else(Reply::not_logged_in)?;
+        if l.user.permissions.allows(p) {
+            Ok(l)
+        } else {
+            Err(Reply::permission_denied())
+        }
+    }
+
+    /// Resolves a client path against the current directory, for a user with permission `p`.
+    fn resolve(&self, p: Permission, arg: &str) -> Result<Resolved, Reply> {
+        let l = self.require(p)?;
+        let path = VirtualPath::resolve(&self.state.cwd, arg).map_err(|e| Reply::path_error(&e))?;
+        let key = l.home.key(&path);
+        Ok(Resolved {
+            path,
+            key,
+            home: l.home.clone(),
+        })
+    }
+
+    fn peer(&self) -> SocketAddr {
+        self.state.peer
+    }
+}
+
+/// A client path resolved for one command.
+pub(crate) struct Resolved {
+    pub path: VirtualPath,
+    pub key: ObjectKey,
+    pub home: Home,
+}
+
+fn greeting() -> Reply {
+    Reply::new(220, "ftps-s3 ready")
+}
+
+/// Logs why a transfer or operation failed on the storage side (the client sees a short reply).
+pub(crate) fn log_storage_error(op: &str, e: &crate::vfs::StorageError) {
+    warn!(op, error = %e, "storage operation failed");
+}

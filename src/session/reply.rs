@@ -1,0 +1,198 @@
+//! Replies: a code and one or more lines of text, formatted as RFC 959 §4.2 says.
+//!
+//! Handlers build replies with the constructors here and never format reply text inline. Storage
+//! errors and parse errors become replies in exactly one function each ([`Reply::storage_error`],
+//! [`Reply::parse_error`]), so "550 or 451?" is decided once.
+
+use std::fmt::Write as _;
+
+use crate::session::command::ParseError;
+use crate::vfs::{PathError, StorageError};
+
+/// One reply. `lines` has at least one element; more make a multi-line reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn new(code: u16, text: impl Into<String>) -> Self {
+        Reply {
+            code,
+            lines: vec![text.into()],
+        }
+    }
+
+    /// A multi-line reply: `code-first`, then the middle lines indented by one space (so a line
+    /// that starts with digits cannot be mistaken for the end), then `code last`.
+    pub fn multi(code: u16, lines: Vec<String>) -> Self {
+        debug_assert!(!lines.is_empty());
+        Reply { code, lines }
+    }
+
+    /// The bytes on the wire. Line breaks inside a text become separate lines, so a file name
+    /// with CR or LF cannot inject a reply.
+    pub fn to_wire(&self) -> Vec<u8> {
+        let lines: Vec<&str> = self
+            .lines
+            .iter()
+            .flat_map(|l| l.split(['\r', '\n']))
+            .collect();
+        let mut out = String::new();
+        match lines.as_slice() {
+            [] => {
+                let _ = write!(out, "{}\r\n", self.code);
+            }
+            [only] => {
+                let _ = write!(out, "{} {}\r\n", self.code, only);
+            }
+            [first, middle @ .., last] => {
+                let _ = write!(out, "{}-{}\r\n", self.code, first);
+                for l in middle {
+                    let _ = write!(out, " {}\r\n", l);
+                }
+                let _ = write!(out, "{} {}\r\n", self.code, last);
+            }
+        }
+        out.into_bytes()
+    }
+
+    pub fn is_positive(&self) -> bool {
+        self.code < 400
+    }
+
+    // --- Common replies, by family (RFC 959 §4.2.1). ---
+
+    pub fn ok(text: impl Into<String>) -> Self {
+        Reply::new(200, text)
+    }
+
+    pub fn file_ok(text: impl Into<String>) -> Self {
+        Reply::new(250, text)
+    }
+
+    pub fn pending(text: impl Into<String>) -> Self {
+        Reply::new(350, text)
+    }
+
+    pub fn not_logged_in() -> Self {
+        Reply::new(530, "Please log in with USER and PASS first")
+    }
+
+    pub fn bad_sequence(text: impl Into<String>) -> Self {
+        Reply::new(503, text)
+    }
+
+    pub fn permission_denied() -> Self {
+        Reply::new(550, "Permission denied")
+    }
+
+    pub fn not_implemented(verb: &str) -> Self {
+        Reply::new(502, format!("{verb} not implemented"))
+    }
+
+    /// RFC 4217 §5/§9: security policy refuses the request.
+    pub fn tls_required(text: impl Into<String>) -> Self {
+        Reply::new(534, text)
+    }
+
+    pub fn cannot_open_data() -> Self {
+        Reply::new(425, "Cannot open data connection")
+    }
+
+    pub fn transfer_complete() -> Self {
+        Reply::new(226, "Transfer complete")
+    }
+
+    pub fn transfer_aborted(why: &str) -> Self {
+        Reply::new(426, format!("Connection closed; transfer aborted: {why}"))
+    }
+
+    /// The one place a parse error becomes a reply.
+    pub fn parse_error(e: &ParseError) -> Self {
+        let code = match e {
+            ParseError::Empty | ParseError::Unrecognized(_) => 500,
+            ParseError::NotUtf8 | ParseError::MissingArgument(_) | ParseError::BadArgument(_) => {
+                501
+            }
+            ParseError::UnsupportedParameter("EPSV", _) => 522,
+            ParseError::UnsupportedParameter(..) => 504,
+        };
+        let text = match e {
+            ParseError::UnsupportedParameter("EPSV", _) => {
+                "Network protocol not supported, use (1,2)".to_string()
+            }
+            e => e.to_string(),
+        };
+        Reply::new(code, text)
+    }
+
+    /// A client path that cannot name a key (NUL, backslash): RFC 959 553, file name not allowed.
+    pub fn path_error(e: &PathError) -> Self {
+        Reply::new(553, format!("File name not allowed: {e}"))
+    }
+
+    /// The one place a storage error becomes a reply. `path` is the client's view of the name:
+    /// replies never show keys (they would reveal the user's prefix).
+    pub fn storage_error(e: &StorageError, path: &str) -> Self {
+        match e {
+            StorageError::NotFound(_) => Reply::new(550, format!("{path}: No such file or directory")),
+            StorageError::IsADirectory(_) => Reply::new(550, format!("{path}: Is a directory")),
+            StorageError::NotADirectory(_) => Reply::new(550, format!("{path}: Not a directory")),
+            StorageError::AlreadyExists(_) => Reply::new(550, format!("{path}: File exists")),
+            StorageError::NotEmpty(_) => Reply::new(550, format!("{path}: Directory not empty")),
+            // RFC 3659 §5.5 / RFC 1123: an unusable restart marker.
+            StorageError::InvalidRange(_) => {
+                Reply::new(554, format!("{path}: Restart offset is past the end of the file"))
+            }
+            StorageError::Unsupported(what) => Reply::new(550, format!("{path}: {what}")),
+            // Details (bucket, S3 code) go to the log, not to the client.
+            StorageError::Backend { .. } | StorageError::Io { .. } => {
+                Reply::new(451, "Local error in processing: storage unavailable, try again")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_line() {
+        assert_eq!(Reply::new(200, "OK").to_wire(), b"200 OK\r\n");
+    }
+
+    #[test]
+    fn multi_line_indents_middle_lines() {
+        let r = Reply::multi(211, vec!["Features:".into(), "UTF8".into(), "End".into()]);
+        assert_eq!(r.to_wire(), b"211-Features:\r\n UTF8\r\n211 End\r\n");
+    }
+
+    #[test]
+    fn newlines_in_text_cannot_inject_a_reply() {
+        let r = Reply::new(550, "x\r\n230 Logged in");
+        assert_eq!(r.to_wire(), b"550-x\r\n \r\n550 230 Logged in\r\n".to_vec());
+        let wire = String::from_utf8(r.to_wire()).expect("utf8");
+        assert!(!wire.lines().any(|l| l.starts_with("230")));
+    }
+
+    #[test]
+    fn storage_errors_map_once() {
+        let r = Reply::storage_error(&StorageError::NotFound("k".into()), "/a");
+        assert_eq!(r.code, 550);
+        assert!(!r.lines[0].contains('k'));
+        let r = Reply::storage_error(
+            &StorageError::Backend {
+                op: "GetObject",
+                key: "secret/prefix/a".into(),
+                code: "SlowDown".into(),
+                message: "m".into(),
+            },
+            "/a",
+        );
+        assert_eq!(r.code, 451);
+        assert!(!r.lines[0].contains("secret"));
+    }
+}

@@ -1,0 +1,116 @@
+//! The protocol state of one control connection, as types: each enum is one question the
+//! protocol asks ("who is logged in?", "are data connections protected?"), with exactly the
+//! answers it allows.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use crate::auth::User;
+use crate::datachan::PassiveListener;
+use crate::session::command::TransferType;
+use crate::vfs::{Home, VirtualPath};
+
+/// Which listener accepted the connection. It decides the TLS rules: implicit sessions are TLS
+/// from the first byte and refuse AUTH and CCC (MS-FTPS §3.2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerKind {
+    Explicit,
+    Implicit,
+}
+
+impl ListenerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Explicit => "explicit",
+            ListenerKind::Implicit => "implicit",
+        }
+    }
+}
+
+/// RFC 959 §4.1.1 login sequence.
+pub enum Login {
+    Fresh,
+    /// USER given; PASS expected next.
+    UserGiven(String),
+    LoggedIn(LoggedIn),
+}
+
+/// A logged-in user and the home their paths resolve in.
+pub struct LoggedIn {
+    pub user: Arc<User>,
+    pub home: Home,
+}
+
+/// RFC 4217 §8–9: `PBSZ` must come before `PROT`; `PROT` sets whether data connections use TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataProtection {
+    /// No PBSZ yet (or after REIN): PROT is refused with 503.
+    NoPbsz,
+    /// PBSZ 0 given, data in clear (PROT C, the RFC 4217 default).
+    Clear,
+    /// PBSZ 0 and PROT P: data connections are TLS.
+    Private,
+}
+
+/// Everything a session remembers between commands.
+pub struct SessionState {
+    pub listener: ListenerKind,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub login: Login,
+    pub protection: DataProtection,
+    pub cwd: VirtualPath,
+    pub transfer_type: TransferType,
+    /// REST offset for the next RETR; reset by every transfer.
+    pub rest: u64,
+    /// RNFR's source, consumed by the next command.
+    pub rename_from: Option<VirtualPath>,
+    /// PASV/EPSV listener waiting for the next transfer.
+    pub passive: Option<PassiveListener>,
+    /// RFC 2428 §4: after `EPSV ALL`, PASV is refused.
+    pub epsv_all: bool,
+}
+
+impl SessionState {
+    pub fn new(listener: ListenerKind, peer: SocketAddr, local: SocketAddr) -> Self {
+        SessionState {
+            listener,
+            peer,
+            local,
+            login: Login::Fresh,
+            protection: DataProtection::NoPbsz,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii,
+            rest: 0,
+            rename_from: None,
+            passive: None,
+            epsv_all: false,
+        }
+    }
+
+    /// Back to the just-connected state (REIN). On the implicit port that includes the implicit
+    /// PBSZ 0 + PROT P, which the caller re-applies after the new TLS handshake.
+    pub fn reset(&mut self) {
+        *self = SessionState::new(self.listener, self.peer, self.local);
+    }
+
+    /// MS-FTPS §3.2.5.1: after the implicit handshake the server behaves as if PBSZ 0 and PROT P
+    /// had been received.
+    pub fn apply_implicit_protection(&mut self) {
+        self.protection = DataProtection::Private;
+    }
+
+    pub fn logged_in(&self) -> Option<&LoggedIn> {
+        match &self.login {
+            Login::LoggedIn(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn user_name(&self) -> Option<&str> {
+        match &self.login {
+            Login::Fresh => None,
+            Login::UserGiven(n) => Some(n),
+            Login::LoggedIn(l) => Some(&l.user.name),
+        }
+    }
+}

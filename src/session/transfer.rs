@@ -1,0 +1,486 @@
+//! Transfers: RETR, STOR, LIST, NLST, MLSD, and ABOR while one runs.
+//!
+//! A transfer command is checked and prepared by its handler (permission, path, the object to read
+//! or the upload to write) *before* `150` is sent, so errors such as `550` come without opening a
+//! data connection. Then [`Session::run_transfer`] sends `150`, and runs the job — open the data
+//! connection (peer check, TLS under PROT P), move the bytes, close — while still reading the
+//! control connection, so that ABOR (or the client vanishing) cancels the job at once. Other
+//! commands that arrive meanwhile are queued and answered after the transfer (RFC 959 allows
+//! pipelining).
+//!
+//! Uploads end in exactly one of `commit` (everything read up to TLS close_notify, or EOF in
+//! the clear) or `abort` (ABOR, reset, TLS error, timeout, store failure): a truncated file is
+//! never committed.
+
+use std::{io, net::IpAddr, time::Duration, time::Instant, time::SystemTime};
+
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::auth::{Permission, Permissions};
+use crate::datachan::{self, IdleTimeout, PassiveListener};
+use crate::listing;
+use crate::session::codec::Line;
+use crate::session::command::Command;
+use crate::session::handlers::storage_reply;
+use crate::session::reply::Reply;
+use crate::session::state::DataProtection;
+use crate::session::{Outcome, Session};
+use crate::tls::MaybeTls;
+use crate::vfs::{Entry, EntryKind, ListPages, ReadStream, StorageError, Upload, UploadError, VirtualPath};
+
+/// Copy buffer for downloads: large enough for full TLS records, small enough to not matter.
+const COPY_BUF: usize = 256 * 1024;
+/// Lines queued during a transfer before we stop reading the control connection (backpressure).
+const MAX_PENDING: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ListFormat {
+    List,
+    Nlst,
+    Mlsd,
+}
+
+/// A prepared transfer, ready to run once the data connection is open.
+pub(crate) struct TransferJob {
+    verb: &'static str,
+    path: VirtualPath,
+    work: Work,
+}
+
+enum Work {
+    Download(ReadStream),
+    Upload(Box<dyn Upload>),
+    /// A directory's pages, or a single entry when the path named a file.
+    Listing {
+        source: ListingSource,
+        format: ListFormat,
+        perms: Permissions,
+    },
+}
+
+enum ListingSource {
+    Pages(ListPages),
+    Single(Entry),
+}
+
+/// How a job ended.
+enum JobResult {
+    Done(u64),
+    Aborted,
+    /// No data connection (timeout, handshake failure).
+    NoDataConnection(io::Error),
+    /// The data connection failed: reset, TLS error, timeout.
+    Client(io::Error),
+    Storage(StorageError),
+}
+
+impl Session {
+    /// 425/521 before a transfer: is there a data connection to use, protected as policy wants?
+    fn data_ready(&self) -> Result<(), Reply> {
+        if self.state.passive.is_none() {
+            return Err(Reply::new(425, "Use PASV or EPSV first"));
+        }
+        // RFC 4217 §10: 521 when the PROT level is not acceptable for data.
+        if self.ctx.config.listeners.require_tls && self.state.protection != DataProtection::Private
+        {
+            return Err(Reply::new(
+                521,
+                "Data connections must be protected: send PBSZ 0 and PROT P",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(in crate::session) async fn retr(&mut self, arg: &str) -> Outcome {
+        let offset = std::mem::take(&mut self.state.rest);
+        let r = match self.resolve(Permission::Read, arg) {
+            Ok(r) => r,
+            Err(reply) => return reply.into(),
+        };
+        if let Err(reply) = self.data_ready() {
+            return reply.into();
+        }
+        match r.home.storage().read(&r.key, offset).await {
+            Ok(reader) => Outcome::Transfer(TransferJob {
+                verb: "RETR",
+                path: r.path,
+                work: Work::Download(reader),
+            }),
+            Err(e) => storage_reply("read", &e, &r.path),
+        }
+    }
+
+    pub(in crate::session) async fn stor(&mut self, arg: &str) -> Outcome {
+        let offset = std::mem::take(&mut self.state.rest);
+        let r = match self.resolve(Permission::Write, arg) {
+            Ok(r) => r,
+            Err(reply) => return reply.into(),
+        };
+        if offset > 0 {
+            return Reply::new(
+                554,
+                "Resuming an upload (REST before STOR) is not supported: send REST 0 and the whole file",
+            )
+            .into();
+        }
+        if let Err(reply) = self.data_ready() {
+            return reply.into();
+        }
+        if r.path.is_root() {
+            return Reply::new(550, "/: Is a directory").into();
+        }
+        let storage = r.home.storage().clone();
+        match storage.stat(&r.key).await {
+            Ok(e) if e.kind == EntryKind::Dir => {
+                return Reply::new(550, format!("{}: Is a directory", r.path)).into()
+            }
+            Ok(_) | Err(StorageError::NotFound(_)) => {}
+            Err(e) => return storage_reply("stat", &e, &r.path),
+        }
+        // Uploads go into existing directories only, as on any filesystem: a typo in a path
+        // should fail, not create a directory.
+        let parent = r.path.parent();
+        if !parent.is_root() {
+            match storage.stat(&r.home.key(&parent)).await {
+                Ok(e) if e.kind == EntryKind::Dir => {}
+                Ok(_) | Err(StorageError::NotFound(_)) => {
+                    return Reply::new(550, format!("{parent}: No such directory")).into()
+                }
+                Err(e) => return storage_reply("stat", &e, &parent),
+            }
+        }
+        match storage.begin_upload(&r.key).await {
+            Ok(upload) => Outcome::Transfer(TransferJob {
+                verb: "STOR",
+                path: r.path,
+                work: Work::Upload(upload),
+            }),
+            Err(e) => storage_reply("upload", &e, &r.path),
+        }
+    }
+
+    pub(in crate::session) async fn list(&mut self, arg: Option<&str>, format: ListFormat) -> Outcome {
+        let r = match self.resolve(Permission::List, arg.unwrap_or(".")) {
+            Ok(r) => r,
+            Err(reply) => return reply.into(),
+        };
+        let perms = match self.state.logged_in() {
+            Some(l) => l.user.permissions,
+            None => return Reply::not_logged_in().into(),
+        };
+        if let Err(reply) = self.data_ready() {
+            return reply.into();
+        }
+        let storage = r.home.storage().clone();
+        let entry = match storage.stat(&r.key).await {
+            Ok(e) => e,
+            Err(e) => return storage_reply("stat", &e, &r.path),
+        };
+        let source = match entry.kind {
+            EntryKind::Dir => ListingSource::Pages(storage.list(&r.key)),
+            // RFC 3659 §7.2.1: MLSD of a file is an error (MLST is for that).
+            EntryKind::File if format == ListFormat::Mlsd => {
+                return Reply::new(501, format!("{}: Not a directory", r.path)).into()
+            }
+            EntryKind::File => ListingSource::Single(Entry {
+                name: r.path.file_name().unwrap_or_default().to_string(),
+                ..entry
+            }),
+        };
+        Outcome::Transfer(TransferJob {
+            verb: match format {
+                ListFormat::List => "LIST",
+                ListFormat::Nlst => "NLST",
+                ListFormat::Mlsd => "MLSD",
+            },
+            path: r.path,
+            work: Work::Listing {
+                source,
+                format,
+                perms,
+            },
+        })
+    }
+
+    /// Sends 150, runs `job` while watching the control connection, sends the final reply.
+    /// `false` ends the session (the control connection is gone).
+    pub(in crate::session) async fn run_transfer(&mut self, job: TransferJob) -> bool {
+        let Some(listener) = self.state.passive.take() else {
+            if let Work::Upload(u) = job.work {
+                u.abort().await;
+            }
+            return self.send(&Reply::new(425, "Use PASV or EPSV first")).await.is_ok();
+        };
+        let opening = Reply::new(150, format!("Opening data connection for {} {}", job.verb, job.path));
+        if self.send(&opening).await.is_err() {
+            if let Work::Upload(u) = job.work {
+                u.abort().await;
+            }
+            return false;
+        }
+        let limits = &self.ctx.config.limits;
+        let params = DataParams {
+            peer: self.state.peer.ip(),
+            tls: (self.state.protection == DataProtection::Private)
+                .then(|| self.ctx.tls.data.clone()),
+            connect_timeout: Duration::from_secs(limits.data_connect_timeout_secs),
+            idle_timeout: Duration::from_secs(limits.data_idle_timeout_secs),
+        };
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let (verb, path) = (job.verb, job.path.clone());
+        let fut = execute(listener, params, job.work, cancel.clone());
+        tokio::pin!(fut);
+
+        enum Event {
+            Finished(JobResult),
+            Control(io::Result<Line>),
+        }
+        let mut control_open = true;
+        let mut aborted = false;
+        let result = loop {
+            let event = tokio::select! {
+                r = &mut fut => Event::Finished(r),
+                l = self.conn.read_line(), if control_open && self.pending.len() < MAX_PENDING => Event::Control(l),
+            };
+            match event {
+                Event::Finished(r) => break r,
+                Event::Control(Ok(Line::Text(bytes))) => {
+                    if Command::parse(&bytes) == Ok(Command::Abor) {
+                        aborted = true;
+                        cancel.cancel();
+                    } else {
+                        self.pending.push_back(Line::Text(bytes));
+                    }
+                }
+                Event::Control(Ok(Line::TooLong)) => self.pending.push_back(Line::TooLong),
+                Event::Control(Ok(Line::Eof) | Err(_)) => {
+                    // The client is gone: stop the transfer and clean up (the job aborts uploads).
+                    control_open = false;
+                    cancel.cancel();
+                }
+            }
+        };
+        self.log_transfer(verb, &path, &result, started);
+        if !control_open {
+            return false;
+        }
+        let replies = match (result, aborted) {
+            (JobResult::Done(_), _) => vec![Reply::transfer_complete()],
+            (_, true) => vec![
+                Reply::transfer_aborted("ABOR received"),
+                Reply::new(226, "ABOR successful"),
+            ],
+            (JobResult::Aborted, false) => vec![Reply::transfer_aborted("cancelled")],
+            (JobResult::NoDataConnection(e), false) => {
+                vec![Reply::new(425, format!("Cannot open data connection: {e}"))]
+            }
+            (JobResult::Client(e), false) => vec![Reply::transfer_aborted(&e.to_string())],
+            (JobResult::Storage(e), false) => vec![Reply::storage_error(&e, path.as_str())],
+        };
+        for r in &replies {
+            if self.send(r).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn log_transfer(&self, verb: &str, path: &VirtualPath, result: &JobResult, started: Instant) {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let event = match verb {
+            "RETR" => "download",
+            "STOR" => "upload",
+            _ => "listing",
+        };
+        match result {
+            JobResult::Done(bytes) => {
+                info!(event, command = verb, path = %path, bytes, duration_ms, result = "ok", "transfer complete")
+            }
+            JobResult::Aborted => {
+                info!(event, command = verb, path = %path, duration_ms, result = "aborted", "transfer aborted")
+            }
+            JobResult::NoDataConnection(e) | JobResult::Client(e) => {
+                info!(event, command = verb, path = %path, duration_ms, result = "failed", error = %e, "transfer failed (client side)")
+            }
+            JobResult::Storage(e) => {
+                warn!(event, command = verb, path = %path, duration_ms, result = "failed", error = %e, "transfer failed (storage)")
+            }
+        }
+    }
+}
+
+struct DataParams {
+    peer: IpAddr,
+    tls: Option<TlsAcceptor>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// Opens the data connection and runs the work; every step stops at `cancel`. Owns everything
+/// it needs, so the session can keep reading the control connection meanwhile.
+async fn execute(
+    listener: PassiveListener,
+    params: DataParams,
+    work: Work,
+    cancel: CancellationToken,
+) -> JobResult {
+    let opened = tokio::select! {
+        r = datachan::open(&listener, params.peer, params.tls.as_ref(), params.connect_timeout) => Some(r),
+        _ = cancel.cancelled() => None,
+    };
+    drop(listener);
+    let data = match opened {
+        Some(Ok(d)) => d,
+        other => {
+            if let Work::Upload(u) = work {
+                u.abort().await;
+            }
+            return match other {
+                Some(Err(e)) => JobResult::NoDataConnection(e),
+                _ => JobResult::Aborted,
+            };
+        }
+    };
+    let mut data = IdleTimeout::new(data, params.idle_timeout);
+    match work {
+        Work::Download(reader) => download(&mut data, reader, &cancel).await,
+        Work::Upload(upload) => upload_to(&mut data, upload, &cancel).await,
+        Work::Listing {
+            source,
+            format,
+            perms,
+        } => send_listing(&mut data, source, format, perms, &cancel).await,
+    }
+}
+
+type DataConn = IdleTimeout<MaybeTls>;
+
+async fn download(data: &mut DataConn, mut reader: ReadStream, cancel: &CancellationToken) -> JobResult {
+    let copy = async {
+        let mut buf = vec![0u8; COPY_BUF];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(JobResult::Storage(StorageError::Io {
+                        key: "(download body)".into(),
+                        source: e,
+                    }))
+                }
+            };
+            data.write_all(&buf[..n]).await.map_err(JobResult::Client)?;
+            total += n as u64;
+        }
+        Ok(total)
+    };
+    let total = tokio::select! {
+        r = copy => r,
+        _ = cancel.cancelled() => return JobResult::Aborted,
+    };
+    match total {
+        Ok(total) => match close(data).await {
+            Ok(()) => JobResult::Done(total),
+            Err(e) => JobResult::Client(e),
+        },
+        Err(r) => r,
+    }
+}
+
+async fn upload_to(data: &mut DataConn, mut upload: Box<dyn Upload>, cancel: &CancellationToken) -> JobResult {
+    let copied = tokio::select! {
+        r = upload.copy_from(data) => Some(r),
+        _ = cancel.cancelled() => None,
+    };
+    match copied {
+        Some(Ok(_)) => {
+            // Everything arrived (TLS: up to close_notify). Close our side, then publish.
+            let _ = close(data).await;
+            match upload.commit().await {
+                Ok(n) => JobResult::Done(n),
+                Err(e) => JobResult::Storage(e),
+            }
+        }
+        Some(Err(UploadError::Body(e))) => {
+            upload.abort().await;
+            JobResult::Client(e)
+        }
+        Some(Err(UploadError::Storage(e))) => {
+            upload.abort().await;
+            JobResult::Storage(e)
+        }
+        None => {
+            upload.abort().await;
+            JobResult::Aborted
+        }
+    }
+}
+
+async fn send_listing(
+    data: &mut DataConn,
+    source: ListingSource,
+    format: ListFormat,
+    perms: Permissions,
+    cancel: &CancellationToken,
+) -> JobResult {
+    let now = SystemTime::now();
+    let line = |e: &Entry| match format {
+        ListFormat::List => listing::list_line(e, now),
+        ListFormat::Nlst => listing::nlst_line(e),
+        ListFormat::Mlsd => listing::mlsd_line(e, perms),
+    };
+    let send = async {
+        let mut total = 0u64;
+        match source {
+            ListingSource::Single(e) => {
+                let text = line(&e);
+                data.write_all(text.as_bytes()).await.map_err(JobResult::Client)?;
+                total += text.len() as u64;
+            }
+            ListingSource::Pages(mut pages) => {
+                // Each page goes out as soon as the store returns it.
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(JobResult::Storage)?;
+                    let text: String = page.iter().map(line).collect();
+                    data.write_all(text.as_bytes()).await.map_err(JobResult::Client)?;
+                    total += text.len() as u64;
+                }
+            }
+        }
+        Ok(total)
+    };
+    let sent = tokio::select! {
+        r = send => r,
+        _ = cancel.cancelled() => return JobResult::Aborted,
+    };
+    match sent {
+        Ok(total) => match close(data).await {
+            Ok(()) => JobResult::Done(total),
+            Err(e) => JobResult::Client(e),
+        },
+        Err(r) => r,
+    }
+}
+
+/// Ends a data connection cleanly: close_notify (TLS) and FIN, then a short wait for the client's
+/// own close so our socket is not closed with unread bytes (which would reset the connection
+/// under the client's last reads).
+async fn close(data: &mut DataConn) -> io::Result<()> {
+    data.shutdown().await?;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(n) = data.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! The virtual filesystem: what a logged-in user sees, and how it maps onto storage.
+//!
+//! Three layers, each with one job:
+//! - [`VirtualPath`] (in `path.rs`): a client path, normalised and jailed to `/`. It can only be
+//!   built by [`VirtualPath::resolve`], so no code can hand storage an unchecked wire string.
+//! - [`Home`]: a user's root in a store; turns a `VirtualPath` into an [`ObjectKey`].
+//! - [`Storage`]: the backend contract (S3 in `s3.rs`, a local directory in `local.rs`). Backends
+//!   speak in keys and know their own mapping rules (S3 directory markers, temp files + rename), so
+//!   the session engine never does.
+
+pub mod local;
+mod path;
+pub mod s3;
+
+use std::{io, sync::Arc, time::SystemTime};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use tokio::io::AsyncRead;
+
+pub use path::{PathError, VirtualPath};
+
+/// A key in a store: `home` + the virtual path without its leading `/`. Never starts or ends with
+/// `/`; the empty key is the store's root. Directories are keys too (`in` for `/in`); a backend
+/// adds whatever suffix it needs (S3: `in/`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// The key as the backend should use it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key of a directory's children listing in a store that uses `/` as delimiter: `""` for
+    /// the root, `key/` otherwise.
+    pub fn dir_prefix(&self) -> String {
+        if self.0.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.0)
+        }
+    }
+
+    /// Only for backends' own tests and helpers; sessions get keys from [`Home::key`].
+    pub fn from_trusted(key: impl Into<String>) -> Self {
+        ObjectKey(key.into())
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user's root inside a store: the store and the key prefix every path lives under.
+#[derive(Clone)]
+pub struct Home {
+    storage: Arc<dyn Storage>,
+    /// Without leading or trailing `/`; empty means the store's root.
+    prefix: String,
+}
+
+impl Home {
+    /// `prefix` is the users file's `home` (`partners/acme/`); slashes at either end are ignored.
+    pub fn new(storage: Arc<dyn Storage>, prefix: &str) -> Self {
+        let prefix = prefix.trim_matches('/').to_string();
+        Home { storage, prefix }
+    }
+
+    /// The store this home lives in.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The key for a virtual path. `/` is the home itself.
+    pub fn key(&self, path: &VirtualPath) -> ObjectKey {
+        let rel = path.as_str().trim_start_matches('/');
+        match (self.prefix.is_empty(), rel.is_empty()) {
+            (true, _) => ObjectKey(rel.to_string()),
+            (false, true) => ObjectKey(self.prefix.clone()),
+            (false, false) => ObjectKey(format!("{}/{}", self.prefix, rel)),
+        }
+    }
+}
+
+/// What a directory listing or a stat says about one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The last path segment (no `/`).
+    pub name: String,
+    pub kind: EntryKind,
+    /// Bytes; 0 for directories.
+    pub size: u64,
+    /// Last modification, when the store knows it (S3 common prefixes have none).
+    pub modified: Option<SystemTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+/// Pages of a directory listing, yielded as the store returns them, so a listing of any size
+/// streams to the client without being held in memory.
+pub type ListPages = BoxStream<'static, Result<Vec<Entry>, StorageError>>;
+
+/// An object's bytes, streamed.
+pub type ReadStream = Box<dyn AsyncRead + Send + Unpin>;
+
+/// The backend contract. Every method takes keys made by [`Home::key`].
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// What is at `key`: a file, a directory, or [`StorageError::NotFound`]. Where a store holds
+    /// both a file `a` and keys under `a/`, the file wins. The empty key is always a directory.
+    async fn stat(&self, key: &ObjectKey) -> Result<Entry, StorageError>;
+
+    /// The children of directory `dir`, one level deep (files and subdirectories), in pages as
+    /// they arrive. A directory's own marker is not listed. A missing directory lists as empty:
+    /// callers that care `stat` first.
+    fn list(&self, dir: &ObjectKey) -> ListPages;
+
+    /// The bytes of file `key` from `offset` on. [`StorageError::InvalidRange`] when `offset` is
+    /// past the end; an offset equal to the size yields an empty stream.
+    async fn read(&self, key: &ObjectKey, offset: u64) -> Result<ReadStream, StorageError>;
+
+    /// Starts writing file `key`. Nothing is visible at `key` until [`Upload::commit`] succeeds;
+    /// until then readers see what was there before.
+    async fn begin_upload(&self, key: &ObjectKey) -> Result<Box<dyn Upload>, StorageError>;
+
+    /// Removes file `key`; [`StorageError::NotFound`] if there is none, `IsADirectory` for a dir.
+    async fn delete_file(&self, key: &ObjectKey) -> Result<(), StorageError>;
+
+    /// Creates directory `key`; `AlreadyExists` if a file or directory is there.
+    async fn make_dir(&self, key: &ObjectKey) -> Result<(), StorageError>;
+
+    /// Removes directory `key` if it is empty (`NotEmpty` otherwise, `NotFound` if absent).
+    async fn remove_dir(&self, key: &ObjectKey) -> Result<(), StorageError>;
+
+    /// Renames file `from` to `to`, replacing `to` if it is a file. `from` must be a file:
+    /// directories give [`StorageError::Unsupported`].
+    async fn rename_file(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError>;
+}
+
+/// An upload in progress. Exactly one of `commit` or `abort` ends it; a backend also cleans up if
+/// it is dropped without either (e.g. its task was cancelled), so nothing half-written remains.
+#[async_trait]
+pub trait Upload: Send {
+    /// Reads `body` to its end into the pending object, returning the bytes read so far in total.
+    /// Backpressure: it reads no faster than the store accepts (bounded memory).
+    async fn copy_from(
+        &mut self,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64, UploadError>;
+
+    /// Makes the object visible at its key with everything copied so far.
+    async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
+
+    /// Discards everything; the key keeps what it held before.
+    async fn abort(self: Box<Self>);
+}
+
+/// Why an upload's copy stopped: the client side (data connection) or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("reading the data connection: {0}")]
+    Body(io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What can go wrong in a store, in terms the session turns into FTP replies (in exactly one
+/// place: `session::reply::storage_error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{0}: is a directory")]
+    IsADirectory(String),
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+    #[error("{0}: already exists")]
+    AlreadyExists(String),
+    #[error("{0}: directory not empty")]
+    NotEmpty(String),
+    #[error("{0}: offset is past the end of the file")]
+    InvalidRange(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// The store failed or is unreachable. `code` is the store's error code (`SlowDown`, …).
+    #[error("storage {op} {key}: {code}: {message}")]
+    Backend {
+        op: &'static str,
+        key: String,
+        code: String,
+        message: String,
+    },
+    #[error("local storage {key}: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The stores users' homes live in, built once at startup: one local directory, or one S3 client
+/// with a [`s3::S3Storage`] per bucket in use (the default bucket and any per-user ones).
+pub struct Stores {
+    kind: StoresKind,
+}
+
+enum StoresKind {
+    Local(Arc<dyn Storage>),
+    S3 {
+        client: aws_sdk_s3::Client,
+        default_bucket: String,
+        part_size: usize,
+        upload_concurrency: usize,
+        /// Per-user buckets, made on first login and kept (a handful at most).
+        buckets: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Storage>>>,
+    },
+}
+
+impl Stores {
+    /// Builds the configured backend. S3 credentials come from the standard AWS chain.
+    pub async fn from_config(config: &crate::config::Config) -> io::Result<Stores> {
+        let kind = match config.storage.backend {
+            crate::config::Backend::Local => {
+                let local = local::LocalStorage::new(config.storage.local_root.clone())?;
+                StoresKind::Local(Arc::new(local))
+            }
+            crate::config::Backend::S3 => StoresKind::S3 {
+                client: s3::build_client(&config.s3).await,
+                default_bucket: config.s3.bucket.clone(),
+                part_size: config.part_size(),
+                upload_concurrency: config.s3.upload_concurrency,
+                buckets: Default::default(),
+            },
+        };
+        Ok(Stores { kind })
+    }
+
+    /// The home of `user`: their bucket (or the default one) and their key prefix.
+    pub fn home_for(&self, user: &crate::auth::User) -> Home {
+        match &self.kind {
+            StoresKind::Local(storage) => Home::new(storage.clone(), &user.home),
+            StoresKind::S3 {
+                client,
+                default_bucket,
+                part_size,
+                upload_concurrency,
+                buckets,
+            } => {
+                let bucket = user.bucket.as_deref().unwrap_or(default_bucket);
+                let mut map = buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let storage = map
+                    .entry(bucket.to_string())
+                    .or_insert_with(|| {
+                        Arc::new(s3::S3Storage::new(
+                            client.clone(),
+                            bucket.to_string(),
+                            *part_size,
+                            *upload_concurrency,
+                        ))
+                    })
+                    .clone();
+                Home::new(storage, &user.home)
+            }
+        }
+    }
+}

@@ -243,10 +243,18 @@ pub struct PortRange {
 impl PortRange {
     pub fn parse(s: &str) -> Result<Self, String> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let first: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port"))?;
-        let last: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port"))?;
+        let first: u16 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{a:?} is not a port"))?;
+        let last: u16 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("{b:?} is not a port"))?;
         if first == 0 || first > last {
-            return Err(format!("{s:?} is not a range \"first-last\" with 0 < first <= last"));
+            return Err(format!(
+                "{s:?} is not a range \"first-last\" with 0 < first <= last"
+            ));
         }
         Ok(PortRange { first, last })
     }
@@ -294,12 +302,18 @@ impl Config {
         }
         self.passive_ports()?;
         if self.storage.backend == Backend::S3 && self.s3.bucket.is_empty() {
-            return Err(invalid("s3.bucket", "must be set when storage.backend = \"s3\""));
+            return Err(invalid(
+                "s3.bucket",
+                "must be set when storage.backend = \"s3\"",
+            ));
         }
         if !(5..=5120).contains(&self.s3.part_size_mib) {
             return Err(invalid(
                 "s3.part_size_mib",
-                format!("{} is outside 5..=5120 (S3's part size limits)", self.s3.part_size_mib),
+                format!(
+                    "{} is outside 5..=5120 (S3's part size limits)",
+                    self.s3.part_size_mib
+                ),
             ));
         }
         if !(1..=64).contains(&self.s3.upload_concurrency) {
@@ -318,10 +332,22 @@ impl Config {
             ));
         }
         for (key, v) in [
-            ("limits.control_idle_timeout_secs", self.limits.control_idle_timeout_secs),
-            ("limits.data_connect_timeout_secs", self.limits.data_connect_timeout_secs),
-            ("limits.data_idle_timeout_secs", self.limits.data_idle_timeout_secs),
-            ("limits.tls_handshake_timeout_secs", self.limits.tls_handshake_timeout_secs),
+            (
+                "limits.control_idle_timeout_secs",
+                self.limits.control_idle_timeout_secs,
+            ),
+            (
+                "limits.data_connect_timeout_secs",
+                self.limits.data_connect_timeout_secs,
+            ),
+            (
+                "limits.data_idle_timeout_secs",
+                self.limits.data_idle_timeout_secs,
+            ),
+            (
+                "limits.tls_handshake_timeout_secs",
+                self.limits.tls_handshake_timeout_secs,
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1 second"));
@@ -376,6 +402,8 @@ mod tests {
     }
 
     #[test]
+    // The closure's error type is figment's, not ours.
+    #[allow(clippy::result_large_err)]
     fn env_nests_with_double_underscore() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FTPS_S3_S3__BUCKET", "from-env");

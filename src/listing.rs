@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn recent_files_show_the_time() {
         let line = list_line(&file("a b.csv", 1234, at(NOW - 3600)), at(NOW));
-        assert_eq!(line, "-rw-r--r--   1 ftp ftp         1234 Nov 25 01:36 a b.csv\r\n");
+        assert_eq!(
+            line,
+            "-rw-r--r--   1 ftp ftp         1234 Nov 25 01:36 a b.csv\r\n"
+        );
     }
 
     #[test]
@@ -156,7 +159,10 @@ mod tests {
             modified: None,
         };
         assert!(list_line(&d, at(NOW)).starts_with("drwxr-xr-x"));
-        assert_eq!(mlsd_line(&d, Permissions::ALL), "type=dir;perm=elcmd; in\r\n");
+        assert_eq!(
+            mlsd_line(&d, Permissions::ALL),
+            "type=dir;perm=elcmd; in\r\n"
+        );
     }
 
     #[test]

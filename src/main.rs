@@ -19,7 +19,11 @@ use ftps_s3::{
 use rand::{distributions::Alphanumeric, Rng};
 
 #[derive(Parser)]
-#[command(name = "ftps-s3", version, about = "FTPS server (explicit and implicit) in front of S3")]
+#[command(
+    name = "ftps-s3",
+    version,
+    about = "FTPS server (explicit and implicit) in front of S3"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -63,7 +67,11 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     tls::TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file)?;
     if config.storage.backend == Backend::S3 || config.auth.users_file.exists() {
         let users = UserStore::load(&config.auth.users_file)?;
-        println!("users: {} in {}", users.len(), config.auth.users_file.display());
+        println!(
+            "users: {} in {}",
+            users.len(),
+            config.auth.users_file.display()
+        );
     }
     println!("{}: OK", path.display());
     Ok(())
@@ -82,7 +90,10 @@ fn hash_password() -> anyhow::Result<()> {
     if password.is_empty() {
         anyhow::bail!("empty password");
     }
-    println!("{}", auth::hash_password(password).map_err(anyhow::Error::msg)?);
+    println!(
+        "{}",
+        auth::hash_password(password).map_err(anyhow::Error::msg)?
+    );
     Ok(())
 }
 
@@ -132,7 +143,8 @@ async fn development_server() -> anyhow::Result<Server> {
         .take(16)
         .map(char::from)
         .collect();
-    let demo = User::new("demo", &password, "demo/", Permissions::ALL).map_err(anyhow::Error::msg)?;
+    let demo =
+        User::new("demo", &password, "demo/", Permissions::ALL).map_err(anyhow::Error::msg)?;
     let users = UserStore::from_users(vec![demo]);
     let tls = tls::TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file)?;
     let stores = Stores::from_config(&config).await?;

@@ -76,7 +76,9 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, StartError> {
         let tls = TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file)?;
         let users = UserStore::load(&config.auth.users_file)?;
-        let stores = Stores::from_config(&config).await.map_err(StartError::Storage)?;
+        let stores = Stores::from_config(&config)
+            .await
+            .map_err(StartError::Storage)?;
         Self::bind_with(config, tls, users, stores).await
     }
 

@@ -40,7 +40,9 @@ pub enum TlsError {
         path: PathBuf,
         reason: String,
     },
-    #[error("tls.cert_file / tls.key_file: the key does not match the certificate, or is unusable: {0}")]
+    #[error(
+        "tls.cert_file / tls.key_file: the key does not match the certificate, or is unusable: {0}"
+    )]
     Rustls(#[from] rustls::Error),
     #[error("generating a self-signed certificate: {0}")]
     Generate(String),
@@ -134,8 +136,8 @@ pub fn ensure_self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
         return Ok((cert_path, key_path));
     }
     let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    let cert = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     fs::create_dir_all(dir).map_err(|source| TlsError::Write {
         path: dir.to_path_buf(),
         source,
@@ -186,7 +188,10 @@ mod tests {
             .err()
             .expect("must fail")
             .to_string();
-        assert!(e.starts_with("tls.cert_file: cannot read /nonexistent/c.pem"), "{e}");
+        assert!(
+            e.starts_with("tls.cert_file: cannot read /nonexistent/c.pem"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -195,7 +200,10 @@ mod tests {
         let (c, _) = ensure_self_signed(dir.path()).expect("generate");
         let bad = dir.path().join("bad.pem");
         fs::write(&bad, "not a key").expect("write");
-        let e = TlsAcceptors::load(&c, &bad).err().expect("must fail").to_string();
+        let e = TlsAcceptors::load(&c, &bad)
+            .err()
+            .expect("must fail")
+            .to_string();
         assert!(e.starts_with("tls.key_file:"), "{e}");
     }
 }

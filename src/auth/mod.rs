@@ -105,7 +105,9 @@ impl UserStore {
                 return Err(format!("{at}: password_hash must be an argon2 hash"));
             }
             if e.home.split('/').any(|s| s == ".." || s == ".") || e.home.contains(['\\', '\0']) {
-                return Err(format!("{at}: home must be a plain key prefix (no . or ..)"));
+                return Err(format!(
+                    "{at}: home must be a plain key prefix (no . or ..)"
+                ));
             }
             let user = User {
                 name: e.name.clone(),
@@ -159,7 +161,12 @@ impl UserStore {
 
 impl User {
     /// A user built in code (development default, tests).
-    pub fn new(name: &str, password: &str, home: &str, permissions: Permissions) -> Result<Self, String> {
+    pub fn new(
+        name: &str,
+        password: &str,
+        home: &str,
+        permissions: Permissions,
+    ) -> Result<Self, String> {
         Ok(User {
             name: name.to_string(),
             password_hash: hash_password(password)?,
@@ -182,7 +189,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 /// Constant-time comparison is inside argon2's verifier.
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -213,11 +224,15 @@ mod tests {
 
     #[test]
     fn bad_files_say_what_is_wrong() {
-        let e = UserStore::parse("[[user]]\nname = \"a\"\npassword_hash = \"plain\"\nhome = \"\"\npermissions = []\n")
-            .expect_err("fail");
+        let e = UserStore::parse(
+            "[[user]]\nname = \"a\"\npassword_hash = \"plain\"\nhome = \"\"\npermissions = []\n",
+        )
+        .expect_err("fail");
         assert!(e.contains("password_hash"), "{e}");
-        let e = UserStore::parse("[[user]]\nname = \"a\"\npassword_hash = \"x\"\nhome = \"\"\npermissions = [\"fly\"]\n")
-            .expect_err("fail");
+        let e = UserStore::parse(
+            "[[user]]\nname = \"a\"\npassword_hash = \"x\"\nhome = \"\"\npermissions = [\"fly\"]\n",
+        )
+        .expect_err("fail");
         assert!(e.contains("fly"), "{e}");
         let h = hash_password("p").expect("hash");
         let e = UserStore::parse(&format!(

@@ -94,7 +94,10 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
             l.local_addr().expect("addr").port()
         };
-        let range = PortRange { first: base, last: base.saturating_add(1) };
+        let range = PortRange {
+            first: base,
+            last: base.saturating_add(1),
+        };
         let pool = PassivePortPool::new(range);
         let ip: IpAddr = "127.0.0.1".parse().expect("ip");
         let a = pool.bind(ip);

@@ -224,10 +224,22 @@ mod tests {
     #[tokio::test]
     async fn pipelined_lines_come_out_one_by_one() {
         let (mut conn, mut client) = pair(4096).await;
-        client.write_all(b"NOOP\r\nSYST\nPWD\r\n").await.expect("write");
-        assert_eq!(conn.read_line().await.expect("read"), Line::Text(b"NOOP\r\n".to_vec()));
-        assert_eq!(conn.read_line().await.expect("read"), Line::Text(b"SYST\n".to_vec()));
-        assert_eq!(conn.read_line().await.expect("read"), Line::Text(b"PWD\r\n".to_vec()));
+        client
+            .write_all(b"NOOP\r\nSYST\nPWD\r\n")
+            .await
+            .expect("write");
+        assert_eq!(
+            conn.read_line().await.expect("read"),
+            Line::Text(b"NOOP\r\n".to_vec())
+        );
+        assert_eq!(
+            conn.read_line().await.expect("read"),
+            Line::Text(b"SYST\n".to_vec())
+        );
+        assert_eq!(
+            conn.read_line().await.expect("read"),
+            Line::Text(b"PWD\r\n".to_vec())
+        );
         drop(client);
         assert_eq!(conn.read_line().await.expect("read"), Line::Eof);
     }
@@ -240,6 +252,9 @@ mod tests {
         client.write_all(&long).await.expect("write");
         client.write_all(b"\r\nNOOP\r\n").await.expect("write");
         assert_eq!(conn.read_line().await.expect("read"), Line::TooLong);
-        assert_eq!(conn.read_line().await.expect("read"), Line::Text(b"NOOP\r\n".to_vec()));
+        assert_eq!(
+            conn.read_line().await.expect("read"),
+            Line::Text(b"NOOP\r\n".to_vec())
+        );
     }
 }

@@ -360,15 +360,24 @@ mod tests {
 
     #[test]
     fn arguments_keep_spaces() {
-        assert_eq!(p("STOR  two  spaces.txt\r\n"), Ok(Command::Stor(" two  spaces.txt".into())));
-        assert_eq!(p("RETR a b+c%20.csv"), Ok(Command::Retr("a b+c%20.csv".into())));
+        assert_eq!(
+            p("STOR  two  spaces.txt\r\n"),
+            Ok(Command::Stor(" two  spaces.txt".into()))
+        );
+        assert_eq!(
+            p("RETR a b+c%20.csv"),
+            Ok(Command::Retr("a b+c%20.csv".into()))
+        );
     }
 
     #[test]
     fn auth_ssl_is_a_synonym_of_tls() {
         assert_eq!(p("AUTH TLS"), Ok(Command::Auth(AuthMechanism::Tls)));
         assert_eq!(p("AUTH ssl"), Ok(Command::Auth(AuthMechanism::Ssl)));
-        assert_eq!(p("AUTH KERBEROS_V4"), Ok(Command::Auth(AuthMechanism::Other("KERBEROS_V4".into()))));
+        assert_eq!(
+            p("AUTH KERBEROS_V4"),
+            Ok(Command::Auth(AuthMechanism::Other("KERBEROS_V4".into())))
+        );
     }
 
     #[test]
@@ -376,7 +385,10 @@ mod tests {
         assert_eq!(p("LIST -la"), Ok(Command::List(None)));
         assert_eq!(p("LIST -a /in"), Ok(Command::List(Some("/in".into()))));
         assert_eq!(p("LIST"), Ok(Command::List(None)));
-        assert_eq!(p("NLST dir name"), Ok(Command::Nlst(Some("dir name".into()))));
+        assert_eq!(
+            p("NLST dir name"),
+            Ok(Command::Nlst(Some("dir name".into())))
+        );
     }
 
     #[test]
@@ -385,9 +397,18 @@ mod tests {
         assert_eq!(p("FOO"), Err(ParseError::Unrecognized("FOO".into())));
         assert_eq!(p("RETR"), Err(ParseError::MissingArgument("RETR")));
         assert_eq!(p("REST abc"), Err(ParseError::BadArgument("REST")));
-        assert_eq!(p("TYPE E"), Err(ParseError::UnsupportedParameter("TYPE", "E".into())));
-        assert_eq!(p("MODE B"), Err(ParseError::UnsupportedParameter("MODE", "B".into())));
-        assert_eq!(p("EPSV 3"), Err(ParseError::UnsupportedParameter("EPSV", "3".into())));
+        assert_eq!(
+            p("TYPE E"),
+            Err(ParseError::UnsupportedParameter("TYPE", "E".into()))
+        );
+        assert_eq!(
+            p("MODE B"),
+            Err(ParseError::UnsupportedParameter("MODE", "B".into()))
+        );
+        assert_eq!(
+            p("EPSV 3"),
+            Err(ParseError::UnsupportedParameter("EPSV", "3".into()))
+        );
         assert_eq!(Command::parse(b"RETR \xff\xfe"), Err(ParseError::NotUtf8));
         assert_eq!(p(""), Err(ParseError::Empty));
         assert_eq!(p("\r\n"), Err(ParseError::Empty));
@@ -395,8 +416,14 @@ mod tests {
 
     #[test]
     fn known_but_unimplemented_is_502_material() {
-        assert_eq!(p("SITE CHMOD 644 x"), Ok(Command::NotImplemented("SITE".into())));
-        assert_eq!(p("PORT 127,0,0,1,4,1"), Ok(Command::NotImplemented("PORT".into())));
+        assert_eq!(
+            p("SITE CHMOD 644 x"),
+            Ok(Command::NotImplemented("SITE".into()))
+        );
+        assert_eq!(
+            p("PORT 127,0,0,1,4,1"),
+            Ok(Command::NotImplemented("PORT".into()))
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::auth::Permission;
 use crate::server::ServerContext;
 use crate::tls::MaybeTls;
-use crate::vfs::{Home, ObjectKey, VirtualPath};
+use crate::vfs::{Entry, EntryKind, Home, ObjectKey, StorageError, VirtualPath};
 use codec::{Connection, Line};
 use command::Command;
 use reply::Reply;
@@ -253,7 +253,9 @@ impl Session {
             cmd,
             Command::Auth(_) | Command::Feat | Command::Quit | Command::Host(_)
         );
-        if self.security == ControlSecurity::Plain && self.ctx.config.listeners.require_tls && !pre_tls
+        if self.security == ControlSecurity::Plain
+            && self.ctx.config.listeners.require_tls
+            && !pre_tls
         {
             return Some(Reply::new(
                 530,
@@ -371,11 +373,32 @@ pub(crate) struct Resolved {
     pub home: Home,
 }
 
+impl Resolved {
+    /// What is at the path. The home itself always exists, even before anything is stored in
+    /// it (in S3 an empty prefix is nothing at all).
+    pub async fn stat(&self) -> Result<Entry, StorageError> {
+        if self.path.is_root() {
+            return Ok(Entry {
+                name: String::new(),
+                kind: EntryKind::Dir,
+                size: 0,
+                modified: None,
+            });
+        }
+        self.home.storage().stat(&self.key).await
+    }
+}
+
 fn greeting() -> Reply {
     Reply::new(220, "ftps-s3 ready")
 }
 
-/// Logs why a transfer or operation failed on the storage side (the client sees a short reply).
-pub(crate) fn log_storage_error(op: &str, e: &crate::vfs::StorageError) {
-    warn!(op, error = %e, "storage operation failed");
+/// Logs a storage failure that is the store's fault (the client sees only a short reply);
+/// "no such file" and the like are the client's business and not worth a warning.
+pub(crate) fn log_storage_error(op: &str, e: &StorageError) {
+    if matches!(e, StorageError::Backend { .. } | StorageError::Io { .. }) {
+        warn!(op, error = %e, "storage operation failed");
+    } else {
+        debug!(op, error = %e, "storage refused");
+    }
 }

@@ -137,20 +137,24 @@ impl Reply {
     /// replies never show keys (they would reveal the user's prefix).
     pub fn storage_error(e: &StorageError, path: &str) -> Self {
         match e {
-            StorageError::NotFound(_) => Reply::new(550, format!("{path}: No such file or directory")),
+            StorageError::NotFound(_) => {
+                Reply::new(550, format!("{path}: No such file or directory"))
+            }
             StorageError::IsADirectory(_) => Reply::new(550, format!("{path}: Is a directory")),
             StorageError::NotADirectory(_) => Reply::new(550, format!("{path}: Not a directory")),
             StorageError::AlreadyExists(_) => Reply::new(550, format!("{path}: File exists")),
             StorageError::NotEmpty(_) => Reply::new(550, format!("{path}: Directory not empty")),
             // RFC 3659 §5.5 / RFC 1123: an unusable restart marker.
-            StorageError::InvalidRange(_) => {
-                Reply::new(554, format!("{path}: Restart offset is past the end of the file"))
-            }
+            StorageError::InvalidRange(_) => Reply::new(
+                554,
+                format!("{path}: Restart offset is past the end of the file"),
+            ),
             StorageError::Unsupported(what) => Reply::new(550, format!("{path}: {what}")),
             // Details (bucket, S3 code) go to the log, not to the client.
-            StorageError::Backend { .. } | StorageError::Io { .. } => {
-                Reply::new(451, "Local error in processing: storage unavailable, try again")
-            }
+            StorageError::Backend { .. } | StorageError::Io { .. } => Reply::new(
+                451,
+                "Local error in processing: storage unavailable, try again",
+            ),
         }
     }
 }

@@ -30,7 +30,9 @@ use crate::session::reply::Reply;
 use crate::session::state::DataProtection;
 use crate::session::{Outcome, Session};
 use crate::tls::MaybeTls;
-use crate::vfs::{Entry, EntryKind, ListPages, ReadStream, StorageError, Upload, UploadError, VirtualPath};
+use crate::vfs::{
+    Entry, EntryKind, ListPages, ReadStream, StorageError, Upload, UploadError, VirtualPath,
+};
 
 /// Copy buffer for downloads: large enough for full TLS records, small enough to not matter.
 const COPY_BUF: usize = 256 * 1024;
@@ -134,7 +136,7 @@ impl Session {
             return Reply::new(550, "/: Is a directory").into();
         }
         let storage = r.home.storage().clone();
-        match storage.stat(&r.key).await {
+        match r.stat().await {
             Ok(e) if e.kind == EntryKind::Dir => {
                 return Reply::new(550, format!("{}: Is a directory", r.path)).into()
             }
@@ -163,7 +165,11 @@ impl Session {
         }
     }
 
-    pub(in crate::session) async fn list(&mut self, arg: Option<&str>, format: ListFormat) -> Outcome {
+    pub(in crate::session) async fn list(
+        &mut self,
+        arg: Option<&str>,
+        format: ListFormat,
+    ) -> Outcome {
         let r = match self.resolve(Permission::List, arg.unwrap_or(".")) {
             Ok(r) => r,
             Err(reply) => return reply.into(),
@@ -176,7 +182,7 @@ impl Session {
             return reply.into();
         }
         let storage = r.home.storage().clone();
-        let entry = match storage.stat(&r.key).await {
+        let entry = match r.stat().await {
             Ok(e) => e,
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
@@ -213,9 +219,15 @@ impl Session {
             if let Work::Upload(u) = job.work {
                 u.abort().await;
             }
-            return self.send(&Reply::new(425, "Use PASV or EPSV first")).await.is_ok();
+            return self
+                .send(&Reply::new(425, "Use PASV or EPSV first"))
+                .await
+                .is_ok();
         };
-        let opening = Reply::new(150, format!("Opening data connection for {} {}", job.verb, job.path));
+        let opening = Reply::new(
+            150,
+            format!("Opening data connection for {} {}", job.verb, job.path),
+        );
         if self.send(&opening).await.is_err() {
             if let Work::Upload(u) = job.work {
                 u.abort().await;
@@ -360,7 +372,11 @@ async fn execute(
 
 type DataConn = IdleTimeout<MaybeTls>;
 
-async fn download(data: &mut DataConn, mut reader: ReadStream, cancel: &CancellationToken) -> JobResult {
+async fn download(
+    data: &mut DataConn,
+    mut reader: ReadStream,
+    cancel: &CancellationToken,
+) -> JobResult {
     let copy = async {
         let mut buf = vec![0u8; COPY_BUF];
         let mut total = 0u64;
@@ -393,7 +409,11 @@ async fn download(data: &mut DataConn, mut reader: ReadStream, cancel: &Cancella
     }
 }
 
-async fn upload_to(data: &mut DataConn, mut upload: Box<dyn Upload>, cancel: &CancellationToken) -> JobResult {
+async fn upload_to(
+    data: &mut DataConn,
+    mut upload: Box<dyn Upload>,
+    cancel: &CancellationToken,
+) -> JobResult {
     let copied = tokio::select! {
         r = upload.copy_from(data) => Some(r),
         _ = cancel.cancelled() => None,
@@ -440,7 +460,9 @@ async fn send_listing(
         match source {
             ListingSource::Single(e) => {
                 let text = line(&e);
-                data.write_all(text.as_bytes()).await.map_err(JobResult::Client)?;
+                data.write_all(text.as_bytes())
+                    .await
+                    .map_err(JobResult::Client)?;
                 total += text.len() as u64;
             }
             ListingSource::Pages(mut pages) => {
@@ -448,7 +470,9 @@ async fn send_listing(
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(JobResult::Storage)?;
                     let text: String = page.iter().map(line).collect();
-                    data.write_all(text.as_bytes()).await.map_err(JobResult::Client)?;
+                    data.write_all(text.as_bytes())
+                        .await
+                        .map_err(JobResult::Client)?;
                     total += text.len() as u64;
                 }
             }

@@ -32,8 +32,7 @@ use tokio::{
 };
 
 use super::{
-    Entry, EntryKind, ListPages, ObjectKey, ReadStream, Storage, StorageError, Upload,
-    UploadError,
+    Entry, EntryKind, ListPages, ObjectKey, ReadStream, Storage, StorageError, Upload, UploadError,
 };
 
 /// The directory (under the root) that holds uploads in progress. See the module docs.
@@ -92,7 +91,9 @@ impl LocalStorage {
 
     async fn metadata(&self, key: &ObjectKey) -> Result<std::fs::Metadata, StorageError> {
         let path = self.path(key)?;
-        fs::metadata(&path).await.map_err(|e| io_error(key.as_str(), e))
+        fs::metadata(&path)
+            .await
+            .map_err(|e| lookup_error(key.as_str(), e))
     }
 }
 
@@ -140,7 +141,7 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         let mut file = File::open(&path)
             .await
-            .map_err(|e| io_error(key.as_str(), e))?;
+            .map_err(|e| lookup_error(key.as_str(), e))?;
         let meta = file
             .metadata()
             .await
@@ -196,7 +197,7 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         match fs::metadata(&path).await {
             Ok(_) => return Err(StorageError::AlreadyExists(key.to_string())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if is_absent(&e) => {}
             Err(e) => return Err(io_error(key.as_str(), e)),
         }
         fs::create_dir_all(&path)
@@ -206,7 +207,9 @@ impl Storage for LocalStorage {
 
     async fn remove_dir(&self, key: &ObjectKey) -> Result<(), StorageError> {
         if key.as_str().is_empty() {
-            return Err(StorageError::Unsupported("the root directory cannot be removed"));
+            return Err(StorageError::Unsupported(
+                "the root directory cannot be removed",
+            ));
         }
         if !self.metadata(key).await?.is_dir() {
             return Err(StorageError::NotADirectory(key.to_string()));
@@ -219,7 +222,9 @@ impl Storage for LocalStorage {
 
     async fn rename_file(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError> {
         if self.metadata(from).await?.is_dir() {
-            return Err(StorageError::Unsupported("renaming directories is not supported"));
+            return Err(StorageError::Unsupported(
+                "renaming directories is not supported",
+            ));
         }
         if from == to {
             return Ok(());
@@ -228,7 +233,7 @@ impl Storage for LocalStorage {
         match fs::metadata(&target).await {
             Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory(to.to_string())),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if is_absent(&e) => {}
             Err(e) => return Err(io_error(to.as_str(), e)),
         }
         create_parent(&target, to.as_str()).await?;
@@ -255,11 +260,7 @@ impl Lister {
     /// Up to [`PAGE_SIZE`] entries, and whether the directory may hold more.
     async fn page(&self, dir: &mut ReadDir) -> Result<(Vec<Entry>, bool), StorageError> {
         let mut page = Vec::new();
-        while let Some(child) = dir
-            .next_entry()
-            .await
-            .map_err(|e| io_error(&self.key, e))?
-        {
+        while let Some(child) = dir.next_entry().await.map_err(|e| io_error(&self.key, e))? {
             let Ok(name) = child.file_name().into_string() else {
                 tracing::warn!(dir = %self.key, name = ?child.file_name(), "skipping a file name that is not UTF-8");
                 continue;
@@ -392,7 +393,11 @@ fn entry(name: &str, meta: &std::fs::Metadata) -> Entry {
     Entry {
         name: name.to_string(),
         kind,
-        size: if kind == EntryKind::Dir { 0 } else { meta.len() },
+        size: if kind == EntryKind::Dir {
+            0
+        } else {
+            meta.len()
+        },
         modified: meta.modified().ok(),
     }
 }
@@ -402,12 +407,22 @@ fn name_of(key: &ObjectKey) -> &str {
     key.as_str().rsplit('/').next().unwrap_or("")
 }
 
-/// "Nothing there" for a listing: the directory or one of its parents is missing or a file.
+/// "Nothing there": the path or one of its parents is missing, or a parent is a file (S3 has no
+/// parents, so `a.txt/x` is simply absent there too).
 fn is_absent(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
     )
+}
+
+/// An error looking up `key`: [`is_absent`] means `NotFound`.
+fn lookup_error(key: &str, e: io::Error) -> StorageError {
+    if is_absent(&e) {
+        StorageError::NotFound(key.to_string())
+    } else {
+        io_error(key, e)
+    }
 }
 
 /// The one place an I/O error becomes a [`StorageError`].
@@ -440,7 +455,9 @@ mod tests {
             );
         }
         assert_eq!(
-            storage.path(&ObjectKey::from_trusted("a/.ftps-s3-tmp")).ok(),
+            storage
+                .path(&ObjectKey::from_trusted("a/.ftps-s3-tmp"))
+                .ok(),
             Some(PathBuf::from("/srv/files/a/.ftps-s3-tmp"))
         );
         assert_eq!(

@@ -242,6 +242,19 @@ impl Stores {
         Ok(Stores { kind })
     }
 
+    /// S3 stores on a client built by the caller (tests use explicit credentials).
+    pub fn s3_with_client(client: aws_sdk_s3::Client, config: &crate::config::Config) -> Stores {
+        Stores {
+            kind: StoresKind::S3 {
+                client,
+                default_bucket: config.s3.bucket.clone(),
+                part_size: config.part_size(),
+                upload_concurrency: config.s3.upload_concurrency,
+                buckets: Default::default(),
+            },
+        }
+    }
+
     /// The home of `user`: their bucket (or the default one) and their key prefix.
     pub fn home_for(&self, user: &crate::auth::User) -> Home {
         match &self.kind {
@@ -254,7 +267,9 @@ impl Stores {
                 buckets,
             } => {
                 let bucket = user.bucket.as_deref().unwrap_or(default_bucket);
-                let mut map = buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut map = buckets
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 let storage = map
                     .entry(bucket.to_string())
                     .or_insert_with(|| {

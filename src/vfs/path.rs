@@ -118,7 +118,10 @@ mod tests {
     fn refuses_nul_backslash_and_empty() {
         let root = VirtualPath::root();
         assert_eq!(VirtualPath::resolve(&root, "a\0b"), Err(PathError::Nul));
-        assert_eq!(VirtualPath::resolve(&root, "..\\x"), Err(PathError::Backslash));
+        assert_eq!(
+            VirtualPath::resolve(&root, "..\\x"),
+            Err(PathError::Backslash)
+        );
         assert_eq!(VirtualPath::resolve(&root, ""), Err(PathError::Empty));
     }
 

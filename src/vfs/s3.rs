@@ -52,8 +52,7 @@ use tokio::{
 };
 
 use super::{
-    Entry, EntryKind, ListPages, ObjectKey, ReadStream, Storage, StorageError, Upload,
-    UploadError,
+    Entry, EntryKind, ListPages, ObjectKey, ReadStream, Storage, StorageError, Upload, UploadError,
 };
 use crate::config::{self, ChecksumMode};
 
@@ -132,7 +131,12 @@ pub struct S3Storage {
 impl S3Storage {
     /// `part_size` is the multipart part size in bytes (S3 needs ≥ 5 MiB for all parts but the
     /// last); `upload_concurrency` the parts of one upload in flight at once (at least 1).
-    pub fn new(client: Client, bucket: String, part_size: usize, upload_concurrency: usize) -> Self {
+    pub fn new(
+        client: Client,
+        bucket: String,
+        part_size: usize,
+        upload_concurrency: usize,
+    ) -> Self {
         let part_checksums = !matches!(
             client.config().request_checksum_calculation(),
             Some(RequestChecksumCalculation::WhenRequired)
@@ -247,7 +251,11 @@ impl Storage for S3Storage {
         if key.as_str().is_empty() {
             return Err(StorageError::IsADirectory(String::new()));
         }
-        let mut request = self.client.get_object().bucket(&*self.bucket).key(key.as_str());
+        let mut request = self
+            .client
+            .get_object()
+            .bucket(&*self.bucket)
+            .key(key.as_str());
         if offset > 0 {
             request = request.range(format!("bytes={offset}-"));
         }
@@ -326,7 +334,9 @@ impl Storage for S3Storage {
 
     async fn remove_dir(&self, key: &ObjectKey) -> Result<(), StorageError> {
         if key.as_str().is_empty() {
-            return Err(StorageError::Unsupported("the root directory cannot be removed"));
+            return Err(StorageError::Unsupported(
+                "the root directory cannot be removed",
+            ));
         }
         if self.stat(key).await?.kind == EntryKind::File {
             return Err(StorageError::NotADirectory(key.to_string()));
@@ -343,7 +353,11 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(|e| s3_error("ListObjectsV2", key.as_str(), e))?;
-        if out.contents().iter().any(|o| o.key() != Some(marker.as_str())) {
+        if out
+            .contents()
+            .iter()
+            .any(|o| o.key() != Some(marker.as_str()))
+        {
             return Err(StorageError::NotEmpty(key.to_string()));
         }
         self.delete_object(&marker).await
@@ -352,7 +366,9 @@ impl Storage for S3Storage {
     async fn rename_file(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError> {
         let source = self.stat(from).await?;
         if source.kind == EntryKind::Dir {
-            return Err(StorageError::Unsupported("renaming directories is not supported"));
+            return Err(StorageError::Unsupported(
+                "renaming directories is not supported",
+            ));
         }
         if from == to {
             // S3 refuses to copy an object onto itself, and the delete would then lose it.
@@ -605,7 +621,11 @@ impl S3Upload {
             .map_err(|e| s3_error("CompleteMultipartUpload", &self.key, e))?;
         // Completed: there is nothing left to abort.
         self.upload_id = None;
-        tracing::debug!(key = &*self.key, bytes = self.total, "multipart upload completed");
+        tracing::debug!(
+            key = &*self.key,
+            bytes = self.total,
+            "multipart upload completed"
+        );
         Ok(self.total)
     }
 
@@ -792,7 +812,8 @@ where
 
 /// S3 says `InvalidRange` (HTTP 416) when a range starts at or past the end of the object.
 fn is_invalid_range<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    err.code() == Some("InvalidRange") || err.raw_response().map(|r| r.status().as_u16()) == Some(416)
+    err.code() == Some("InvalidRange")
+        || err.raw_response().map(|r| r.status().as_u16()) == Some(416)
 }
 
 /// Whether a `Content-Range: bytes first-last/size` starts at `offset`.

@@ -24,7 +24,7 @@ Connection options:
 Steps, run in order on one session; the first failing step ends the run:
     put LOCAL REMOTE      STOR (binary). LOCAL "-" reads stdin.
     append LOCAL REMOTE   APPE (binary). LOCAL "-" reads stdin.
-    get REMOTE LOCAL      RETR (binary). LOCAL "-" writes to stdout.
+    get REMOTE LOCAL      RETR (binary). LOCAL "-" writes to stdout. A failed get removes LOCAL.
     ls [PATH]             LIST, prints each line
     nlst [PATH]           NLST, prints each name
     mlsd [PATH]           MLSD, prints "name<TAB>fact=value;fact=value;..." (facts sorted)
@@ -50,7 +50,7 @@ Examples:
 import argparse
 import contextlib
 import ftplib
-import shutil
+import os
 import socket
 import ssl
 import sys
@@ -189,8 +189,13 @@ def run_step(ftp, name, args, out):
             ftp.retrbinary("RETR " + args[0], out.buffer.write)
             out.buffer.flush()
         else:
-            with open(args[1], "wb") as f:
-                ftp.retrbinary("RETR " + args[0], f.write)
+            try:
+                with open(args[1], "wb") as f:
+                    ftp.retrbinary("RETR " + args[0], f.write)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(args[1])  # leave no partial or empty file behind
+                raise
     elif name == "ls":
         ftp.retrlines("LIST" + ("" if not args else " " + args[0]), lambda line: print(line, file=out))
     elif name == "nlst":

@@ -46,10 +46,10 @@ impl Session {
     pub(in crate::session) fn auth(&mut self, mech: AuthMechanism) -> Outcome {
         match (self.state.listener, mech) {
             // MS-FTPS §3.2.5.6: the implicit AUTH TLS was already processed.
-            (ListenerKind::Implicit, _) => {
-                Reply::tls_required("AUTH is not allowed on the implicit FTPS port: TLS is already active")
-                    .into()
-            }
+            (ListenerKind::Implicit, _) => Reply::tls_required(
+                "AUTH is not allowed on the implicit FTPS port: TLS is already active",
+            )
+            .into(),
             (ListenerKind::Explicit, _) if self.conn.is_tls() => {
                 Reply::bad_sequence("TLS is already active").into()
             }

@@ -61,7 +61,7 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        match r.home.storage().stat(&r.key).await {
+        match r.stat().await {
             Ok(_) => {
                 self.state.rename_from = Some(r.path);
                 Reply::pending("Ready for RNTO").into()

@@ -16,7 +16,7 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        match r.home.storage().stat(&r.key).await {
+        match r.stat().await {
             Ok(e) if e.kind == EntryKind::File => Reply::new(213, e.size.to_string()).into(),
             Ok(_) => Reply::new(550, format!("{}: not a plain file", r.path)).into(),
             Err(e) => storage_reply("stat", &e, &r.path),
@@ -29,7 +29,7 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        match r.home.storage().stat(&r.key).await {
+        match r.stat().await {
             Ok(e) if e.kind == EntryKind::File => {
                 let t = e.modified.unwrap_or(SystemTime::UNIX_EPOCH);
                 Reply::new(213, listing::mdtm(t)).into()
@@ -49,7 +49,7 @@ impl Session {
             Some(l) => l.user.permissions,
             None => return Reply::not_logged_in().into(),
         };
-        match r.home.storage().stat(&r.key).await {
+        match r.stat().await {
             Ok(entry) => Reply::multi(
                 250,
                 vec![
@@ -116,7 +116,11 @@ impl Session {
 
     /// RFC 959 STAT without an argument: the session's status on the control connection.
     pub(in crate::session) fn stat(&self) -> Outcome {
-        let user = self.state.user_name().unwrap_or("(not logged in)").to_string();
+        let user = self
+            .state
+            .user_name()
+            .unwrap_or("(not logged in)")
+            .to_string();
         let tls = match self.conn.tls_info() {
             Some((v, c)) => format!("{v}, {c}"),
             None => "none".to_string(),

@@ -7,8 +7,14 @@ use crate::vfs::EntryKind;
 
 impl Session {
     pub(in crate::session) fn pwd(&self) -> Outcome {
-        Reply::new(257, format!("{} is the current directory", quote(self.state.cwd.as_str())))
-            .into()
+        Reply::new(
+            257,
+            format!(
+                "{} is the current directory",
+                quote(self.state.cwd.as_str())
+            ),
+        )
+        .into()
     }
 
     /// CWD (and CDUP as `CWD ..`): the target must be an existing directory.
@@ -18,7 +24,7 @@ impl Session {
             Err(reply) => return reply.into(),
         };
         if !r.path.is_root() {
-            match r.home.storage().stat(&r.key).await {
+            match r.stat().await {
                 Ok(e) if e.kind == EntryKind::Dir => {}
                 Ok(_) => return Reply::new(550, format!("{}: Not a directory", r.path)).into(),
                 Err(e) => {

@@ -66,8 +66,11 @@ impl Session {
                 return Reply::ok("EPSV ALL ok").into();
             }
             EpsvArg::Protocol(p) if p != family => {
-                return Reply::new(522, format!("Network protocol not supported, use ({family})"))
-                    .into()
+                return Reply::new(
+                    522,
+                    format!("Network protocol not supported, use ({family})"),
+                )
+                .into()
             }
             _ => {}
         }
@@ -91,7 +94,10 @@ impl Session {
             }
             Err(e) => {
                 warn!(error = %e, "no passive port available");
-                Err(Reply::new(425, "No passive port available, try again later"))
+                Err(Reply::new(
+                    425,
+                    "No passive port available, try again later",
+                ))
             }
         }
     }

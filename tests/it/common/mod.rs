@@ -1,0 +1,11 @@
+//! Fixtures shared by every integration test module.
+//!
+//! - [`seaweedfs`]: the real S3 server (SeaweedFS `weed mini`), started once per test binary;
+//!   each test takes its own bucket from it.
+//! - [`server`]: a real ftps-s3 server per test, on that SeaweedFS.
+//! - [`clients`]: curl, lftp and Python ftplib as child processes; [`raw`]: a line-level client.
+
+pub mod clients;
+pub mod raw;
+pub mod seaweedfs;
+pub mod server;

@@ -1,0 +1,325 @@
+//! A minimal FTPS client that speaks the protocol line by line, for conformance tests that need
+//! exact reply codes and misbehaviour no real client would produce (cut uploads, pipelining,
+//! hostile input). Certificates are not verified: the tests' servers use throwaway self-signed
+//! ones, and what is under test is the server, not PKI.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use rustls::{
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+    DigitallySignedStruct, SignatureScheme,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_rustls::{client::TlsStream, TlsConnector};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One reply: code and the text of every line.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Gone,
+}
+
+pub struct RawClient {
+    stream: Stream,
+    buf: Vec<u8>,
+    pub addr: SocketAddr,
+    connector: TlsConnector,
+}
+
+fn connector() -> TlsConnector {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+impl RawClient {
+    /// Connects in the clear (explicit port) and reads the greeting.
+    pub async fn connect(addr: SocketAddr) -> (RawClient, Reply) {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut c = RawClient {
+            stream: Stream::Plain(tcp),
+            buf: Vec::new(),
+            addr,
+            connector: connector(),
+        };
+        let greeting = c.reply().await;
+        (c, greeting)
+    }
+
+    /// Connects to the implicit port: TLS first, then the greeting.
+    pub async fn connect_implicit(addr: SocketAddr) -> (RawClient, Reply) {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut c = RawClient {
+            stream: Stream::Plain(tcp),
+            buf: Vec::new(),
+            addr,
+            connector: connector(),
+        };
+        c.handshake().await.expect("implicit handshake");
+        let greeting = c.reply().await;
+        (c, greeting)
+    }
+
+    /// Explicit FTPS up to a logged-in session with PROT P.
+    pub async fn login_explicit(addr: SocketAddr, user: &str, password: &str) -> RawClient {
+        let (mut c, g) = Self::connect(addr).await;
+        assert_eq!(g.code, 220);
+        c.expect("AUTH TLS", 234).await;
+        c.handshake().await.expect("handshake");
+        c.expect(&format!("USER {user}"), 331).await;
+        c.expect(&format!("PASS {password}"), 230).await;
+        c.expect("PBSZ 0", 200).await;
+        c.expect("PROT P", 200).await;
+        c.expect("TYPE I", 200).await;
+        c
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// TLS handshake on the control connection (after 234, or at once on the implicit port).
+    pub async fn handshake(&mut self) -> std::io::Result<()> {
+        self.buf.clear();
+        let tcp = match std::mem::replace(&mut self.stream, Stream::Gone) {
+            Stream::Plain(t) => t,
+            _ => panic!("not plain"),
+        };
+        let name = ServerName::try_from("localhost").expect("name");
+        let tls = tokio::time::timeout(TIMEOUT, self.connector.connect(name, tcp))
+            .await
+            .map_err(|_| std::io::Error::other("handshake timeout"))??;
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Ends TLS on the control connection and keeps the TCP connection (CCC, REIN).
+    pub async fn end_tls(&mut self) {
+        let mut tls = match std::mem::replace(&mut self.stream, Stream::Gone) {
+            Stream::Tls(t) => t,
+            _ => panic!("not TLS"),
+        };
+        tls.get_mut().1.send_close_notify();
+        tls.flush().await.expect("flush");
+        let mut sink = [0u8; 256];
+        loop {
+            match tokio::time::timeout(TIMEOUT, tls.read(&mut sink)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => continue,
+                other => panic!("waiting for close_notify: {other:?}"),
+            }
+        }
+        self.buf.clear();
+        self.stream = Stream::Plain(tls.into_inner().0);
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        match &mut self.stream {
+            Stream::Plain(s) => s.write_all(bytes).await.expect("write"),
+            Stream::Tls(s) => {
+                s.write_all(bytes).await.expect("write");
+                s.flush().await.expect("flush");
+            }
+            Stream::Gone => panic!("gone"),
+        }
+    }
+
+    async fn read_some(&mut self) -> std::io::Result<usize> {
+        let mut chunk = [0u8; 4096];
+        let n = match &mut self.stream {
+            Stream::Plain(s) => tokio::time::timeout(TIMEOUT, s.read(&mut chunk)).await,
+            Stream::Tls(s) => tokio::time::timeout(TIMEOUT, s.read(&mut chunk)).await,
+            Stream::Gone => return Ok(0),
+        }
+        .map_err(|_| std::io::Error::other("timed out waiting for a reply"))??;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    async fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            match self.read_some().await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads one (possibly multi-line) reply. Panics if the connection closes first.
+    pub async fn reply(&mut self) -> Reply {
+        self.try_reply()
+            .await
+            .expect("connection closed before a reply")
+    }
+
+    /// A reply, or `None` if the server closed the connection.
+    pub async fn try_reply(&mut self) -> Option<Reply> {
+        let first = self.line().await?;
+        let code: u16 = first.get(..3)?.parse().ok()?;
+        let mut text = first.clone();
+        if first.as_bytes().get(3) == Some(&b'-') {
+            let end = format!("{code} ");
+            loop {
+                let l = self.line().await?;
+                text.push('\n');
+                text.push_str(&l);
+                if l.starts_with(&end) {
+                    break;
+                }
+            }
+        }
+        Some(Reply { code, text })
+    }
+
+    pub async fn cmd(&mut self, line: &str) -> Reply {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// Sends `line` and asserts the reply code.
+    pub async fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let r = self.cmd(line).await;
+        assert_eq!(r.code, code, "{line} -> {}", r.text);
+        r
+    }
+
+    /// EPSV, then connects to the announced port (TLS if `tls`). Returns the data stream.
+    pub async fn epsv(&mut self) -> u16 {
+        let r = self.expect("EPSV", 229).await;
+        let inner = r.text.split("|||").nth(1).expect("EPSV reply");
+        inner
+            .trim_end_matches([')', '|'])
+            .trim_end_matches('|')
+            .parse()
+            .expect("port")
+    }
+
+    pub async fn data_connect(&self, port: u16, tls: bool) -> DataStream {
+        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((self.addr.ip(), port)))
+            .await
+            .expect("data connect timeout")
+            .expect("data connect");
+        if !tls {
+            return DataStream::Plain(tcp);
+        }
+        let name = ServerName::try_from("localhost").expect("name");
+        let s = tokio::time::timeout(TIMEOUT, self.connector.connect(name, tcp))
+            .await
+            .expect("data TLS timeout")
+            .expect("data TLS");
+        DataStream::Tls(Box::new(s))
+    }
+}
+
+/// A client data connection.
+pub enum DataStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl DataStream {
+    pub async fn read_all(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        match self {
+            DataStream::Plain(s) => s.read_to_end(&mut out).await?,
+            DataStream::Tls(s) => s.read_to_end(&mut out).await?,
+        };
+        Ok(out)
+    }
+
+    pub async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            DataStream::Plain(s) => s.write_all(b).await,
+            DataStream::Tls(s) => s.write_all(b).await,
+        }
+    }
+
+    /// Clean end of an upload: close_notify (TLS) and FIN.
+    pub async fn finish(mut self) -> std::io::Result<()> {
+        match &mut self {
+            DataStream::Plain(s) => s.shutdown().await,
+            DataStream::Tls(s) => s.shutdown().await,
+        }
+    }
+
+    /// Abrupt end: TCP reset, no close_notify.
+    pub fn reset(self) {
+        let tcp = match self {
+            DataStream::Plain(s) => s,
+            DataStream::Tls(s) => s.into_inner().0,
+        };
+        // SO_LINGER 0: close sends RST at once (no blocking: the linger time is zero).
+        #[allow(deprecated)]
+        let _ = tcp.set_linger(Some(Duration::ZERO));
+        drop(tcp);
+    }
+}
+
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,189 @@
+//! A real ftps-s3 server per test: S3 storage in a bucket of its own on the shared SeaweedFS, a
+//! fresh self-signed certificate and a users file on disk, both listeners on ephemeral ports.
+//!
+//! Users (all with password `<name>-password`):
+//! - `acme`, home `partners/acme/`, every permission;
+//! - `other`, home `partners/other/`, every permission (jail tests put files here);
+//! - `drop`, home `partners/drop/`, `list` + `write` only (a drop box).
+
+use std::{net::SocketAddr, time::Duration};
+
+use aws_sdk_s3::Client;
+use ftps_s3::{
+    auth::{hash_password, UserStore},
+    config::{Backend, Config},
+    server::{RunningServer, Server},
+    tls::{ensure_self_signed, TlsAcceptors},
+    vfs::{s3::client_from_sdk_config, Stores},
+};
+
+use super::seaweedfs;
+
+pub const USER: &str = "acme";
+pub const PASSWORD: &str = "acme-password";
+pub const HOME: &str = "partners/acme/";
+
+pub struct TestServer {
+    pub explicit: SocketAddr,
+    pub implicit: SocketAddr,
+    pub bucket: String,
+    /// Certificate and users file; removed when the server is dropped.
+    _dir: tempfile::TempDir,
+    s3: Client,
+    running: Option<RunningServer>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the test defaults, after `adjust` has changed the config.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let sw = seaweedfs::s3().await;
+        let bucket = sw.new_bucket().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert_file, key_file) = ensure_self_signed(dir.path()).expect("certificate");
+        let users_file = dir.path().join("users.toml");
+        let mut users = String::new();
+        for (name, perms) in [
+            (
+                "acme",
+                r#"["list", "read", "write", "delete", "rename", "mkdir"]"#,
+            ),
+            (
+                "other",
+                r#"["list", "read", "write", "delete", "rename", "mkdir"]"#,
+            ),
+            ("drop", r#"["list", "write"]"#),
+        ] {
+            let hash = hash_password(&format!("{name}-password")).expect("hash");
+            users.push_str(&format!(
+                "[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{name}/\"\npermissions = {perms}\n\n"
+            ));
+        }
+        std::fs::write(&users_file, users).expect("users file");
+
+        let mut config = Config::default();
+        config.listeners.explicit = Some("127.0.0.1:0".parse().expect("addr"));
+        config.listeners.implicit = Some("127.0.0.1:0".parse().expect("addr"));
+        config.tls.cert_file = cert_file.clone();
+        config.tls.key_file = key_file;
+        config.auth.users_file = users_file;
+        config.auth.failure_delay_ms = 50;
+        config.passive.ports = "40000-44999".into();
+        config.storage.backend = Backend::S3;
+        config.s3 = sw.s3_config(&bucket);
+        config.limits.data_connect_timeout_secs = 10;
+        config.shutdown.grace_seconds = 5;
+        adjust(&mut config);
+        config.validate().expect("valid test config");
+
+        let tls = TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file).expect("tls");
+        let users = UserStore::load(&config.auth.users_file).expect("users");
+        let client = client_from_sdk_config(&sw.sdk_config(), &config.s3);
+        let stores = Stores::s3_with_client(client, &config);
+        let server = Server::bind_with(config, tls, users, stores)
+            .await
+            .expect("server binds");
+        let running = server.spawn();
+        TestServer {
+            explicit: running.explicit_addr.expect("explicit listener"),
+            implicit: running.implicit_addr.expect("implicit listener"),
+            bucket,
+            _dir: dir,
+            s3: sw.client(),
+            running: Some(running),
+        }
+    }
+
+    /// The S3 key of `path` in `acme`'s home.
+    pub fn key(&self, path: &str) -> String {
+        format!("{HOME}{}", path.trim_start_matches('/'))
+    }
+
+    /// The object's bytes, read straight from S3; `None` if there is no such object.
+    pub async fn object(&self, key: &str) -> Option<Vec<u8>> {
+        match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Some(o.body.collect().await.expect("body").into_bytes().to_vec()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+            Err(e) => panic!(
+                "GetObject {key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            ),
+        }
+    }
+
+    /// Puts an object straight into S3 (setting up a test).
+    pub async fn put_object(&self, key: &str, body: &[u8]) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .expect("PutObject");
+    }
+
+    /// Every key in the bucket, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.expect("ListObjectsV2");
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        keys.sort();
+        keys
+    }
+
+    /// Multipart uploads still open in the bucket (must be 0 after any failed upload).
+    pub async fn open_multipart_uploads(&self) -> usize {
+        let out = self
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .expect("ListMultipartUploads");
+        out.uploads().len()
+    }
+
+    /// Polls `check` until it holds (cleanup after a cut connection is asynchronous).
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..100 {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The integration tests: one binary (one SeaweedFS for the whole run, see `common::seaweedfs`),
+//! one module per area.
+//!
+//! Run: `cargo test --test it` (needs `weed` on PATH: `scripts/install-test-deps.sh`).
+
+mod clients;
+mod common;
+mod protocol;
+mod storage;

@@ -1,0 +1,354 @@
+//! Protocol rules, checked with the line-level client: exact reply codes for the TLS policy
+//! (RFC 4217, MS-FTPS §3.2.5), the jail, bounded lines, and uploads cut off in every way a
+//! transfer can fail (no object, no open multipart upload, previous content kept).
+
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::clients::random_bytes;
+use crate::common::raw::RawClient;
+use crate::common::server::{TestServer, PASSWORD, USER};
+
+#[tokio::test]
+async fn implicit_rejects_auth_tls_and_ccc_and_feat_lists_auth_ssl() {
+    let srv = TestServer::start().await;
+    let (mut c, greeting) = RawClient::connect_implicit(srv.implicit).await;
+    assert_eq!(greeting.code, 220);
+    let feat = c.expect("FEAT", 211).await;
+    for f in [
+        "AUTH TLS;SSL;",
+        "PBSZ",
+        "PROT",
+        "UTF8",
+        "SIZE",
+        "MDTM",
+        "REST STREAM",
+        "EPSV",
+        "MLST type*;size*;modify*;",
+    ] {
+        assert!(feat.text.contains(f), "FEAT lacks {f}: {}", feat.text);
+    }
+    c.expect("AUTH TLS", 534).await;
+    c.expect("AUTH SSL", 534).await;
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 230).await;
+    c.expect("CCC", 534).await;
+    // PBSZ 0 + PROT P are implicit: a transfer works without them.
+    let port = c.epsv().await;
+    c.send_raw(b"LIST\r\n").await;
+    let mut data = c.data_connect(port, true).await;
+    assert_eq!(c.reply().await.code, 150);
+    data.read_all().await.expect("listing");
+    assert_eq!(c.reply().await.code, 226);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn implicit_rein_ends_tls_and_starts_over() {
+    let srv = TestServer::start().await;
+    let (mut c, _) = RawClient::connect_implicit(srv.implicit).await;
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 230).await;
+    c.expect("REIN", 220).await;
+    c.end_tls().await;
+    // Back to just-connected: a new handshake, then the greeting, then a fresh login.
+    c.handshake().await.expect("second handshake");
+    assert_eq!(c.reply().await.code, 220);
+    c.expect("PWD", 530).await;
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 230).await;
+    c.expect("PWD", 257).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn explicit_requires_tls_before_login_and_accepts_auth_ssl() {
+    let srv = TestServer::start().await;
+    let (mut c, g) = RawClient::connect(srv.explicit).await;
+    assert_eq!(g.code, 220);
+    c.expect("FEAT", 211).await;
+    c.expect(&format!("USER {USER}"), 530).await;
+    c.expect(&format!("PASS {PASSWORD}"), 530).await;
+    c.expect("PBSZ 0", 530).await;
+    c.expect("AUTH KERBEROS_V4", 504).await;
+    c.expect("AUTH SSL", 234).await;
+    c.handshake().await.expect("handshake");
+    assert!(c.is_tls());
+    c.expect("AUTH TLS", 503).await;
+    c.expect("PROT P", 503).await; // RFC 4217 §9: PBSZ first
+    c.expect("PBSZ 0", 200).await;
+    c.expect("PROT C", 534).await; // policy: data must be protected
+    c.expect("PROT S", 536).await;
+    c.expect("PROT P", 200).await;
+    c.expect("CCC", 534).await; // tls.allow_ccc defaults to false
+    c.expect("USER nobody", 331).await;
+    c.expect("PASS wrong", 530).await;
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect("PASS wrong", 530).await;
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 230).await;
+    c.expect("SYST", 215).await;
+    c.expect("XYZZ", 500).await;
+    c.expect("SITE CHMOD 600 x", 502).await;
+    c.expect("PORT 127,0,0,1,4,1", 502).await;
+    c.expect("QUIT", 221).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn transfers_without_prot_p_are_refused_when_tls_is_required() {
+    let srv = TestServer::start().await;
+    let (mut c, _) = RawClient::connect(srv.explicit).await;
+    c.expect("AUTH TLS", 234).await;
+    c.handshake().await.expect("handshake");
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 230).await;
+    c.expect("EPSV", 229).await;
+    c.expect("LIST", 521).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn jail_escape_attempts_stay_inside_home() {
+    let srv = TestServer::start().await;
+    srv.put_object("partners/other/secret.txt", b"not yours")
+        .await;
+    srv.put_object("top.txt", b"bucket root").await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("CWD ../..", 250).await;
+    let pwd = c.expect("PWD", 257).await;
+    assert!(pwd.text.contains("\"/\""), "{}", pwd.text);
+    c.expect("SIZE ../other/secret.txt", 550).await;
+    c.expect("SIZE /../../top.txt", 550).await;
+    c.expect("CWD ../other", 550).await;
+    let port = c.epsv().await;
+    c.expect("RETR ../other/secret.txt", 550).await;
+    // The passive listener is kept after a refused RETR.
+    c.send_raw(b"NLST ../..\r\n").await;
+    let mut data = c.data_connect(port, true).await;
+    assert_eq!(c.reply().await.code, 150);
+    let names = String::from_utf8(data.read_all().await.expect("nlst")).expect("utf8");
+    assert_eq!(c.reply().await.code, 226);
+    assert!(
+        !names.contains("secret") && !names.contains("top.txt"),
+        "{names}"
+    );
+    c.expect("RETR a\\b", 553).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn overlong_line_gets_500_and_the_session_continues() {
+    let srv = TestServer::start().await;
+    let (mut c, _) = RawClient::connect(srv.explicit).await;
+    let mut line = b"NOOP ".to_vec();
+    line.extend(std::iter::repeat_n(b'x', 10_000));
+    line.extend_from_slice(b"\r\n");
+    c.send_raw(&line).await;
+    assert_eq!(c.reply().await.code, 500);
+    c.expect("FEAT", 211).await;
+    // Invalid UTF-8 and an empty line are answered, not fatal.
+    c.send_raw(b"AUTH \xff\xfe\r\n").await;
+    assert_eq!(c.reply().await.code, 501);
+    c.send_raw(b"\r\n").await;
+    assert_eq!(c.reply().await.code, 500);
+    c.expect("AUTH TLS", 234).await;
+    srv.stop().await;
+}
+
+/// Starts an upload of `total` bytes and sends `sent` of them; returns the client and stream.
+async fn start_upload(
+    srv: &TestServer,
+    path: &str,
+    body: &[u8],
+) -> (RawClient, crate::common::raw::DataStream) {
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let port = c.epsv().await;
+    c.send_raw(format!("STOR {path}\r\n").as_bytes()).await;
+    let mut data = c.data_connect(port, true).await;
+    assert_eq!(c.reply().await.code, 150);
+    data.write_all(body).await.expect("send body");
+    (c, data)
+}
+
+#[tokio::test]
+async fn cut_off_upload_leaves_no_object_and_no_multipart_upload() {
+    let srv = TestServer::start().await;
+    // 12 MiB sent of a longer file: two full 5 MiB parts are already uploaded when it is cut.
+    let body = random_bytes(12 * 1024 * 1024);
+    let (mut c, data) = start_upload(&srv, "cut.bin", &body).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    data.reset();
+    let r = c.reply().await;
+    assert_eq!(r.code, 426, "{}", r.text);
+    assert_eq!(srv.object(&srv.key("cut.bin")).await, None);
+    srv.eventually("no open multipart upload", || async {
+        srv.open_multipart_uploads().await == 0
+    })
+    .await;
+    c.expect("NOOP", 200).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn cut_off_overwrite_keeps_the_previous_content() {
+    let srv = TestServer::start().await;
+    srv.put_object(&srv.key("keep.bin"), b"previous").await;
+    let body = random_bytes(6 * 1024 * 1024);
+    let (mut c, data) = start_upload(&srv, "keep.bin", &body).await;
+    data.reset();
+    assert_eq!(c.reply().await.code, 426);
+    assert_eq!(
+        srv.object(&srv.key("keep.bin")).await.as_deref(),
+        Some(&b"previous"[..])
+    );
+    srv.eventually("no open multipart upload", || async {
+        srv.open_multipart_uploads().await == 0
+    })
+    .await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn abor_mid_upload_aborts_and_answers_426_then_226() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(11 * 1024 * 1024);
+    let (mut c, data) = start_upload(&srv, "abor.bin", &body).await;
+    c.send_raw(b"ABOR\r\n").await;
+    assert_eq!(c.reply().await.code, 426);
+    assert_eq!(c.reply().await.code, 226);
+    drop(data);
+    assert_eq!(srv.object(&srv.key("abor.bin")).await, None);
+    srv.eventually("no open multipart upload", || async {
+        srv.open_multipart_uploads().await == 0
+    })
+    .await;
+    c.expect("NOOP", 200).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn control_connection_lost_mid_upload_leaves_nothing() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(11 * 1024 * 1024);
+    let (c, data) = start_upload(&srv, "gone.bin", &body).await;
+    drop(c);
+    drop(data);
+    srv.eventually("no open multipart upload", || async {
+        srv.open_multipart_uploads().await == 0
+    })
+    .await;
+    assert_eq!(srv.object(&srv.key("gone.bin")).await, None);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn complete_upload_with_close_notify_is_committed() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(11 * 1024 * 1024 + 7);
+    let (mut c, data) = start_upload(&srv, "ok.bin", &body).await;
+    data.finish().await.expect("close_notify");
+    assert_eq!(c.reply().await.code, 226);
+    assert!(srv.object(&srv.key("ok.bin")).await.as_deref() == Some(&body[..]));
+    assert_eq!(srv.open_multipart_uploads().await, 0);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn retr_with_rest_sends_from_the_offset() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(300_000);
+    srv.put_object(&srv.key("r.bin"), &body).await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("SIZE r.bin", 213).await;
+    c.expect("MDTM r.bin", 213).await;
+    c.expect("REST 100000", 350).await;
+    let port = c.epsv().await;
+    c.send_raw(b"RETR r.bin\r\n").await;
+    let mut data = c.data_connect(port, true).await;
+    assert_eq!(c.reply().await.code, 150);
+    let got = data.read_all().await.expect("read");
+    assert_eq!(c.reply().await.code, 226);
+    assert!(got == body[100_000..], "wrong bytes from offset");
+    c.expect("REST 300001", 350).await;
+    c.epsv().await;
+    c.expect("RETR r.bin", 554).await;
+    srv.stop().await;
+}
+
+/// A data connection from another address than the control connection's is refused (port
+/// stealing): 127.0.0.2 is loopback too, but not the client's address.
+#[tokio::test]
+async fn data_connection_from_another_address_is_refused() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let port = c.epsv().await;
+    c.send_raw(b"LIST\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let thief = TcpSocket::new_v4().expect("socket");
+    thief
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut stolen: TcpStream = thief
+        .connect((srv.explicit.ip(), port).into())
+        .await
+        .expect("tcp connect succeeds, then is dropped");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut stolen, &mut buf),
+    )
+    .await
+    .expect("closed promptly");
+    assert!(matches!(n, Ok(0) | Err(_)), "the thief got data");
+    // The real client still gets its listing.
+    let mut data = c.data_connect(port, true).await;
+    data.read_all().await.expect("listing");
+    assert_eq!(c.reply().await.code, 226);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn drop_box_user_cannot_read_delete_or_rename() {
+    let srv = TestServer::start().await;
+    srv.put_object("partners/drop/x.csv", b"x").await;
+    let mut c = RawClient::login_explicit(srv.explicit, "drop", "drop-password").await;
+    c.epsv().await;
+    c.expect("RETR x.csv", 550).await;
+    c.expect("DELE x.csv", 550).await;
+    c.expect("RNFR x.csv", 550).await;
+    c.expect("MKD d", 550).await;
+    c.expect("SIZE x.csv", 213).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn file_operations_reply_codes() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("MKD d", 257).await;
+    c.expect("MKD d", 550).await;
+    c.expect("CWD d", 250).await;
+    c.expect("CDUP", 250).await;
+    c.expect("CWD nothere", 550).await;
+    c.expect("RMD nothere", 550).await;
+    c.expect("DELE nothere", 550).await;
+    c.expect("RNTO x", 503).await;
+    c.expect("RNFR nothere", 550).await;
+    srv.put_object(&srv.key("d/f"), b"f").await;
+    c.expect("RMD d", 550).await;
+    c.expect("MLST d/f", 250).await;
+    c.expect("SIZE d", 550).await;
+    c.expect("RNFR d/f", 350).await;
+    c.expect("RNTO d/g", 250).await;
+    c.expect("DELE d/g", 250).await;
+    c.expect("RMD d", 250).await;
+    assert!(srv.keys().await.is_empty(), "{:?}", srv.keys().await);
+    c.expect("STOR /nodir/x", 425).await; // no PASV yet
+    c.epsv().await;
+    c.expect("STOR /nodir/x", 550).await;
+    c.expect("REST 5", 350).await;
+    c.expect("STOR x", 554).await;
+    srv.stop().await;
+}

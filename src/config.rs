@@ -220,10 +220,34 @@ impl Default for Config {
 /// A config that could not be loaded or makes no sense. The message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// figment's errors, reworded to lead with the key (`s3.part_size_mib: invalid type …`).
     #[error("{0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+}
+
+/// One line per figment error: `key: what is wrong (where the value came from)`.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (in {} {src})", m.name),
+                    None => format!(" (in {})", m.name),
+                })
+                .unwrap_or_default();
+            match key.is_empty() {
+                true => format!("{}{origin}", e.kind),
+                false => format!("{key}: {}{origin}", e.kind),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -287,7 +311,7 @@ impl Config {
 
     /// Extracts and validates a config from any figment (tests build their own).
     pub fn extract(fig: Figment) -> Result<Config, ConfigError> {
-        let config: Config = fig.extract().map_err(Box::new)?;
+        let config: Config = fig.extract().map_err(|e| ConfigError::Load(describe(e)))?;
         config.validate()?;
         Ok(config)
     }

@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo test --test it` (needs `weed` on PATH: `scripts/install-test-deps.sh`).
 
+mod cli;
 mod clients;
 mod common;
 mod protocol;

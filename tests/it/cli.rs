@@ -1,0 +1,145 @@
+//! The `ftps-s3` binary: `check-config` names what is wrong, `hash-password` makes hashes the
+//! server accepts, and `serve` with no configuration starts the development default.
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::common::clients::{self, assert_ok, curl, random_bytes};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
+    // The test process may carry FTPS_S3_* variables; these tests decide the config themselves.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FTPS_S3_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let (cert, key) = ftps_s3::tls::ensure_self_signed(dir).expect("cert");
+    let users = dir.join("users.toml");
+    std::fs::write(&users, "").expect("users");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n[auth]\nusers_file = \"{}\"\n{extra}",
+            cert.display(),
+            key.display(),
+            users.display()
+        ),
+    )
+    .expect("config");
+    config
+}
+
+async fn check_config(config: &Path) -> (bool, String) {
+    let mut c = bin();
+    c.arg("check-config").arg("--config").arg(config);
+    let out = clients::run(c).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn check_config_accepts_a_good_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
+    let (ok, text) = check_config(&config).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("OK"), "{text}");
+}
+
+#[tokio::test]
+async fn check_config_names_a_key_with_the_wrong_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\npart_size_mib = \"eight\"\n");
+    let (ok, text) = check_config(&config).await;
+    assert!(!ok, "must fail: {text}");
+    assert!(text.contains("s3.part_size_mib"), "{text}");
+}
+
+#[tokio::test]
+async fn check_config_names_a_missing_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
+    std::fs::remove_file(dir.path().join("cert.pem")).expect("rm");
+    let (ok, text) = check_config(&config).await;
+    assert!(!ok, "must fail: {text}");
+    assert!(text.contains("tls.cert_file") && text.contains("cert.pem"), "{text}");
+}
+
+#[tokio::test]
+async fn hash_password_ignores_the_trailing_newline() {
+    let mut c = bin();
+    c.arg("hash-password").stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"s3cret\n").await.expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("wait");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).expect("utf8").trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let users = ftps_s3::auth::UserStore::parse(&format!(
+        "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
+    ))
+    .expect("users");
+    assert!(users.verify("u", "s3cret").await.is_some());
+    assert!(users.verify("u", "s3cret\n").await.is_none());
+}
+
+/// `serve` with no config: explicit on 127.0.0.1:2121, implicit on :9990, local storage under
+/// ./data, a generated password printed once. The ports are fixed by design; when something else
+/// holds them this test cannot run and says so.
+#[tokio::test]
+async fn serve_without_config_starts_the_development_default() {
+    for port in [2121, 9990] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            eprintln!("SKIPPED: 127.0.0.1:{port} is in use");
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = bin();
+    c.arg("serve")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut password = None;
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+        if let Some(rest) = line.split("password: ").nth(1) {
+            password = Some(rest.trim().to_string());
+            break;
+        }
+    }
+    let password = password.expect("the password is printed");
+    let src = dir.path().join("hello.txt");
+    let body = random_bytes(100_000);
+    std::fs::write(&src, &body).expect("write");
+    let mut up = curl("demo", &password);
+    up.arg("-T").arg(&src).arg("ftp://127.0.0.1:2121/hello.txt");
+    assert_ok(&clients::run(up).await, "explicit upload");
+    let mut down = curl("demo", &password);
+    down.arg("ftps://127.0.0.1:9990/hello.txt");
+    let out = clients::run(down).await;
+    assert_ok(&out, "implicit download");
+    assert!(out.stdout == body);
+    let stored = std::fs::read(dir.path().join("data/files/demo/hello.txt")).expect("stored file");
+    assert!(stored == body);
+    assert!(dir.path().join("data/tls/cert.pem").is_file());
+    let _ = child.kill().await;
+    let stderr = child.wait_with_output().await.expect("wait").stderr;
+    assert!(String::from_utf8_lossy(&stderr).contains("DEVELOPMENT"));
+}

@@ -61,7 +61,10 @@ async fn check_config_accepts_a_good_config() {
 #[tokio::test]
 async fn check_config_names_a_key_with_the_wrong_type() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\npart_size_mib = \"eight\"\n");
+    let config = write_config(
+        dir.path(),
+        "[s3]\nbucket = \"b\"\npart_size_mib = \"eight\"\n",
+    );
     let (ok, text) = check_config(&config).await;
     assert!(!ok, "must fail: {text}");
     assert!(text.contains("s3.part_size_mib"), "{text}");
@@ -74,20 +77,28 @@ async fn check_config_names_a_missing_certificate() {
     std::fs::remove_file(dir.path().join("cert.pem")).expect("rm");
     let (ok, text) = check_config(&config).await;
     assert!(!ok, "must fail: {text}");
-    assert!(text.contains("tls.cert_file") && text.contains("cert.pem"), "{text}");
+    assert!(
+        text.contains("tls.cert_file") && text.contains("cert.pem"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn hash_password_ignores_the_trailing_newline() {
     let mut c = bin();
-    c.arg("hash-password").stdin(Stdio::piped()).stdout(Stdio::piped());
+    c.arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
     let mut child = c.spawn().expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"s3cret\n").await.expect("write");
     drop(stdin);
     let out = child.wait_with_output().await.expect("wait");
     assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).expect("utf8").trim().to_string();
+    let hash = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     let users = ftps_s3::auth::UserStore::parse(&format!(
         "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
@@ -118,7 +129,9 @@ async fn serve_without_config_starts_the_development_default() {
     let mut child = c.spawn().expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut password = None;
-    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
         if let Some(rest) = line.split("password: ").nth(1) {
             password = Some(rest.trim().to_string());
             break;

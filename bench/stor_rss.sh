@@ -37,6 +37,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/stor_rss.XXXXXX")
 SW_STARTED=0
 SERVER_PID=
 SAMPLER_PID=
+CURL_PID=
 
 log() { echo "stor_rss: $*" >&2; }
 
@@ -52,8 +53,10 @@ stop_pid() { # PID: TERM, wait up to 10 s, then KILL
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [ -n "$SAMPLER_PID" ] && stop_pid "$SAMPLER_PID"
-    [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
+    local p
+    for p in "$CURL_PID" "$SAMPLER_PID" "$SERVER_PID"; do
+        if [ -n "$p" ]; then stop_pid "$p"; fi
+    done
     if [ "$SW_STARTED" = 1 ]; then
         SW_STATE=$TMP/seaweedfs "$ROOT/scripts/start-seaweedfs.sh" stop || true
     fi
@@ -146,7 +149,7 @@ SRC=$TMP/src.bin
 SIZE_BYTES=$((SIZE_MIB * 1024 * 1024))
 log "writing $SIZE_MIB MiB test file"
 head -c "$SIZE_BYTES" /dev/zero |
-    openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 0 >"$SRC"
+    openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 00000000000000000000000000000000 >"$SRC"
 [ "$(stat -c %s "$SRC")" = "$SIZE_BYTES" ] || { log "source file has the wrong size"; exit 1; }
 SRC_SHA=$(sha256sum "$SRC" | cut -d' ' -f1)
 
@@ -228,11 +231,16 @@ run_op() { # NAME CURL_ARGS...: fresh server, time the transfer, record peak RSS
     SAMPLER_PID=$!
     CMDS+=("curl -sS -k --ssl-reqd -u $FTP_USER:$PASSWORD $* $url")
     t0=$EPOCHREALTIME
-    if ! curl -sS -k --ssl-reqd -u "$FTP_USER:$PASSWORD" "$@" "$url"; then
+    # In the background so that a signal to this script is handled at once (bash runs traps
+    # only after a foreground child ends, but interrupts `wait`).
+    curl -sS -k --ssl-reqd -u "$FTP_USER:$PASSWORD" "$@" "$url" &
+    CURL_PID=$!
+    if ! wait "$CURL_PID"; then
         log "$name: curl failed"
         exit 1
     fi
     t1=$EPOCHREALTIME
+    CURL_PID=
     hwm=$(status_kib "$SERVER_PID" VmHWM)
     stop_pid "$SAMPLER_PID"
     SAMPLER_PID=

@@ -26,6 +26,7 @@ pub struct Config {
     pub listeners: Listeners,
     pub tls: Tls,
     pub passive: Passive,
+    pub active: Active,
     pub storage: StorageConfig,
     pub s3: S3,
     pub auth: Auth,
@@ -63,6 +64,21 @@ pub struct Tls {
     /// Allow `CCC` (RFC 4217 §6: clear the control channel after login) on explicit sessions.
     /// Implicit sessions always refuse it (MS-FTPS §3.2.5.2).
     pub allow_ccc: bool,
+    /// A PROT P data connection must resume the control connection's TLS session (proof that
+    /// it comes from the same client; RFC 4217 §10). Clients that do not resume (plain Python
+    /// ftplib, some old tools) need this off.
+    pub require_session_reuse: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Active {
+    /// Allow active mode (PORT, EPRT). The address must be the client's own and the port at
+    /// least 1024 either way (no FTP bounce).
+    pub enabled: bool,
+    /// Source port for active data connections of implicit sessions (MS-FTPS §1.9 assigns 989).
+    /// Unset: an ephemeral port. Binding 989 needs CAP_NET_BIND_SERVICE.
+    pub implicit_source_port: Option<u16>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,6 +140,17 @@ pub struct S3 {
     pub checksums: ChecksumMode,
     /// Attempts per S3 request, including the first (the SDK's standard retry mode).
     pub max_attempts: u32,
+    /// Seconds an interrupted upload stays resumable (REST + STOR): its multipart upload is kept
+    /// open, with the parts already stored, for this long after its last part. `0`: never keep,
+    /// abort at once. Otherwise at least 600, because an upload whose parts arrive further
+    /// apart than this could be taken for an abandoned one and aborted. Kept uploads are found
+    /// with ListMultipartUploads, so they survive restarts and work across replicas. A bucket
+    /// lifecycle rule (AbortIncompleteMultipartUpload) must still clean up what nobody resumes.
+    pub resume_window_secs: u64,
+    /// The most objects (files and directory markers, at any depth) a directory rename may copy;
+    /// larger directories are refused before anything is copied. S3 has no rename: each object
+    /// is copied, then the originals are deleted.
+    pub max_rename_objects: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -178,10 +205,15 @@ impl Default for Config {
                 cert_file: PathBuf::from("/etc/ftps-s3/tls/tls.crt"),
                 key_file: PathBuf::from("/etc/ftps-s3/tls/tls.key"),
                 allow_ccc: false,
+                require_session_reuse: true,
             },
             passive: Passive {
                 ports: "30000-30099".to_string(),
                 advertise_address: None,
+            },
+            active: Active {
+                enabled: true,
+                implicit_source_port: None,
             },
             storage: StorageConfig {
                 backend: Backend::S3,
@@ -196,6 +228,8 @@ impl Default for Config {
                 upload_concurrency: 4,
                 checksums: ChecksumMode::WhenSupported,
                 max_attempts: 3,
+                resume_window_secs: 86_400,
+                max_rename_objects: 1000,
             },
             auth: Auth {
                 users_file: PathBuf::from("/etc/ftps-s3/users/users.toml"),
@@ -348,6 +382,18 @@ impl Config {
         }
         if self.s3.max_attempts == 0 {
             return Err(invalid("s3.max_attempts", "must be at least 1"));
+        }
+        if (1..600).contains(&self.s3.resume_window_secs) {
+            return Err(invalid(
+                "s3.resume_window_secs",
+                format!(
+                    "{} is too short: use 0 (never keep interrupted uploads) or at least 600",
+                    self.s3.resume_window_secs
+                ),
+            ));
+        }
+        if self.s3.max_rename_objects == 0 {
+            return Err(invalid("s3.max_rename_objects", "must be at least 1"));
         }
         if self.limits.max_line_length < 512 {
             return Err(invalid(

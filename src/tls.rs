@@ -7,6 +7,10 @@
 //! answers with a reset, and ours may discard upload bytes not yet read (TESTING.md, "TLS 1.3
 //! upload trap"). Tickets from the control connection are all a client needs to resume.
 //!
+//! Resumption is bound to the control connection: each session sees the shared cache through its
+//! own tag (`BoundSessions`), so a data connection can only resume a TLS session that its own
+//! control connection created, and `tls.require_session_reuse` can insist that it does.
+//!
 //! rustls supports TLS 1.2 and 1.3 only, so SSLv3/TLS 1.0/1.1 ClientHellos are refused by design.
 
 use std::{
@@ -17,7 +21,7 @@ use std::{
 
 use rustls::{
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
-    server::ServerSessionMemoryCache,
+    server::{ServerSessionMemoryCache, StoresServerSessions},
     ServerConfig,
 };
 use tokio_rustls::TlsAcceptor;
@@ -54,12 +58,21 @@ pub enum TlsError {
     },
 }
 
-/// The acceptors every listener and data channel use.
+/// The TLS configuration of the whole server. Each session gets its own pair of acceptors from
+/// [`TlsAcceptors::for_session`], bound to that session's TLS sessions.
 #[derive(Clone)]
 pub struct TlsAcceptors {
-    /// Control connections (AUTH TLS, implicit port).
+    control: Arc<ServerConfig>,
+    data: Arc<ServerConfig>,
+    cache: Arc<ServerSessionMemoryCache>,
+}
+
+/// One control connection's acceptors.
+#[derive(Clone)]
+pub struct SessionTls {
+    /// The control connection (AUTH TLS, implicit port).
     pub control: TlsAcceptor,
-    /// Data connections under PROT P.
+    /// Its data connections under PROT P.
     pub data: TlsAcceptor,
 }
 
@@ -76,18 +89,69 @@ impl TlsAcceptors {
         key: PrivateKeyDer<'static>,
     ) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let cache = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-        let mut control = ServerConfig::builder_with_provider(provider.clone())
+        let control = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(certs, key)?;
-        control.session_storage = cache;
         let mut data = control.clone();
         data.send_tls13_tickets = 0;
         Ok(TlsAcceptors {
+            control: Arc::new(control),
+            data: Arc::new(data),
+            cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
+        })
+    }
+
+    /// Acceptors for session `tag` (unique per control connection): TLS sessions its control
+    /// connection creates can be resumed only by its own data connections (RFC 4217 §10's
+    /// binding of data to control), never by another session's.
+    pub fn for_session(&self, tag: u64) -> SessionTls {
+        let store: Arc<dyn StoresServerSessions> = Arc::new(BoundSessions {
+            cache: self.cache.clone(),
+            tag,
+        });
+        let mut control = (*self.control).clone();
+        control.session_storage = store.clone();
+        let mut data = (*self.data).clone();
+        data.session_storage = store;
+        SessionTls {
             control: TlsAcceptor::from(Arc::new(control)),
             data: TlsAcceptor::from(Arc::new(data)),
-        })
+        }
+    }
+}
+
+/// One session's view of the shared session cache: entries are stored with the session's tag in
+/// front and only entries with the same tag are found.
+#[derive(Debug)]
+struct BoundSessions {
+    cache: Arc<ServerSessionMemoryCache>,
+    tag: u64,
+}
+
+impl StoresServerSessions for BoundSessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut tagged = self.tag.to_be_bytes().to_vec();
+        tagged.extend_from_slice(&value);
+        self.cache.put(key, tagged)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let tagged = self.cache.get(key)?;
+        let (tag, value) = tagged.split_at_checked(8)?;
+        (tag == self.tag.to_be_bytes()).then(|| value.to_vec())
+    }
+
+    /// rustls takes TLS 1.3 tickets (single use). Data connections send no tickets of their own
+    /// (see the module comment), so a client resumes every data connection with a ticket from the
+    /// control connection: tickets must stay valid. Reuse only matters for 0-RTT replay, and
+    /// early data is off.
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
     }
 }
 
@@ -218,6 +282,16 @@ pub enum MaybeTls {
 impl MaybeTls {
     pub fn is_tls(&self) -> bool {
         matches!(self, MaybeTls::Tls(_))
+    }
+
+    /// Whether the TLS handshake resumed an earlier session (false for plain TCP).
+    pub fn resumed(&self) -> bool {
+        match self {
+            MaybeTls::Tls(s) => {
+                s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+            }
+            MaybeTls::Plain(_) => false,
+        }
     }
 
     /// `(protocol version, cipher suite)` when TLS.

@@ -1,19 +1,27 @@
-//! Data connections: passive listeners from a port pool, the connection itself (plain or TLS by
-//! PROT level), and an idle timeout on every read and write.
+//! Data connections: passive listeners from a port pool, active connects, the connection itself
+//! (plain or TLS by PROT level), and an idle timeout on every read and write.
 //!
 //! Rules enforced here, once:
-//! - A data connection must come from the control connection's peer address; connections from
-//!   anywhere else are dropped and we keep waiting (port-stealing defence, ARCHITECTURE.md).
-//! - Under PROT P the data connection is TLS with the data acceptor, which sends no TLS 1.3
-//!   tickets (see `tls.rs` for why).
-//! - Waiting for the client to connect and handshake is bounded (`limits.data_connect_timeout`),
+//! - Passive: a data connection must come from the control connection's peer address;
+//!   connections from anywhere else are dropped and we keep waiting (port stealing).
+//! - Active (PORT/EPRT): we connect only to the control connection's peer address, on a port
+//!   of at least 1024 (no FTP bounce); the address check is in [`active_target`].
+//! - Under PROT P the data connection is TLS with the session's data acceptor, which sends no
+//!   TLS 1.3 tickets (see `tls.rs` for why) and can resume only this session's TLS sessions;
+//!   with `require_resumption` a full handshake is refused (RFC 4217 §10).
+//! - Waiting for the connection and the handshake is bounded (`limits.data_connect_timeout`),
 //!   and so is every read and write afterwards (`limits.data_idle_timeout`).
 
 mod idle;
 mod passive;
 
-use std::{io, net::IpAddr, time::Duration};
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
+use tokio::net::TcpSocket;
 use tokio_rustls::TlsAcceptor;
 
 pub use idle::IdleTimeout;
@@ -21,31 +29,137 @@ pub use passive::{PassiveListener, PassivePortPool};
 
 use crate::tls::MaybeTls;
 
-/// Normalises an address for comparison: IPv4-mapped IPv6 (`::ffff:a.b.c.d`) becomes IPv4.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
+/// How the next data connection will be made.
+pub enum DataPlan {
+    /// PASV/EPSV: the client connects to our listener.
+    Passive(PassiveListener),
+    /// PORT/EPRT: we connect to the client.
+    Active(SocketAddr),
 }
 
-/// Accepts the client's data connection on `listener` and, with `tls`, completes the TLS
-/// handshake. Only `peer` may connect. The whole step is bounded by `timeout`.
-pub async fn open(
-    listener: &PassiveListener,
+/// What to require of a data connection.
+pub struct DataSecurity<'a> {
+    /// The control connection's peer: the only address allowed at the other end.
+    pub peer: IpAddr,
+    /// TLS acceptor under PROT P, `None` in the clear.
+    pub tls: Option<&'a TlsAcceptor>,
+    /// Refuse TLS handshakes that do not resume this session's TLS session.
+    pub require_resumption: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("no data connection (or TLS handshake) within {0:?}")]
+    Timeout(Duration),
+    #[error("data connection failed: {0}")]
+    Io(#[from] io::Error),
+    /// The data connection's TLS handshake was a full one, not a resumption of the control
+    /// connection's session.
+    #[error("the data connection did not resume the control connection's TLS session")]
+    NotResumed,
+}
+
+/// Why a PORT/EPRT target is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ActiveRefusal {
+    #[error("active mode is disabled on this server")]
+    Disabled,
+    #[error("data connections go only to the client's own address")]
+    OtherAddress,
+    #[error("data connections go only to ports 1024 and above")]
+    PrivilegedPort,
+}
+
+/// Checks a PORT/EPRT target: the control peer's own address, an unprivileged port. A target
+/// elsewhere would make us attack a third host for the client (the FTP bounce attack, RFC 2577).
+pub fn active_target(
+    target: SocketAddr,
     peer: IpAddr,
-    tls: Option<&TlsAcceptor>,
+    enabled: bool,
+) -> Result<SocketAddr, ActiveRefusal> {
+    if !enabled {
+        return Err(ActiveRefusal::Disabled);
+    }
+    if target.ip().to_canonical() != peer.to_canonical() {
+        return Err(ActiveRefusal::OtherAddress);
+    }
+    if target.port() < 1024 {
+        return Err(ActiveRefusal::PrivilegedPort);
+    }
+    Ok(target)
+}
+
+/// Opens the data connection of `plan` and, under PROT P, completes the TLS handshake (we are
+/// the TLS server either way, RFC 4217 §7). Active connections leave from `local_ip`, from
+/// `source_port` when one is set. The whole step is bounded by `timeout`.
+pub async fn open(
+    plan: &DataPlan,
+    local_ip: IpAddr,
+    source_port: Option<u16>,
+    security: DataSecurity<'_>,
     timeout: Duration,
-) -> io::Result<MaybeTls> {
+) -> Result<MaybeTls, OpenError> {
     let open = async {
-        let tcp = listener.accept_from(peer).await?;
+        let tcp = match plan {
+            DataPlan::Passive(listener) => listener.accept_from(security.peer).await?,
+            DataPlan::Active(target) => {
+                let socket = match target {
+                    SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                    SocketAddr::V6(_) => TcpSocket::new_v6()?,
+                };
+                if let Some(port) = source_port {
+                    // Several sessions may use source port 989 towards different clients.
+                    socket.set_reuseaddr(true)?;
+                    socket.bind(SocketAddr::new(local_ip, port))?;
+                }
+                socket.connect(*target).await?
+            }
+        };
         let _ = tcp.set_nodelay(true);
-        match tls {
-            None => Ok(MaybeTls::Plain(tcp)),
-            Some(acceptor) => Ok(MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?))),
+        let Some(acceptor) = security.tls else {
+            return Ok(MaybeTls::Plain(tcp));
+        };
+        let tls = MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?));
+        if security.require_resumption && !tls.resumed() {
+            return Err(OpenError::NotResumed);
         }
+        Ok(tls)
     };
-    tokio::time::timeout(timeout, open).await.map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            "no data connection (or TLS handshake) within the timeout",
-        )
-    })?
+    tokio::time::timeout(timeout, open)
+        .await
+        .map_err(|_| OpenError::Timeout(timeout))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    #[test]
+    fn active_targets_must_be_the_peer_on_a_high_port() {
+        let peer: IpAddr = "192.0.2.7".parse().expect("ip");
+        assert_eq!(
+            active_target(sa("192.0.2.7:40000"), peer, true),
+            Ok(sa("192.0.2.7:40000"))
+        );
+        assert_eq!(
+            active_target(sa("[::ffff:192.0.2.7]:40000"), peer, true).map(|a| a.port()),
+            Ok(40000)
+        );
+        assert_eq!(
+            active_target(sa("192.0.2.8:40000"), peer, true),
+            Err(ActiveRefusal::OtherAddress)
+        );
+        assert_eq!(
+            active_target(sa("192.0.2.7:25"), peer, true),
+            Err(ActiveRefusal::PrivilegedPort)
+        );
+        assert_eq!(
+            active_target(sa("192.0.2.7:40000"), peer, false),
+            Err(ActiveRefusal::Disabled)
+        );
+    }
 }

@@ -71,7 +71,7 @@ impl PassiveListener {
     pub async fn accept_from(&self, peer: IpAddr) -> io::Result<TcpStream> {
         loop {
             let (stream, from) = self.listener.accept().await?;
-            if super::canonical_ip(from.ip()) == super::canonical_ip(peer) {
+            if from.ip().to_canonical() == peer.to_canonical() {
                 return Ok(stream);
             }
             tracing::warn!(

@@ -9,7 +9,10 @@
 //! Verbs we recognise but do not implement parse to [`Command::NotImplemented`] (`502`); verbs we
 //! do not know at all are a [`ParseError::Unrecognized`] (`500`).
 
-use std::fmt;
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+};
 
 /// A parsed control command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +38,10 @@ pub enum Command {
     Stru(char),
     Pasv,
     Epsv(EpsvArg),
+    /// RFC 959 PORT: the client's address for an active data connection.
+    Port(SocketAddr),
+    /// RFC 2428 §2 EPRT: the same, IPv4 or IPv6.
+    Eprt(SocketAddr),
     Rest(u64),
     // Transfers (each uses a data connection).
     Retr(String),
@@ -131,8 +138,8 @@ impl fmt::Display for ParseError {
 
 /// Verbs that exist in the FTP RFCs but that this server answers with `502`.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "APPE", "STOU", "ALLO", "SMNT", "PORT", "EPRT", "SITE", "LPRT", "LPSV", "MFMT", "MFCT", "MFF",
-    "HASH", "LANG", "ADAT", "MIC", "CONF", "ENC", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD", "REST+",
+    "APPE", "STOU", "ALLO", "SMNT", "SITE", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "HASH", "LANG",
+    "ADAT", "MIC", "CONF", "ENC", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD", "REST+",
 ];
 
 impl Command {
@@ -179,6 +186,8 @@ impl Command {
             "STRU" => Command::Stru(parse_single(&need("STRU")?, "STRU", "F")?),
             "PASV" => Command::Pasv,
             "EPSV" => Command::Epsv(parse_epsv(arg)?),
+            "PORT" => Command::Port(parse_port(&need("PORT")?)?),
+            "EPRT" => Command::Eprt(parse_eprt(&need("EPRT")?)?),
             "REST" => Command::Rest(
                 need("REST")?
                     .trim()
@@ -232,6 +241,8 @@ impl Command {
             Command::Stru(_) => "STRU",
             Command::Pasv => "PASV",
             Command::Epsv(_) => "EPSV",
+            Command::Port(_) => "PORT",
+            Command::Eprt(_) => "EPRT",
             Command::Rest(_) => "REST",
             Command::Retr(_) => "RETR",
             Command::Stor(_) => "STOR",
@@ -327,6 +338,51 @@ fn parse_epsv(arg: Option<&str>) -> Result<EpsvArg, ParseError> {
             Err(_) => Err(ParseError::BadArgument("EPSV")),
         },
     }
+}
+
+/// `h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2).
+fn parse_port(arg: &str) -> Result<SocketAddr, ParseError> {
+    let n: Vec<u8> = arg
+        .trim()
+        .split(',')
+        .map(|p| p.trim().parse::<u8>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| ParseError::BadArgument("PORT"))?;
+    match n.as_slice() {
+        [a, b, c, d, p1, p2] => Ok(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d)),
+            u16::from(*p1) << 8 | u16::from(*p2),
+        )),
+        _ => Err(ParseError::BadArgument("PORT")),
+    }
+}
+
+/// `<d>proto<d>address<d>port<d>` with any printable delimiter (RFC 2428 §2).
+fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
+    let arg = arg.trim();
+    let delim = arg
+        .chars()
+        .next()
+        .filter(|c| c.is_ascii_graphic())
+        .ok_or(ParseError::BadArgument("EPRT"))?;
+    let fields: Vec<&str> = arg.split(delim).collect();
+    let [_, proto, addr, port, ""] = fields.as_slice() else {
+        return Err(ParseError::BadArgument("EPRT"));
+    };
+    let port: u16 = port.parse().map_err(|_| ParseError::BadArgument("EPRT"))?;
+    let ip = match *proto {
+        "1" => IpAddr::V4(
+            addr.parse::<Ipv4Addr>()
+                .map_err(|_| ParseError::BadArgument("EPRT"))?,
+        ),
+        "2" => IpAddr::V6(
+            addr.parse::<Ipv6Addr>()
+                .map_err(|_| ParseError::BadArgument("EPRT"))?,
+        ),
+        // RFC 2428 §2: an unsupported network protocol gets 522.
+        other => return Err(ParseError::UnsupportedParameter("EPRT", printable(other))),
+    };
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// LIST and NLST take a path, but clients also send `ls` options (`LIST -la`, `LIST -a dir`).

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::auth::Permission;
 use crate::server::ServerContext;
-use crate::tls::MaybeTls;
+use crate::tls::{MaybeTls, SessionTls};
 use crate::vfs::{Entry, EntryKind, Home, ObjectKey, StorageError, VirtualPath};
 use codec::{Connection, Line};
 use command::Command;
@@ -62,6 +62,8 @@ pub(crate) enum ControlSecurity {
 
 pub(crate) struct Session {
     conn: Connection,
+    /// This session's TLS acceptors (resumption bound to this control connection).
+    tls: SessionTls,
     state: SessionState,
     security: ControlSecurity,
     ctx: Arc<ServerContext>,
@@ -87,8 +89,10 @@ pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id
     );
     async move {
         let conn = Connection::new(MaybeTls::Plain(tcp), ctx.config.limits.max_line_length);
+        let tls = ctx.tls.for_session(id);
         let mut session = Session {
             conn,
+            tls,
             state: SessionState::new(kind, peer, local),
             security: ControlSecurity::Plain,
             ctx,
@@ -140,7 +144,7 @@ impl Session {
     /// MS-FTPS §3.2.5.1: TLS first, nothing sent before it; then implicit PBSZ 0 + PROT P.
     async fn implicit_handshake(&mut self) -> bool {
         let timeout = self.secs(self.ctx.config.limits.tls_handshake_timeout_secs);
-        match self.conn.start_tls(&self.ctx.tls.control, timeout).await {
+        match self.conn.start_tls(&self.tls.control, timeout).await {
             Ok(()) => {
                 self.security = ControlSecurity::Tls;
                 self.state.apply_implicit_protection();
@@ -206,7 +210,7 @@ impl Session {
                 if self.send(&r).await.is_err() {
                     return false;
                 }
-                match self.conn.start_tls(&self.ctx.tls.control, timeout).await {
+                match self.conn.start_tls(&self.tls.control, timeout).await {
                     Ok(()) => {
                         self.security = ControlSecurity::Tls;
                         self.record_tls();
@@ -311,6 +315,7 @@ impl Session {
             Command::Stru(_) => Reply::ok("Structure set to F").into(),
             Command::Pasv => self.pasv(),
             Command::Epsv(arg) => self.epsv(arg),
+            Command::Port(target) | Command::Eprt(target) => self.active(target),
             Command::Rest(n) => self.rest(n),
             Command::Retr(p) => self.retr(&p).await,
             Command::Stor(p) => self.stor(&p).await,

@@ -116,11 +116,11 @@ impl Reply {
             ParseError::NotUtf8 | ParseError::MissingArgument(_) | ParseError::BadArgument(_) => {
                 501
             }
-            ParseError::UnsupportedParameter("EPSV", _) => 522,
+            ParseError::UnsupportedParameter("EPSV" | "EPRT", _) => 522,
             ParseError::UnsupportedParameter(..) => 504,
         };
         let text = match e {
-            ParseError::UnsupportedParameter("EPSV", _) => {
+            ParseError::UnsupportedParameter("EPSV" | "EPRT", _) => {
                 "Network protocol not supported, use (1,2)".to_string()
             }
             e => e.to_string(),

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use crate::auth::User;
-use crate::datachan::PassiveListener;
+use crate::datachan::DataPlan;
 use crate::session::command::TransferType;
 use crate::vfs::{Home, VirtualPath};
 
@@ -64,8 +64,9 @@ pub struct SessionState {
     pub rest: u64,
     /// RNFR's source, consumed by the next command.
     pub rename_from: Option<VirtualPath>,
-    /// PASV/EPSV listener waiting for the next transfer.
-    pub passive: Option<PassiveListener>,
+    /// How the next transfer's data connection is made (PASV/EPSV listener or PORT/EPRT
+    /// target); consumed by the transfer.
+    pub data: Option<DataPlan>,
     /// RFC 2428 §4: after `EPSV ALL`, PASV is refused.
     pub epsv_all: bool,
 }
@@ -82,7 +83,7 @@ impl SessionState {
             transfer_type: TransferType::Ascii,
             rest: 0,
             rename_from: None,
-            passive: None,
+            data: None,
             epsv_all: false,
         }
     }

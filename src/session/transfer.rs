@@ -21,13 +21,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::{Permission, Permissions};
-use crate::datachan::{self, IdleTimeout, PassiveListener};
+use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, OpenError};
 use crate::listing;
 use crate::session::codec::Line;
 use crate::session::command::Command;
 use crate::session::handlers::storage_reply;
 use crate::session::reply::Reply;
-use crate::session::state::DataProtection;
+use crate::session::state::{DataProtection, ListenerKind};
 use crate::session::{Outcome, Session};
 use crate::tls::MaybeTls;
 use crate::vfs::{
@@ -73,8 +73,8 @@ enum ListingSource {
 enum JobResult {
     Done(u64),
     Aborted,
-    /// No data connection (timeout, handshake failure).
-    NoDataConnection(io::Error),
+    /// No data connection (timeout, handshake failure, no TLS resumption).
+    NoDataConnection(OpenError),
     /// The data connection failed: reset, TLS error, timeout.
     Client(io::Error),
     Storage(StorageError),
@@ -83,8 +83,8 @@ enum JobResult {
 impl Session {
     /// 425/521 before a transfer: is there a data connection to use, protected as policy wants?
     fn data_ready(&self) -> Result<(), Reply> {
-        if self.state.passive.is_none() {
-            return Err(Reply::new(425, "Use PASV or EPSV first"));
+        if self.state.data.is_none() {
+            return Err(Reply::new(425, "Use PORT, EPRT, PASV or EPSV first"));
         }
         // RFC 4217 §10: 521 when the PROT level is not acceptable for data.
         if self.ctx.config.listeners.require_tls && self.state.protection != DataProtection::Private
@@ -215,12 +215,12 @@ impl Session {
     /// Sends 150, runs `job` while watching the control connection, sends the final reply.
     /// `false` ends the session (the control connection is gone).
     pub(in crate::session) async fn run_transfer(&mut self, job: TransferJob) -> bool {
-        let Some(listener) = self.state.passive.take() else {
+        let Some(plan) = self.state.data.take() else {
             if let Work::Upload(u) = job.work {
                 u.abort().await;
             }
             return self
-                .send(&Reply::new(425, "Use PASV or EPSV first"))
+                .send(&Reply::new(425, "Use PORT, EPRT, PASV or EPSV first"))
                 .await
                 .is_ok();
         };
@@ -237,15 +237,20 @@ impl Session {
         let limits = &self.ctx.config.limits;
         let params = DataParams {
             peer: self.state.peer.ip(),
-            tls: (self.state.protection == DataProtection::Private)
-                .then(|| self.ctx.tls.data.clone()),
+            local_ip: self.state.local.ip(),
+            source_port: match self.state.listener {
+                ListenerKind::Implicit => self.ctx.config.active.implicit_source_port,
+                ListenerKind::Explicit => None,
+            },
+            tls: (self.state.protection == DataProtection::Private).then(|| self.tls.data.clone()),
+            require_resumption: self.ctx.config.tls.require_session_reuse,
             connect_timeout: Duration::from_secs(limits.data_connect_timeout_secs),
             idle_timeout: Duration::from_secs(limits.data_idle_timeout_secs),
         };
         let cancel = CancellationToken::new();
         let started = Instant::now();
         let (verb, path) = (job.verb, job.path.clone());
-        let fut = execute(listener, params, job.work, cancel.clone());
+        let fut = execute(plan, params, job.work, cancel.clone());
         tokio::pin!(fut);
 
         enum Event {
@@ -288,6 +293,11 @@ impl Session {
                 Reply::new(226, "ABOR successful"),
             ],
             (JobResult::Aborted, false) => vec![Reply::transfer_aborted("cancelled")],
+            // RFC 4217 §10: 522 when the data connection's TLS is not acceptable.
+            (JobResult::NoDataConnection(e @ OpenError::NotResumed), false) => vec![Reply::new(
+                522,
+                format!("{e}: enable TLS session reuse in the client"),
+            )],
             (JobResult::NoDataConnection(e), false) => {
                 vec![Reply::new(425, format!("Cannot open data connection: {e}"))]
             }
@@ -316,7 +326,10 @@ impl Session {
             JobResult::Aborted => {
                 info!(event, command = verb, path = %path, duration_ms, result = "aborted", "transfer aborted")
             }
-            JobResult::NoDataConnection(e) | JobResult::Client(e) => {
+            JobResult::NoDataConnection(e) => {
+                info!(event, command = verb, path = %path, duration_ms, result = "failed", error = %e, "transfer failed (no data connection)")
+            }
+            JobResult::Client(e) => {
                 info!(event, command = verb, path = %path, duration_ms, result = "failed", error = %e, "transfer failed (client side)")
             }
             JobResult::Storage(e) => {
@@ -328,7 +341,10 @@ impl Session {
 
 struct DataParams {
     peer: IpAddr,
+    local_ip: IpAddr,
+    source_port: Option<u16>,
     tls: Option<TlsAcceptor>,
+    require_resumption: bool,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -336,16 +352,28 @@ struct DataParams {
 /// Opens the data connection and runs the work; every step stops at `cancel`. Owns everything
 /// it needs, so the session can keep reading the control connection meanwhile.
 async fn execute(
-    listener: PassiveListener,
+    plan: DataPlan,
     params: DataParams,
     work: Work,
     cancel: CancellationToken,
 ) -> JobResult {
+    let security = DataSecurity {
+        peer: params.peer,
+        tls: params.tls.as_ref(),
+        require_resumption: params.require_resumption,
+    };
+    let opening = datachan::open(
+        &plan,
+        params.local_ip,
+        params.source_port,
+        security,
+        params.connect_timeout,
+    );
     let opened = tokio::select! {
-        r = datachan::open(&listener, params.peer, params.tls.as_ref(), params.connect_timeout) => Some(r),
+        r = opening => Some(r),
         _ = cancel.cancelled() => None,
     };
-    drop(listener);
+    drop(plan);
     let data = match opened {
         Some(Ok(d)) => d,
         other => {

@@ -91,7 +91,6 @@ async fn explicit_requires_tls_before_login_and_accepts_auth_ssl() {
     c.expect("SYST", 215).await;
     c.expect("XYZZ", 500).await;
     c.expect("SITE CHMOD 600 x", 502).await;
-    c.expect("PORT 127,0,0,1,4,1", 502).await;
     c.expect("QUIT", 221).await;
     srv.stop().await;
 }
@@ -350,5 +349,77 @@ async fn file_operations_reply_codes() {
     c.expect("STOR /nodir/x", 550).await;
     c.expect("REST 5", 350).await;
     c.expect("STOR x", 554).await;
+    srv.stop().await;
+}
+
+/// RFC 4217 §10 binding: with `tls.require_session_reuse` (the default) a data connection that
+/// does not resume the control connection's TLS session is refused with 522; without it, it is
+/// accepted.
+#[tokio::test]
+async fn data_connection_without_session_reuse_is_refused_when_required() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.without_resumption();
+    let port = c.epsv().await;
+    c.send_raw(b"LIST\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let _data = c.data_connect(port, true).await;
+    let r = c.reply().await;
+    assert_eq!(r.code, 522, "{}", r.text);
+    srv.stop().await;
+
+    let srv = TestServer::start_with(|c| c.tls.require_session_reuse = false).await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.without_resumption();
+    let port = c.epsv().await;
+    c.send_raw(b"LIST\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.read_all().await.expect("listing");
+    assert_eq!(c.reply().await.code, 226);
+    srv.stop().await;
+}
+
+/// Active mode goes only to the client's own address and to ports >= 1024 (no FTP bounce).
+#[tokio::test]
+async fn port_and_eprt_refuse_other_hosts_and_low_ports() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("PORT 10,0,0,1,195,80", 504).await;
+    c.expect("PORT 127,0,0,1,0,25", 504).await;
+    c.expect("EPRT |1|127.0.0.2|50000|", 504).await;
+    c.expect("EPRT |2|::1|50000|", 504).await;
+    c.expect("EPRT |3|x|1|", 522).await;
+    c.expect("PORT 1,2,3", 501).await;
+    c.expect("PORT 127,0,0,1,195,80", 200).await;
+    c.expect("EPRT |1|127.0.0.1|50000|", 200).await;
+    c.expect("EPSV ALL", 200).await;
+    c.expect("PORT 127,0,0,1,195,80", 503).await;
+    c.expect("PASV", 503).await;
+    srv.stop().await;
+}
+
+/// An active-mode download through the line-level client: the server connects to us.
+#[tokio::test]
+async fn active_mode_download_connects_to_the_client() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(100_000);
+    srv.put_object(&srv.key("a.bin"), &body).await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    c.expect(&format!("EPRT |1|127.0.0.1|{port}|"), 200).await;
+    c.send_raw(b"RETR a.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("server connects")
+        .expect("accept");
+    let mut data = c.tls_over(tcp).await;
+    let got = data.read_all().await.expect("read");
+    assert_eq!(c.reply().await.code, 226);
+    assert!(got == body);
     srv.stop().await;
 }

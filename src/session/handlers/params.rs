@@ -1,10 +1,11 @@
-//! Transfer parameters: TYPE, PASV, EPSV (RFC 2428), REST (RFC 3659 §5), and ABOR outside a
-//! transfer.
+//! Transfer parameters: TYPE, PASV, EPSV, PORT, EPRT (RFC 959, RFC 2428), REST (RFC 3659 §5),
+//! and ABOR outside a transfer.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tracing::warn;
 
+use crate::datachan::{active_target, DataPlan};
 use crate::session::command::{EpsvArg, TransferType};
 use crate::session::reply::Reply;
 use crate::session::{Outcome, Session};
@@ -82,14 +83,14 @@ impl Session {
         }
     }
 
-    /// Binds a passive listener for the next transfer (replacing any earlier one).
+    /// Binds a passive listener for the next transfer (replacing any earlier plan).
     fn open_passive(&mut self) -> Result<u16, Reply> {
-        self.state.passive = None;
+        self.state.data = None;
         let ip = self.state.local.ip();
         match self.ctx.passive_ports.bind(ip) {
             Ok(l) => {
                 let port = l.port();
-                self.state.passive = Some(l);
+                self.state.data = Some(DataPlan::Passive(l));
                 Ok(port)
             }
             Err(e) => {
@@ -108,9 +109,28 @@ impl Session {
         Reply::pending(format!("Restarting at {n}. Send RETR to continue")).into()
     }
 
+    /// PORT and EPRT: the next data connection goes to the client, if the target is the
+    /// client's own address on an unprivileged port (no FTP bounce, RFC 2577).
+    pub(in crate::session) fn active(&mut self, target: SocketAddr) -> Outcome {
+        if self.state.epsv_all {
+            return Reply::bad_sequence("EPSV ALL is in effect: use EPSV").into();
+        }
+        let enabled = self.ctx.config.active.enabled;
+        match active_target(target, self.state.peer.ip(), enabled) {
+            Ok(target) => {
+                self.state.data = Some(DataPlan::Active(target));
+                Reply::ok("Active data connection target accepted").into()
+            }
+            Err(refusal) => {
+                warn!(target = %target, reason = %refusal, "active mode target refused");
+                Reply::new(504, format!("Refused: {refusal}")).into()
+            }
+        }
+    }
+
     /// ABOR with no transfer running (RFC 959 §4.1.3: 225, and the data connection is closed).
     pub(in crate::session) fn abor_idle(&mut self) -> Outcome {
-        self.state.passive = None;
+        self.state.data = None;
         Reply::new(225, "No transfer to abort").into()
     }
 }

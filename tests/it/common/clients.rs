@@ -76,6 +76,18 @@ pub fn lftp(mode: Mode, addr: SocketAddr, user: &str, password: &str, script: &s
 
 /// The Python ftplib client (`tests/clients/ftps_client.py`) running `steps`.
 pub fn python(mode: Mode, addr: SocketAddr, user: &str, password: &str, steps: &[&str]) -> Command {
+    python_with(mode, addr, user, password, &[], steps)
+}
+
+/// As [`python`], with extra options (`--active`, `--tls-max 1.2`, …) before the steps.
+pub fn python_with(
+    mode: Mode,
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    options: &[&str],
+    steps: &[&str],
+) -> Command {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ftps_client.py");
     let mut c = Command::new("python3");
     c.arg(script)

@@ -38,14 +38,21 @@ pub struct RawClient {
     connector: TlsConnector,
 }
 
-fn connector() -> TlsConnector {
+/// TLS 1.2, so that data connections can resume the control connection's session as often as
+/// they like: rustls clients use each TLS 1.3 ticket once, and a server that sends no tickets on
+/// data connections (ours, on purpose) leaves them only the control connection's two. curl,
+/// lftp (GnuTLS) and Python reuse a TLS 1.3 session freely; they cover TLS 1.3.
+fn connector(resume: bool) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(rustls::ALL_VERSIONS)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS12])
         .expect("versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     TlsConnector::from(Arc::new(config))
 }
 
@@ -57,7 +64,7 @@ impl RawClient {
             stream: Stream::Plain(tcp),
             buf: Vec::new(),
             addr,
-            connector: connector(),
+            connector: connector(true),
         };
         let greeting = c.reply().await;
         (c, greeting)
@@ -70,7 +77,7 @@ impl RawClient {
             stream: Stream::Plain(tcp),
             buf: Vec::new(),
             addr,
-            connector: connector(),
+            connector: connector(true),
         };
         c.handshake().await.expect("implicit handshake");
         let greeting = c.reply().await;
@@ -89,6 +96,11 @@ impl RawClient {
         c.expect("PROT P", 200).await;
         c.expect("TYPE I", 200).await;
         c
+    }
+
+    /// From now on, TLS handshakes (data connections) never resume a session.
+    pub fn without_resumption(&mut self) {
+        self.connector = connector(false);
     }
 
     pub fn is_tls(&self) -> bool {
@@ -213,6 +225,16 @@ impl RawClient {
             .trim_end_matches('|')
             .parse()
             .expect("port")
+    }
+
+    /// TLS client over a data connection the server opened (active mode).
+    pub async fn tls_over(&self, tcp: TcpStream) -> DataStream {
+        let name = ServerName::try_from("localhost").expect("name");
+        let s = tokio::time::timeout(TIMEOUT, self.connector.connect(name, tcp))
+            .await
+            .expect("data TLS timeout")
+            .expect("data TLS");
+        DataStream::Tls(Box::new(s))
     }
 
     pub async fn data_connect(&self, port: u16, tls: bool) -> DataStream {

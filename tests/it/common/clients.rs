@@ -103,6 +103,7 @@ pub fn python_with(
             "--insecure",
             "--reuse-session",
         ])
+        .args(options)
         .args(steps);
     c
 }

@@ -39,7 +39,7 @@ use aws_sdk_s3::{
     config::{Credentials, SharedCredentialsProvider},
     Client,
 };
-use ftps_s3::config::{ChecksumMode, S3};
+use ftps_s3::config::{ChecksumMode, Config, S3};
 use tokio::sync::OnceCell;
 
 /// S3 credentials the server accepts.
@@ -109,6 +109,7 @@ impl SeaweedFs {
             upload_concurrency: 2,
             checksums: ChecksumMode::WhenSupported,
             max_attempts: 3,
+            ..Config::default().s3
         }
     }
 

@@ -175,6 +175,12 @@ pub struct Limits {
     pub data_idle_timeout_secs: u64,
     /// Seconds a new connection has to finish its TLS handshake.
     pub tls_handshake_timeout_secs: u64,
+    /// Sessions open at once, in all. New connections beyond it get `421` and are closed.
+    pub max_sessions: usize,
+    /// Sessions open at once from one client address.
+    pub max_sessions_per_ip: usize,
+    /// Sessions logged in at once as one user.
+    pub max_sessions_per_user: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +247,9 @@ impl Default for Config {
                 data_connect_timeout_secs: 30,
                 data_idle_timeout_secs: 300,
                 tls_handshake_timeout_secs: 10,
+                max_sessions: 1000,
+                max_sessions_per_ip: 50,
+                max_sessions_per_user: 20,
             },
             shutdown: Shutdown { grace_seconds: 30 },
             log: Log {
@@ -420,7 +429,7 @@ impl Config {
             ),
         ] {
             if v == 0 {
-                return Err(invalid(key, "must be at least 1 second"));
+                return Err(invalid(key, "must be at least 1"));
             }
         }
         Ok(())

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod limits;
 pub mod listing;
 pub mod server;
 pub mod session;

@@ -45,8 +45,78 @@ pub fn nlst_line(entry: &Entry) -> String {
     format!("{}\r\n", entry.name)
 }
 
+/// The MLST/MLSD facts a client asked for with `OPTS MLST` (RFC 3659 §7.9); all by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MlstFacts {
+    pub kind: bool,
+    pub size: bool,
+    pub modify: bool,
+    pub perm: bool,
+}
+
+impl Default for MlstFacts {
+    fn default() -> Self {
+        MlstFacts {
+            kind: true,
+            size: true,
+            modify: true,
+            perm: true,
+        }
+    }
+}
+
+impl MlstFacts {
+    /// `type;size;` → those facts; unknown names are ignored, as §7.9 asks.
+    pub fn parse(list: &str) -> Self {
+        let mut f = MlstFacts {
+            kind: false,
+            size: false,
+            modify: false,
+            perm: false,
+        };
+        for name in list.split(';').map(|n| n.trim().to_ascii_lowercase()) {
+            match name.as_str() {
+                "type" => f.kind = true,
+                "size" => f.size = true,
+                "modify" => f.modify = true,
+                "perm" => f.perm = true,
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// The selected facts as `OPTS MLST` answers them: `type;size;`.
+    pub fn selected(&self) -> String {
+        self.list(false)
+    }
+
+    /// FEAT's line: every supported fact, `*` after the selected ones.
+    pub fn feat_line(&self) -> String {
+        format!("MLST {}", self.list(true))
+    }
+
+    fn list(&self, all: bool) -> String {
+        let mut out = String::new();
+        for (name, on) in [
+            ("type", self.kind),
+            ("size", self.size),
+            ("modify", self.modify),
+            ("perm", self.perm),
+        ] {
+            match (all, on) {
+                (true, true) => out.push_str(&format!("{name}*;")),
+                (true, false) => out.push_str(&format!("{name};")),
+                (false, true) => out.push_str(&format!("{name};")),
+                (false, false) => {}
+            }
+        }
+        out
+    }
+}
+
 /// RFC 3659 §7.2 facts for `entry` (`type=file;size=3;modify=…;perm=…;`), without the name.
-pub fn mlsx_facts(entry: &Entry, perms: Permissions) -> String {
+pub fn mlsx_facts(entry: &Entry, perms: Permissions, selected: MlstFacts) -> String {
     let mut facts = String::with_capacity(80);
     let (kind, perm) = match entry.kind {
         // §7.5.5: e enter, l list, c create files, m make dirs, d delete, f rename.
@@ -54,24 +124,24 @@ pub fn mlsx_facts(entry: &Entry, perms: Permissions) -> String {
         // r retrieve, w write (store over), d delete, f rename.
         EntryKind::File => ("file", file_perm(perms)),
     };
-    facts.push_str("type=");
-    facts.push_str(kind);
-    facts.push(';');
-    if entry.kind == EntryKind::File {
+    if selected.kind {
+        facts.push_str(&format!("type={kind};"));
+    }
+    if selected.size && entry.kind == EntryKind::File {
         facts.push_str(&format!("size={};", entry.size));
     }
-    if let Some(t) = entry.modified {
+    if let Some(t) = entry.modified.filter(|_| selected.modify) {
         facts.push_str(&format!("modify={};", mdtm(t)));
     }
-    facts.push_str("perm=");
-    facts.push_str(&perm);
-    facts.push(';');
+    if selected.perm {
+        facts.push_str(&format!("perm={perm};"));
+    }
     facts
 }
 
 /// One MLSD line (with CRLF): facts, a space, the name.
-pub fn mlsd_line(entry: &Entry, perms: Permissions) -> String {
-    format!("{} {}\r\n", mlsx_facts(entry, perms), entry.name)
+pub fn mlsd_line(entry: &Entry, perms: Permissions, selected: MlstFacts) -> String {
+    format!("{} {}\r\n", mlsx_facts(entry, perms, selected), entry.name)
 }
 
 /// RFC 3659 §2.3 time-val, `YYYYMMDDHHMMSS` in UTC (MDTM and the `modify` fact).
@@ -160,7 +230,7 @@ mod tests {
         };
         assert!(list_line(&d, at(NOW)).starts_with("drwxr-xr-x"));
         assert_eq!(
-            mlsd_line(&d, Permissions::ALL),
+            mlsd_line(&d, Permissions::ALL, MlstFacts::default()),
             "type=dir;perm=elcmd; in\r\n"
         );
     }
@@ -169,8 +239,15 @@ mod tests {
     fn mlsd_facts() {
         let perms = Permissions::from_list(&[Permission::List, Permission::Write]);
         assert_eq!(
-            mlsd_line(&file("x", 3, at(NOW)), perms),
+            mlsd_line(&file("x", 3, at(NOW)), perms, MlstFacts::default()),
             "type=file;size=3;modify=20261125023600;perm=w; x\r\n"
+        );
+        let only = MlstFacts::parse("size;TYPE;bogus;");
+        assert_eq!(only.selected(), "type;size;");
+        assert_eq!(only.feat_line(), "MLST type*;size*;modify;perm;");
+        assert_eq!(
+            mlsd_line(&file("x", 3, at(NOW)), perms, only),
+            "type=file;size=3; x\r\n"
         );
         assert_eq!(mdtm(at(NOW)), "20261125023600");
     }

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::auth::UserStore;
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
+use crate::limits::SessionLimits;
 use crate::session::{self, state::ListenerKind};
 use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
@@ -33,6 +34,7 @@ pub struct ServerContext {
     pub users: UserStore,
     pub stores: Stores,
     pub passive_ports: PassivePortPool,
+    pub limits: Arc<SessionLimits>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
 }
@@ -92,7 +94,13 @@ impl Server {
         let passive_ports = PassivePortPool::new(config.passive_ports()?);
         let explicit = bind_opt("listeners.explicit", config.listeners.explicit).await?;
         let implicit = bind_opt("listeners.implicit", config.listeners.implicit).await?;
+        let limits = SessionLimits::new(
+            config.limits.max_sessions,
+            config.limits.max_sessions_per_ip,
+            config.limits.max_sessions_per_user,
+        );
         let ctx = Arc::new(ServerContext {
+            limits,
             config,
             tls,
             users,

@@ -12,6 +12,7 @@
 //! - Waiting for the connection and the handshake is bounded (`limits.data_connect_timeout`),
 //!   and so is every read and write afterwards (`limits.data_idle_timeout`).
 
+pub mod ascii;
 mod idle;
 mod passive;
 

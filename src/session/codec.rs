@@ -104,6 +104,14 @@ impl Connection {
         stream.flush().await
     }
 
+    /// Writes bytes as they are: for replies built line by line (STAT of a directory), where
+    /// the caller keeps the multi-line format.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let stream = self.stream()?;
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    }
+
     /// Upgrades to TLS (after `234`, or at once on the implicit port). Discards buffered input.
     pub async fn start_tls(&mut self, acceptor: &TlsAcceptor, timeout: Duration) -> io::Result<()> {
         self.buf.clear();

@@ -66,6 +66,10 @@ pub enum Command {
     Help(Option<String>),
     Noop,
     Stat(Option<String>),
+    /// RFC 959 ALLO: storage needs no reservation here.
+    Allo,
+    /// RFC 959 SITE with its argument.
+    Site(String),
     /// A verb from the RFCs that this server does not implement (yet): answered `502`.
     NotImplemented(String),
 }
@@ -138,8 +142,8 @@ impl fmt::Display for ParseError {
 
 /// Verbs that exist in the FTP RFCs but that this server answers with `502`.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "APPE", "STOU", "ALLO", "SMNT", "SITE", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "HASH", "LANG",
-    "ADAT", "MIC", "CONF", "ENC", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD", "REST+",
+    "APPE", "STOU", "SMNT", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "HASH", "LANG", "ADAT", "MIC",
+    "CONF", "ENC", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD", "REST+",
 ];
 
 impl Command {
@@ -214,6 +218,8 @@ impl Command {
             "HELP" => Command::Help(opt()),
             "NOOP" => Command::Noop,
             "STAT" => Command::Stat(opt()),
+            "ALLO" => Command::Allo,
+            "SITE" => Command::Site(need("SITE")?),
             v if NOT_IMPLEMENTED.contains(&v) => Command::NotImplemented(v.to_string()),
             v => return Err(ParseError::Unrecognized(v.to_string())),
         };
@@ -264,6 +270,8 @@ impl Command {
             Command::Help(_) => "HELP",
             Command::Noop => "NOOP",
             Command::Stat(_) => "STAT",
+            Command::Allo => "ALLO",
+            Command::Site(_) => "SITE",
             Command::NotImplemented(v) => v,
         }
     }
@@ -472,14 +480,34 @@ mod tests {
 
     #[test]
     fn known_but_unimplemented_is_502_material() {
-        assert_eq!(
-            p("SITE CHMOD 644 x"),
-            Ok(Command::NotImplemented("SITE".into()))
-        );
+        assert_eq!(p("SMNT /x"), Ok(Command::NotImplemented("SMNT".into())));
+        assert_eq!(p("SITE HELP"), Ok(Command::Site("HELP".into())));
+    }
+
+    #[test]
+    fn port_and_eprt_addresses() {
+        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
         assert_eq!(
             p("PORT 127,0,0,1,4,1"),
-            Ok(Command::NotImplemented("PORT".into()))
+            Ok(Command::Port(a("127.0.0.1:1025")))
         );
+        assert_eq!(p("PORT 127,0,0,1,4"), Err(ParseError::BadArgument("PORT")));
+        assert_eq!(
+            p("PORT 127,0,0,256,4,1"),
+            Err(ParseError::BadArgument("PORT"))
+        );
+        assert_eq!(
+            p("EPRT |1|132.235.1.2|6275|"),
+            Ok(Command::Eprt(a("132.235.1.2:6275")))
+        );
+        assert_eq!(p("EPRT |2|::1|5282|"), Ok(Command::Eprt(a("[::1]:5282"))));
+        assert_eq!(p("EPRT !2!::1!5282!"), Ok(Command::Eprt(a("[::1]:5282"))));
+        assert_eq!(
+            p("EPRT |3|x|1|"),
+            Err(ParseError::UnsupportedParameter("EPRT", "3".into()))
+        );
+        assert_eq!(p("EPRT |1|::1|1|"), Err(ParseError::BadArgument("EPRT")));
+        assert_eq!(p("EPRT |1|1.2.3.4|1"), Err(ParseError::BadArgument("EPRT")));
     }
 
     #[test]

@@ -88,6 +88,15 @@ pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id
         tls_cipher = tracing::field::Empty,
     );
     async move {
+        // Held for the whole session; dropping it frees the slot however the session ends.
+        let _permit = match ctx.limits.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(hit) => {
+                info!(reason = %hit, "connection refused: limit reached");
+                refuse(tcp, kind, hit).await;
+                return;
+            }
+        };
         let conn = Connection::new(MaybeTls::Plain(tcp), ctx.config.limits.max_line_length);
         let tls = ctx.tls.for_session(id);
         let mut session = Session {
@@ -282,6 +291,7 @@ impl Session {
                     | Command::Opts(_)
                     | Command::Abor
                     | Command::Stat(None)
+                    | Command::Allo
                     | Command::NotImplemented(_)
             );
         if self.state.logged_in().is_none() && !pre_login {
@@ -337,7 +347,9 @@ impl Session {
             Command::Help(_) => self.help(),
             Command::Noop => Reply::ok("NOOP ok").into(),
             Command::Stat(None) => self.stat(),
-            Command::Stat(Some(_)) => Reply::not_implemented("STAT with a path").into(),
+            Command::Stat(Some(p)) => self.stat_path(&p).await,
+            Command::Allo => Reply::new(202, "No storage allocation necessary").into(),
+            Command::Site(arg) => self.site(&arg),
             Command::NotImplemented(verb) => Reply::not_implemented(&verb).into(),
         }
     }
@@ -392,6 +404,18 @@ impl Resolved {
         }
         self.home.storage().stat(&self.key).await
     }
+}
+
+/// Turns a connection away at a limit: `421` in the clear on the explicit port; on the implicit
+/// port the client expects TLS first and a handshake is exactly the work a limit should save, so
+/// the connection is just closed.
+async fn refuse(mut tcp: TcpStream, kind: ListenerKind, hit: crate::limits::LimitHit) {
+    use tokio::io::AsyncWriteExt;
+    if kind == ListenerKind::Explicit {
+        let reply = Reply::new(421, hit.to_string()).to_wire();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&reply)).await;
+    }
+    let _ = tcp.shutdown().await;
 }
 
 fn greeting() -> Reply {

@@ -6,6 +6,8 @@ use std::{net::SocketAddr, sync::Arc};
 
 use crate::auth::User;
 use crate::datachan::DataPlan;
+use crate::limits::UserPermit;
+use crate::listing::MlstFacts;
 use crate::session::command::TransferType;
 use crate::vfs::{Home, VirtualPath};
 
@@ -38,6 +40,8 @@ pub enum Login {
 pub struct LoggedIn {
     pub user: Arc<User>,
     pub home: Home,
+    /// The user's session slot (`limits.max_sessions_per_user`), freed on logout.
+    pub _permit: UserPermit,
 }
 
 /// RFC 4217 §8–9: `PBSZ` must come before `PROT`; `PROT` sets whether data connections use TLS.
@@ -69,6 +73,8 @@ pub struct SessionState {
     pub data: Option<DataPlan>,
     /// RFC 2428 §4: after `EPSV ALL`, PASV is refused.
     pub epsv_all: bool,
+    /// RFC 3659 §7.9: facts chosen with `OPTS MLST`.
+    pub mlst_facts: MlstFacts,
 }
 
 impl SessionState {
@@ -80,11 +86,14 @@ impl SessionState {
             login: Login::Fresh,
             protection: DataProtection::NoPbsz,
             cwd: VirtualPath::root(),
-            transfer_type: TransferType::Ascii,
+            // RFC 959 says A, but a client that never sends TYPE is almost always moving binary
+            // files; converting them would corrupt them. Explicit TYPE A converts.
+            transfer_type: TransferType::Image,
             rest: 0,
             rename_from: None,
             data: None,
             epsv_all: false,
+            mlst_facts: MlstFacts::default(),
         }
     }
 

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::{Permission, Permissions};
+use crate::datachan::ascii::{FromCrlf, ToCrlf};
 use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, OpenError};
-use crate::listing;
+use crate::listing::{self, MlstFacts};
 use crate::session::codec::Line;
-use crate::session::command::Command;
+use crate::session::command::{Command, TransferType};
 use crate::session::handlers::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::state::{DataProtection, ListenerKind};
@@ -51,6 +52,8 @@ pub(crate) struct TransferJob {
     verb: &'static str,
     path: VirtualPath,
     work: Work,
+    /// TYPE A: convert line endings (RETR: LF → CRLF, STOR: CRLF → LF).
+    ascii: bool,
 }
 
 enum Work {
@@ -61,6 +64,7 @@ enum Work {
         source: ListingSource,
         format: ListFormat,
         perms: Permissions,
+        facts: MlstFacts,
     },
 }
 
@@ -111,6 +115,7 @@ impl Session {
                 verb: "RETR",
                 path: r.path,
                 work: Work::Download(reader),
+                ascii: self.state.transfer_type == TransferType::Ascii,
             }),
             Err(e) => storage_reply("read", &e, &r.path),
         }
@@ -160,6 +165,7 @@ impl Session {
                 verb: "STOR",
                 path: r.path,
                 work: Work::Upload(upload),
+                ascii: self.state.transfer_type == TransferType::Ascii,
             }),
             Err(e) => storage_reply("upload", &e, &r.path),
         }
@@ -208,7 +214,10 @@ impl Session {
                 source,
                 format,
                 perms,
+                facts: self.state.mlst_facts,
             },
+            // Listings are CRLF text already.
+            ascii: false,
         })
     }
 
@@ -250,7 +259,7 @@ impl Session {
         let cancel = CancellationToken::new();
         let started = Instant::now();
         let (verb, path) = (job.verb, job.path.clone());
-        let fut = execute(plan, params, job.work, cancel.clone());
+        let fut = execute(plan, params, job.work, job.ascii, cancel.clone());
         tokio::pin!(fut);
 
         enum Event {
@@ -355,6 +364,7 @@ async fn execute(
     plan: DataPlan,
     params: DataParams,
     work: Work,
+    ascii: bool,
     cancel: CancellationToken,
 ) -> JobResult {
     let security = DataSecurity {
@@ -388,13 +398,14 @@ async fn execute(
     };
     let mut data = IdleTimeout::new(data, params.idle_timeout);
     match work {
-        Work::Download(reader) => download(&mut data, reader, &cancel).await,
-        Work::Upload(upload) => upload_to(&mut data, upload, &cancel).await,
+        Work::Download(reader) => download(&mut data, reader, ascii, &cancel).await,
+        Work::Upload(upload) => upload_to(&mut data, upload, ascii, &cancel).await,
         Work::Listing {
             source,
             format,
             perms,
-        } => send_listing(&mut data, source, format, perms, &cancel).await,
+            facts,
+        } => send_listing(&mut data, source, format, perms, facts, &cancel).await,
     }
 }
 
@@ -403,10 +414,12 @@ type DataConn = IdleTimeout<MaybeTls>;
 async fn download(
     data: &mut DataConn,
     mut reader: ReadStream,
+    ascii: bool,
     cancel: &CancellationToken,
 ) -> JobResult {
     let copy = async {
         let mut buf = vec![0u8; COPY_BUF];
+        let mut to_crlf = ascii.then(|| (ToCrlf::default(), Vec::with_capacity(COPY_BUF * 2)));
         let mut total = 0u64;
         loop {
             let n = match reader.read(&mut buf).await {
@@ -419,8 +432,16 @@ async fn download(
                     }))
                 }
             };
-            data.write_all(&buf[..n]).await.map_err(JobResult::Client)?;
-            total += n as u64;
+            let out = match &mut to_crlf {
+                Some((conv, out)) => {
+                    out.clear();
+                    conv.convert(&buf[..n], out);
+                    &out[..]
+                }
+                None => &buf[..n],
+            };
+            data.write_all(out).await.map_err(JobResult::Client)?;
+            total += out.len() as u64;
         }
         Ok(total)
     };
@@ -440,10 +461,17 @@ async fn download(
 async fn upload_to(
     data: &mut DataConn,
     mut upload: Box<dyn Upload>,
+    ascii: bool,
     cancel: &CancellationToken,
 ) -> JobResult {
+    let copy = async {
+        match ascii {
+            true => upload.copy_from(&mut FromCrlf::new(&mut *data)).await,
+            false => upload.copy_from(&mut *data).await,
+        }
+    };
     let copied = tokio::select! {
-        r = upload.copy_from(data) => Some(r),
+        r = copy => Some(r),
         _ = cancel.cancelled() => None,
     };
     match copied {
@@ -475,13 +503,14 @@ async fn send_listing(
     source: ListingSource,
     format: ListFormat,
     perms: Permissions,
+    facts: MlstFacts,
     cancel: &CancellationToken,
 ) -> JobResult {
     let now = SystemTime::now();
     let line = |e: &Entry| match format {
         ListFormat::List => listing::list_line(e, now),
         ListFormat::Nlst => listing::nlst_line(e),
-        ListFormat::Mlsd => listing::mlsd_line(e, perms),
+        ListFormat::Mlsd => listing::mlsd_line(e, perms, facts),
     };
     let send = async {
         let mut total = 0u64;

@@ -90,7 +90,7 @@ async fn explicit_requires_tls_before_login_and_accepts_auth_ssl() {
     c.expect(&format!("PASS {PASSWORD}"), 230).await;
     c.expect("SYST", 215).await;
     c.expect("XYZZ", 500).await;
-    c.expect("SITE CHMOD 600 x", 502).await;
+    c.expect("SMNT /x", 502).await;
     c.expect("QUIT", 221).await;
     srv.stop().await;
 }
@@ -421,5 +421,109 @@ async fn active_mode_download_connects_to_the_client() {
     let got = data.read_all().await.expect("read");
     assert_eq!(c.reply().await.code, 226);
     assert!(got == body);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn session_limits_answer_421() {
+    let srv = TestServer::start_with(|c| {
+        c.limits.max_sessions_per_ip = 2;
+        c.limits.max_sessions_per_user = 1;
+    })
+    .await;
+    let a = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    // A second login as the same user is refused at PASS, and the connection closed.
+    let (mut b, _) = RawClient::connect(srv.explicit).await;
+    b.expect("AUTH TLS", 234).await;
+    b.handshake().await.expect("handshake");
+    b.expect(&format!("USER {USER}"), 331).await;
+    b.expect(&format!("PASS {PASSWORD}"), 421).await;
+    drop(b);
+    let _c = RawClient::login_explicit(srv.explicit, "other", "other-password").await;
+    // Two sessions from 127.0.0.1 are open: the third connection gets 421 at once.
+    srv.eventually("the refused session's slot is freed", || async {
+        let (_d, greeting) = RawClient::connect(srv.explicit).await;
+        greeting.code == 421
+    })
+    .await;
+    drop(a);
+    srv.eventually("a slot is free again", || async {
+        let (_d, greeting) = RawClient::connect(srv.explicit).await;
+        greeting.code == 220
+    })
+    .await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn type_a_converts_line_endings_both_ways() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("TYPE A", 200).await;
+    let port = c.epsv().await;
+    c.send_raw(b"STOR text.txt\r\n").await;
+    let mut data = c.data_connect(port, true).await;
+    assert_eq!(c.reply().await.code, 150);
+    data.write_all(b"one\r\ntwo\r\nbare\rcr\r\n")
+        .await
+        .expect("write");
+    data.finish().await.expect("finish");
+    assert_eq!(c.reply().await.code, 226);
+    assert_eq!(
+        srv.object(&srv.key("text.txt")).await.as_deref(),
+        Some(&b"one\ntwo\nbare\rcr\n"[..])
+    );
+    let port = c.epsv().await;
+    c.send_raw(b"RETR text.txt\r\n").await;
+    let mut data = c.data_connect(port, true).await;
+    assert_eq!(c.reply().await.code, 150);
+    assert_eq!(
+        data.read_all().await.expect("read"),
+        b"one\r\ntwo\r\nbare\rcr\r\n"
+    );
+    assert_eq!(c.reply().await.code, 226);
+    // TYPE I leaves bytes alone.
+    c.expect("TYPE I", 200).await;
+    let port = c.epsv().await;
+    c.send_raw(b"RETR text.txt\r\n").await;
+    let mut data = c.data_connect(port, true).await;
+    assert_eq!(c.reply().await.code, 150);
+    assert_eq!(
+        data.read_all().await.expect("read"),
+        b"one\ntwo\nbare\rcr\n"
+    );
+    assert_eq!(c.reply().await.code, 226);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn stat_site_allo_and_opts_mlst() {
+    let srv = TestServer::start().await;
+    srv.put_object(&srv.key("d/a.txt"), b"hello").await;
+    srv.put_object(&srv.key("d/b.txt"), b"hi").await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let r = c.expect("STAT d", 213).await;
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert!(
+        lines.len() == 4 && lines[1].ends_with(" a.txt") && lines[2].ends_with(" b.txt"),
+        "{}",
+        r.text
+    );
+    assert!(lines[1].starts_with(" -rw-r--r--"), "{}", r.text);
+    c.expect("STAT nothere", 550).await;
+    c.expect("STAT", 211).await;
+    c.expect("SITE HELP", 214).await;
+    c.expect("SITE CHMOD 600 d/a.txt", 504).await;
+    c.expect("ALLO 1000", 202).await;
+    let r = c.expect("OPTS MLST size;type;", 200).await;
+    assert!(r.text.ends_with("MLST OPTS type;size;"), "{}", r.text);
+    let r = c.expect("MLST d/a.txt", 250).await;
+    assert!(r.text.contains(" type=file;size=5; /d/a.txt"), "{}", r.text);
+    let feat = c.expect("FEAT", 211).await;
+    assert!(
+        feat.text.contains("MLST type*;size*;modify;perm;"),
+        "{}",
+        feat.text
+    );
     srv.stop().await;
 }

@@ -27,10 +27,21 @@ impl Session {
         };
         match self.ctx.users.verify(&name, &password).await {
             Some(user) => {
+                let permit = match self.ctx.limits.admit_user(&user.name) {
+                    Ok(p) => p,
+                    Err(hit) => {
+                        info!(event = "login", result = "refused", user = %user.name, reason = %hit, "login refused");
+                        return Outcome::Close(Reply::new(421, hit.to_string()));
+                    }
+                };
                 let home = self.ctx.stores.home_for(&user);
                 tracing::Span::current().record("user", user.name.as_str());
                 info!(event = "login", result = "ok", user = %user.name, "login");
-                self.state.login = Login::LoggedIn(LoggedIn { user, home });
+                self.state.login = Login::LoggedIn(LoggedIn {
+                    user,
+                    home,
+                    _permit: permit,
+                });
                 self.state.cwd = crate::vfs::VirtualPath::root();
                 Reply::new(230, "Login successful").into()
             }

@@ -2,8 +2,10 @@
 
 use std::time::SystemTime;
 
+use futures::StreamExt;
+
 use crate::auth::Permission;
-use crate::listing;
+use crate::listing::{self, MlstFacts};
 use crate::session::handlers::files::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::{Outcome, Session};
@@ -54,7 +56,11 @@ impl Session {
                 250,
                 vec![
                     format!("Listing {}", r.path),
-                    format!("{} {}", listing::mlsx_facts(&entry, perms), r.path),
+                    format!(
+                        "{} {}",
+                        listing::mlsx_facts(&entry, perms, self.state.mlst_facts),
+                        r.path
+                    ),
                     "End".to_string(),
                 ],
             )
@@ -77,11 +83,11 @@ impl Session {
                 "REST STREAM",
                 "EPSV",
                 "HOST",
-                "MLST type*;size*;modify*;perm*;",
             ]
             .iter()
             .map(|s| s.to_string()),
         );
+        lines.push(self.state.mlst_facts.feat_line());
         if self.ctx.config.tls.allow_ccc {
             lines.push("CCC".to_string());
         }
@@ -96,7 +102,93 @@ impl Session {
         let option = words.next().unwrap_or("").to_ascii_uppercase();
         match option.as_str() {
             "UTF8" | "UTF-8" => Reply::ok("UTF8 mode is always on").into(),
+            // RFC 3659 §7.9: `OPTS MLST fact;fact;` selects facts; unknown ones are dropped.
+            "MLST" => {
+                self.state.mlst_facts = MlstFacts::parse(words.next().unwrap_or(""));
+                Reply::ok(format!("MLST OPTS {}", self.state.mlst_facts.selected())).into()
+            }
             _ => Reply::new(501, format!("OPTS {option} not supported")).into(),
+        }
+    }
+
+    /// SITE: only HELP; other SITE commands (CHMOD, UTIME, …) have no meaning for objects.
+    pub(in crate::session) fn site(&self, arg: &str) -> Outcome {
+        let sub = arg
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match sub.as_str() {
+            "HELP" => Reply::multi(
+                214,
+                vec![
+                    "SITE commands recognized:".to_string(),
+                    "HELP".to_string(),
+                    "End".to_string(),
+                ],
+            )
+            .into(),
+            _ => Reply::new(504, format!("SITE {sub} not supported")).into(),
+        }
+    }
+
+    /// RFC 959 STAT with a path: the LIST of it, on the control connection (213). Lines are
+    /// sent page by page as they arrive, each indented by one space so no name can end the reply.
+    pub(in crate::session) async fn stat_path(&mut self, arg: &str) -> Outcome {
+        let r = match self.resolve(Permission::List, arg) {
+            Ok(r) => r,
+            Err(reply) => return reply.into(),
+        };
+        let entry = match r.stat().await {
+            Ok(e) => e,
+            Err(e) => return storage_reply("stat", &e, &r.path),
+        };
+        let now = SystemTime::now();
+        if self
+            .conn
+            .write_raw(format!("213-Status of {}:\r\n", r.path).as_bytes())
+            .await
+            .is_err()
+        {
+            return Outcome::Close(Reply::new(421, "Control connection failed"));
+        }
+        let result = match entry.kind {
+            EntryKind::File => {
+                let e = crate::vfs::Entry {
+                    name: r.path.file_name().unwrap_or_default().to_string(),
+                    ..entry
+                };
+                self.conn
+                    .write_raw(status_line(&e, now).as_bytes())
+                    .await
+                    .map_err(|_| None)
+            }
+            EntryKind::Dir => {
+                let mut pages = r.home.storage().list(&r.key);
+                let mut result = Ok(());
+                while let Some(page) = pages.next().await {
+                    let text: String = match page {
+                        Ok(p) => p.iter().map(|e| status_line(e, now)).collect(),
+                        Err(e) => {
+                            result = Err(Some(e));
+                            break;
+                        }
+                    };
+                    if self.conn.write_raw(text.as_bytes()).await.is_err() {
+                        result = Err(None);
+                        break;
+                    }
+                }
+                result
+            }
+        };
+        match result {
+            Ok(()) => Reply::new(213, "End of status").into(),
+            Err(Some(e)) => {
+                crate::session::log_storage_error("list", &e);
+                Reply::new(213, "End of status (listing incomplete: storage error)").into()
+            }
+            Err(None) => Outcome::Close(Reply::new(421, "Control connection failed")),
         }
     }
 
@@ -105,9 +197,10 @@ impl Session {
             214,
             vec![
                 "The following commands are recognized:".to_string(),
-                "ABOR ACCT AUTH CCC CDUP CWD DELE EPSV FEAT HELP HOST LIST MDTM MKD".to_string(),
-                "MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PROT PWD QUIT REIN REST".to_string(),
-                "RETR RMD RNFR RNTO SIZE STAT STOR STRU SYST TYPE USER".to_string(),
+                "ABOR ACCT ALLO AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP HOST LIST".to_string(),
+                "MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD".to_string(),
+                "QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STRU SYST TYPE".to_string(),
+                "USER XCUP XCWD XMKD XPWD XRMD".to_string(),
                 "Help OK".to_string(),
             ],
         )
@@ -139,4 +232,13 @@ impl Session {
         )
         .into()
     }
+}
+
+/// One STAT line: a LIST line, indented by one space, with CR/LF in names made harmless.
+fn status_line(e: &crate::vfs::Entry, now: SystemTime) -> String {
+    let line = listing::list_line(e, now);
+    let body = line
+        .trim_end_matches(['\r', '\n'])
+        .replace(['\r', '\n'], "?");
+    format!(" {body}\r\n")
 }

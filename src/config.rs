@@ -45,9 +45,11 @@ pub struct Shutdown {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
-    /// Explicit FTPS (RFC 4217: plain greeting, then `AUTH TLS`). Omit to disable.
+    /// Explicit FTPS (RFC 4217: plain greeting, then `AUTH TLS`). `"off"` disables it.
+    #[serde(with = "listener_addr")]
     pub explicit: Option<SocketAddr>,
-    /// Implicit FTPS (MS-FTPS §3.2.5: TLS from the first byte). Omit to disable.
+    /// Implicit FTPS (MS-FTPS §3.2.5: TLS from the first byte). `"off"` disables it.
+    #[serde(with = "listener_addr")]
     pub implicit: Option<SocketAddr>,
     /// Explicit listener: refuse USER/PASS (and everything but AUTH, FEAT, HOST, QUIT…) before
     /// `AUTH TLS`/`AUTH SSL`, and refuse `PROT C` data connections.
@@ -160,6 +162,11 @@ pub struct Auth {
     pub users_file: PathBuf,
     /// Delay before answering a failed login, in milliseconds (slows password guessing).
     pub failure_delay_ms: u64,
+    /// Failed logins from one address, or for one user name, before logins from it (or for it)
+    /// are refused for `ban_seconds`.
+    pub max_failures: u32,
+    /// How long a throttled address or user name stays refused, from its last failure.
+    pub ban_seconds: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -240,6 +247,8 @@ impl Default for Config {
             auth: Auth {
                 users_file: PathBuf::from("/etc/ftps-s3/users/users.toml"),
                 failure_delay_ms: 1000,
+                max_failures: 5,
+                ban_seconds: 900,
             },
             limits: Limits {
                 max_line_length: 4096,
@@ -256,6 +265,32 @@ impl Default for Config {
                 format: LogFormat::Pretty,
                 level: "info".to_string(),
             },
+        }
+    }
+}
+
+/// A listener address, or `"off"` (also `""`): a layer can only override a default with a value,
+/// and TOML has no null, so switching a listener off needs a word for it.
+mod listener_addr {
+    use std::net::SocketAddr;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.trim() {
+            "" | "off" => Ok(None),
+            a => a
+                .parse()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("{a:?} is not \"ip:port\" or \"off\""))),
         }
     }
 }
@@ -389,6 +424,9 @@ impl Config {
                 format!("{} is outside 1..=64", self.s3.upload_concurrency),
             ));
         }
+        if self.auth.max_failures == 0 {
+            return Err(invalid("auth.max_failures", "must be at least 1"));
+        }
         if self.s3.max_attempts == 0 {
             return Err(invalid("s3.max_attempts", "must be at least 1"));
         }
@@ -502,6 +540,18 @@ mod tests {
         assert!(e.to_string().starts_with("passive.ports:"), "{e}");
         let e = from_toml("").expect_err("fail");
         assert!(e.to_string().starts_with("s3.bucket:"), "{e}");
+    }
+
+    #[test]
+    fn a_listener_can_be_switched_off() {
+        let c =
+            from_toml("[listeners]\nimplicit = \"off\"\n[s3]\nbucket = \"b\"\n").expect("config");
+        assert_eq!(c.listeners.implicit, None);
+        assert!(c.listeners.explicit.is_some());
+        let e = from_toml("[listeners]\nexplicit = \"nowhere\"\n[s3]\nbucket = \"b\"\n")
+            .expect_err("fail")
+            .to_string();
+        assert!(e.contains("listeners.explicit"), "{e}");
     }
 
     #[test]

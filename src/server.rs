@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-use crate::auth::UserStore;
+use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
 use crate::limits::SessionLimits;
@@ -31,7 +31,7 @@ use crate::vfs::Stores;
 pub struct ServerContext {
     pub config: Config,
     pub tls: TlsAcceptors,
-    pub users: UserStore,
+    pub auth: Authenticator,
     pub stores: Stores,
     pub passive_ports: PassivePortPool,
     pub limits: Arc<SessionLimits>,
@@ -99,11 +99,16 @@ impl Server {
             config.limits.max_sessions_per_ip,
             config.limits.max_sessions_per_user,
         );
+        let auth = Authenticator::new(
+            users,
+            config.auth.max_failures,
+            Duration::from_secs(config.auth.ban_seconds),
+        );
         let ctx = Arc::new(ServerContext {
             limits,
+            auth,
             config,
             tls,
-            users,
             stores,
             passive_ports,
             shutdown: CancellationToken::new(),

@@ -14,8 +14,11 @@
 //! same as for a wrong password.
 
 mod permissions;
+mod throttle;
 
-use std::{collections::HashMap, path::Path, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, path::Path, sync::Arc, time::Duration};
+
+use ipnet::IpNet;
 
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -24,6 +27,7 @@ use argon2::{
 use serde::Deserialize;
 
 pub use permissions::{Permission, Permissions};
+pub use throttle::LoginThrottle;
 
 /// One user, as loaded from the users file.
 #[derive(Debug, Clone)]
@@ -35,6 +39,8 @@ pub struct User {
     /// The user's own bucket, if not the default one.
     pub bucket: Option<String>,
     pub permissions: Permissions,
+    /// Client addresses the user may log in from; empty means any.
+    pub allowed_ips: Vec<IpNet>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +58,8 @@ struct UserEntry {
     home: String,
     bucket: Option<String>,
     permissions: Vec<Permission>,
+    #[serde(default)]
+    allowed_ips: Vec<IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +123,7 @@ impl UserStore {
                 home: e.home,
                 bucket: e.bucket.filter(|b| !b.is_empty()),
                 permissions: Permissions::from_list(&e.permissions),
+                allowed_ips: e.allowed_ips,
             };
             if users.insert(e.name, Arc::new(user)).is_some() {
                 return Err(format!("{at}: duplicate user name"));
@@ -173,7 +182,66 @@ impl User {
             home: home.to_string(),
             bucket: None,
             permissions,
+            allowed_ips: Vec::new(),
         })
+    }
+}
+
+/// Why a login failed. The client sees the same `530` for each; the log says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    BadCredentials,
+    /// Too many recent failures from this address or for this user.
+    Throttled,
+    /// The user may not log in from this address (`allowed_ips`).
+    AddressNotAllowed,
+}
+
+impl LoginFailure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            LoginFailure::BadCredentials => "bad_credentials",
+            LoginFailure::Throttled => "throttled",
+            LoginFailure::AddressNotAllowed => "address_not_allowed",
+        }
+    }
+}
+
+/// Every rule of logging in, in order: throttle, password, address allow list.
+pub struct Authenticator {
+    users: UserStore,
+    throttle: LoginThrottle,
+}
+
+impl Authenticator {
+    pub fn new(users: UserStore, max_failures: u32, ban: Duration) -> Self {
+        Authenticator {
+            users,
+            throttle: LoginThrottle::new(max_failures, ban),
+        }
+    }
+
+    pub async fn login(
+        &self,
+        client: IpAddr,
+        name: &str,
+        password: &str,
+    ) -> Result<Arc<User>, LoginFailure> {
+        if self.throttle.is_banned(client, name) {
+            return Err(LoginFailure::Throttled);
+        }
+        let Some(user) = self.users.verify(name, password).await else {
+            self.throttle.failed(client, name);
+            return Err(LoginFailure::BadCredentials);
+        };
+        let client = client.to_canonical();
+        if !user.allowed_ips.is_empty() && !user.allowed_ips.iter().any(|n| n.contains(&client)) {
+            self.throttle.failed(client, name);
+            return Err(LoginFailure::AddressNotAllowed);
+        }
+        self.throttle.succeeded(client, name);
+        Ok(user)
     }
 }
 
@@ -215,6 +283,44 @@ mod tests {
         assert!(!u.permissions.allows(Permission::Read));
         assert!(store.verify("acme", "wrong").await.is_none());
         assert!(store.verify("nobody", "s3cret").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn allowed_ips_and_throttling() {
+        let h = hash_password("pw").expect("hash");
+        let text = format!(
+            "[[user]]\nname = \"a\"\npassword_hash = \"{h}\"\nhome = \"\"\npermissions = []\nallowed_ips = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n"
+        );
+        let auth = Authenticator::new(
+            UserStore::parse(&text).expect("parse"),
+            3,
+            Duration::from_secs(60),
+        );
+        let inside: IpAddr = "10.1.2.3".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().expect("ip");
+        let v6: IpAddr = "2001:db8::7".parse().expect("ip");
+        let outside: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert!(auth.login(inside, "a", "pw").await.is_ok());
+        assert!(auth.login(mapped, "a", "pw").await.is_ok());
+        assert!(auth.login(v6, "a", "pw").await.is_ok());
+        assert_eq!(
+            auth.login(outside, "a", "pw").await.err(),
+            Some(LoginFailure::AddressNotAllowed)
+        );
+        assert_eq!(
+            auth.login(inside, "a", "bad").await.err(),
+            Some(LoginFailure::BadCredentials)
+        );
+        assert_eq!(
+            auth.login(inside, "a", "bad").await.err(),
+            Some(LoginFailure::BadCredentials)
+        );
+        // Three failures for "a" (the refused address counts too): banned, even with the right
+        // password.
+        assert_eq!(
+            auth.login(inside, "a", "pw").await.err(),
+            Some(LoginFailure::Throttled)
+        );
     }
 
     #[test]

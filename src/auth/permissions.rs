@@ -10,8 +10,11 @@ pub enum Permission {
     List,
     /// RETR.
     Read,
-    /// STOR (new files, and replacing existing ones).
+    /// STOR, APPE, STOU of new files.
     Write,
+    /// Changing an existing file: STOR or APPE onto it, RNTO onto it. Needs `write` too for
+    /// uploads, `rename` for RNTO. A drop box has `write` without it.
+    Overwrite,
     /// DELE, RMD.
     Delete,
     /// RNFR/RNTO.
@@ -25,7 +28,7 @@ pub enum Permission {
 pub struct Permissions(u8);
 
 impl Permissions {
-    pub const ALL: Permissions = Permissions(0b11_1111);
+    pub const ALL: Permissions = Permissions(0b111_1111);
 
     pub fn from_list(list: &[Permission]) -> Self {
         Permissions(list.iter().fold(0, |acc, p| acc | Self::bit(*p)))
@@ -43,6 +46,7 @@ impl Permissions {
             Permission::Delete => 8,
             Permission::Rename => 16,
             Permission::Mkdir => 32,
+            Permission::Overwrite => 64,
         }
     }
 }

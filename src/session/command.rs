@@ -46,6 +46,9 @@ pub enum Command {
     // Transfers (each uses a data connection).
     Retr(String),
     Stor(String),
+    Appe(String),
+    /// STOU, with an optional suggested base name.
+    Stou(Option<String>),
     List(Option<String>),
     Nlst(Option<String>),
     Mlsd(Option<String>),
@@ -59,6 +62,8 @@ pub enum Command {
     // Information.
     Size(String),
     Mdtm(String),
+    /// draft-bryan-ftpext-hash: the digest of a file.
+    Hash(String),
     Mlst(Option<String>),
     Syst,
     Feat,
@@ -142,8 +147,8 @@ impl fmt::Display for ParseError {
 
 /// Verbs that exist in the FTP RFCs but that this server answers with `502`.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "APPE", "STOU", "SMNT", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "HASH", "LANG", "ADAT", "MIC",
-    "CONF", "ENC", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD", "REST+",
+    "SMNT", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "LANG", "ADAT", "MIC", "CONF", "ENC", "XCUP",
+    "XCWD", "XMKD", "XPWD", "XRMD", "REST+",
 ];
 
 impl Command {
@@ -200,6 +205,8 @@ impl Command {
             ),
             "RETR" => Command::Retr(need("RETR")?),
             "STOR" => Command::Stor(need("STOR")?),
+            "APPE" => Command::Appe(need("APPE")?),
+            "STOU" => Command::Stou(opt()),
             "LIST" => Command::List(list_path(arg)),
             "NLST" => Command::Nlst(list_path(arg)),
             "MLSD" => Command::Mlsd(opt()),
@@ -211,6 +218,7 @@ impl Command {
             "RNTO" => Command::Rnto(need("RNTO")?),
             "SIZE" => Command::Size(need("SIZE")?),
             "MDTM" => Command::Mdtm(need("MDTM")?),
+            "HASH" => Command::Hash(need("HASH")?),
             "MLST" => Command::Mlst(opt()),
             "SYST" => Command::Syst,
             "FEAT" => Command::Feat,
@@ -252,6 +260,8 @@ impl Command {
             Command::Rest(_) => "REST",
             Command::Retr(_) => "RETR",
             Command::Stor(_) => "STOR",
+            Command::Appe(_) => "APPE",
+            Command::Stou(_) => "STOU",
             Command::List(_) => "LIST",
             Command::Nlst(_) => "NLST",
             Command::Mlsd(_) => "MLSD",
@@ -263,6 +273,7 @@ impl Command {
             Command::Rnto(_) => "RNTO",
             Command::Size(_) => "SIZE",
             Command::Mdtm(_) => "MDTM",
+            Command::Hash(_) => "HASH",
             Command::Mlst(_) => "MLST",
             Command::Syst => "SYST",
             Command::Feat => "FEAT",

@@ -328,7 +328,9 @@ impl Session {
             Command::Port(target) | Command::Eprt(target) => self.active(target),
             Command::Rest(n) => self.rest(n),
             Command::Retr(p) => self.retr(&p).await,
-            Command::Stor(p) => self.stor(&p).await,
+            Command::Stor(p) => self.store(Some(&p), transfer::StoreKind::Store).await,
+            Command::Appe(p) => self.store(Some(&p), transfer::StoreKind::Append).await,
+            Command::Stou(p) => self.store(p.as_deref(), transfer::StoreKind::Unique).await,
             Command::List(p) => self.list(p.as_deref(), transfer::ListFormat::List).await,
             Command::Nlst(p) => self.list(p.as_deref(), transfer::ListFormat::Nlst).await,
             Command::Mlsd(p) => self.list(p.as_deref(), transfer::ListFormat::Mlsd).await,
@@ -340,6 +342,7 @@ impl Session {
             Command::Rnto(p) => self.rnto(rename_from, &p).await,
             Command::Size(p) => self.size(&p).await,
             Command::Mdtm(p) => self.mdtm(&p).await,
+            Command::Hash(p) => self.hash(&p).await,
             Command::Mlst(p) => self.mlst(p.as_deref()).await,
             Command::Syst => Reply::new(215, "UNIX Type: L8").into(),
             Command::Feat => self.feat(),
@@ -371,6 +374,11 @@ impl Session {
         let l = self.require(p)?;
         let path = VirtualPath::resolve(&self.state.cwd, arg).map_err(|e| Reply::path_error(&e))?;
         let key = l.home.key(&path);
+        // S3 keys are at most 1024 bytes (and a directory listing adds a `/`): refuse longer
+        // names as names, not as a storage failure.
+        if key.as_str().len() >= MAX_KEY_BYTES {
+            return Err(Reply::new(553, "File name too long"));
+        }
         Ok(Resolved {
             path,
             key,
@@ -382,6 +390,9 @@ impl Session {
         self.state.peer
     }
 }
+
+/// S3's limit on key length, in bytes of UTF-8.
+const MAX_KEY_BYTES: usize = 1024;
 
 /// A client path resolved for one command.
 pub(crate) struct Resolved {

@@ -150,6 +150,20 @@ impl Reply {
                 format!("{path}: Restart offset is past the end of the file"),
             ),
             StorageError::Unsupported(what) => Reply::new(550, format!("{path}: {what}")),
+            // RFC 1123 §4.1.3.4: a restart marker the server cannot honour.
+            StorageError::ResumeMismatch {
+                held, requested, ..
+            } => Reply::new(
+                554,
+                format!(
+                    "{path}: cannot resume at byte {requested}: {held} bytes are stored; \
+                     send REST {held}, or REST 0 to start over"
+                ),
+            ),
+            StorageError::TooManyObjects { limit, .. } => Reply::new(
+                550,
+                format!("{path}: more than {limit} objects, too many to rename"),
+            ),
             // Details (bucket, S3 code) go to the log, not to the client.
             StorageError::Backend { .. } | StorageError::Io { .. } => Reply::new(
                 451,

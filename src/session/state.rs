@@ -75,6 +75,42 @@ pub struct SessionState {
     pub epsv_all: bool,
     /// RFC 3659 §7.9: facts chosen with `OPTS MLST`.
     pub mlst_facts: MlstFacts,
+    /// draft-bryan-ftpext-hash §4: the algorithm chosen with `OPTS HASH`.
+    pub hash_algorithm: HashAlgorithm,
+}
+
+/// Digests the HASH command offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    Sha256,
+    Crc32,
+}
+
+impl HashAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "SHA-256",
+            HashAlgorithm::Crc32 => "CRC32",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "SHA-256" => Some(HashAlgorithm::Sha256),
+            "CRC32" => Some(HashAlgorithm::Crc32),
+            _ => None,
+        }
+    }
+
+    /// FEAT's line, `*` after the selected algorithm.
+    pub fn feat_line(self) -> String {
+        let mark = |a: HashAlgorithm| if a == self { "*" } else { "" };
+        format!(
+            "HASH SHA-256{};CRC32{};",
+            mark(HashAlgorithm::Sha256),
+            mark(HashAlgorithm::Crc32)
+        )
+    }
 }
 
 impl SessionState {
@@ -94,6 +130,7 @@ impl SessionState {
             data: None,
             epsv_all: false,
             mlst_facts: MlstFacts::default(),
+            hash_algorithm: HashAlgorithm::Sha256,
         }
     }
 

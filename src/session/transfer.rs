@@ -34,11 +34,43 @@ use crate::tls::MaybeTls;
 use crate::vfs::{
     Entry, EntryKind, ListPages, ReadStream, StorageError, Upload, UploadError, VirtualPath,
 };
+use crate::vfs::{UploadMode, UploadSpec};
 
 /// Copy buffer for downloads: large enough for full TLS records, small enough to not matter.
 const COPY_BUF: usize = 256 * 1024;
 /// Lines queued during a transfer before we stop reading the control connection (backpressure).
 const MAX_PENDING: usize = 64;
+
+/// The three upload commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreKind {
+    /// STOR (with REST n: a resume).
+    Store,
+    /// APPE.
+    Append,
+    /// STOU: a name the server picks.
+    Unique,
+}
+
+impl StoreKind {
+    fn verb(self) -> &'static str {
+        match self {
+            StoreKind::Store => "STOR",
+            StoreKind::Append => "APPE",
+            StoreKind::Unique => "STOU",
+        }
+    }
+}
+
+/// STOU's file name: the client's suggestion (if any) with a random suffix, so two uploads never
+/// pick the same name.
+fn unique_name(base: Option<&str>) -> String {
+    let suffix: u64 = rand::random();
+    match base.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(b) => format!("{b}.{suffix:016x}"),
+        None => format!("ftps-s3-{suffix:016x}"),
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ListFormat {
@@ -50,6 +82,8 @@ pub(crate) enum ListFormat {
 /// A prepared transfer, ready to run once the data connection is open.
 pub(crate) struct TransferJob {
     verb: &'static str,
+    /// The 150 reply's text when it must say more than the default (STOU's file name).
+    opening: Option<String>,
     path: VirtualPath,
     work: Work,
     /// TYPE A: convert line endings (RETR: LF → CRLF, STOR: CRLF → LF).
@@ -113,6 +147,7 @@ impl Session {
         match r.home.storage().read(&r.key, offset).await {
             Ok(reader) => Outcome::Transfer(TransferJob {
                 verb: "RETR",
+                opening: None,
                 path: r.path,
                 work: Work::Download(reader),
                 ascii: self.state.transfer_type == TransferType::Ascii,
@@ -121,35 +156,59 @@ impl Session {
         }
     }
 
-    pub(in crate::session) async fn stor(&mut self, arg: &str) -> Outcome {
+    /// STOR, APPE and STOU: checks permission and path, then starts the upload. Writing over
+    /// an existing file (STOR onto it, APPE to it, a resume that continues it) needs the
+    /// `overwrite` permission as well as `write`.
+    pub(in crate::session) async fn store(
+        &mut self,
+        arg: Option<&str>,
+        kind: StoreKind,
+    ) -> Outcome {
         let offset = std::mem::take(&mut self.state.rest);
-        let r = match self.resolve(Permission::Write, arg) {
-            Ok(r) => r,
-            Err(reply) => return reply.into(),
-        };
-        if offset > 0 {
-            return Reply::new(
-                554,
-                "Resuming an upload (REST before STOR) is not supported: send REST 0 and the whole file",
-            )
-            .into();
-        }
         if let Err(reply) = self.data_ready() {
             return reply.into();
         }
+        let target = match (kind, arg) {
+            (StoreKind::Unique, _) => unique_name(arg),
+            (_, Some(a)) => a.to_string(),
+            (_, None) => return Reply::new(501, "A file name is needed").into(),
+        };
+        let r = match self.resolve(Permission::Write, &target) {
+            Ok(r) => r,
+            Err(reply) => return reply.into(),
+        };
         if r.path.is_root() {
             return Reply::new(550, "/: Is a directory").into();
         }
-        let storage = r.home.storage().clone();
-        match r.stat().await {
+        let exists = match r.stat().await {
             Ok(e) if e.kind == EntryKind::Dir => {
                 return Reply::new(550, format!("{}: Is a directory", r.path)).into()
             }
-            Ok(_) | Err(StorageError::NotFound(_)) => {}
+            Ok(_) => true,
+            Err(StorageError::NotFound(_)) => false,
             Err(e) => return storage_reply("stat", &e, &r.path),
+        };
+        if kind == StoreKind::Unique && exists {
+            return Reply::new(553, "Could not find a unique name, try again").into();
+        }
+        let mode = match kind {
+            StoreKind::Append => UploadMode::Append,
+            StoreKind::Store if offset > 0 => UploadMode::Resume { offset },
+            _ => UploadMode::Replace,
+        };
+        // A resume of a kept upload adds to nothing visible; everything else that finds a
+        // file there changes it.
+        let changes_existing = exists && !matches!(mode, UploadMode::Resume { .. });
+        if changes_existing && self.require(Permission::Overwrite).is_err() {
+            return Reply::new(
+                550,
+                format!("{}: File exists and may not be overwritten", r.path),
+            )
+            .into();
         }
         // Uploads go into existing directories only, as on any filesystem: a typo in a path
         // should fail, not create a directory.
+        let storage = r.home.storage().clone();
         let parent = r.path.parent();
         if !parent.is_root() {
             match storage.stat(&r.home.key(&parent)).await {
@@ -160,9 +219,19 @@ impl Session {
                 Err(e) => return storage_reply("stat", &e, &parent),
             }
         }
-        match storage.begin_upload(&r.key).await {
+        let spec = UploadSpec {
+            mode,
+            uploader: self.state.user_name().unwrap_or_default().to_string(),
+            client_addr: self.state.peer.ip(),
+        };
+        match storage.begin_upload(&r.key, spec).await {
             Ok(upload) => Outcome::Transfer(TransferJob {
-                verb: "STOR",
+                verb: kind.verb(),
+                opening: match kind {
+                    // RFC 1123 §4.1.2.9: STOU's 150 names the file.
+                    StoreKind::Unique => Some(format!("FILE: {}", r.path)),
+                    _ => None,
+                },
                 path: r.path,
                 work: Work::Upload(upload),
                 ascii: self.state.transfer_type == TransferType::Ascii,
@@ -204,6 +273,7 @@ impl Session {
             }),
         };
         Outcome::Transfer(TransferJob {
+            opening: None,
             verb: match format {
                 ListFormat::List => "LIST",
                 ListFormat::Nlst => "NLST",
@@ -223,7 +293,7 @@ impl Session {
 
     /// Sends 150, runs `job` while watching the control connection, sends the final reply.
     /// `false` ends the session (the control connection is gone).
-    pub(in crate::session) async fn run_transfer(&mut self, job: TransferJob) -> bool {
+    pub(in crate::session) async fn run_transfer(&mut self, mut job: TransferJob) -> bool {
         let Some(plan) = self.state.data.take() else {
             if let Work::Upload(u) = job.work {
                 u.abort().await;
@@ -233,10 +303,11 @@ impl Session {
                 .await
                 .is_ok();
         };
-        let opening = Reply::new(
-            150,
-            format!("Opening data connection for {} {}", job.verb, job.path),
-        );
+        let text = job
+            .opening
+            .take()
+            .unwrap_or_else(|| format!("Opening data connection for {} {}", job.verb, job.path));
+        let opening = Reply::new(150, text);
         if self.send(&opening).await.is_err() {
             if let Work::Upload(u) = job.work {
                 u.abort().await;
@@ -483,16 +554,19 @@ async fn upload_to(
                 Err(e) => JobResult::Storage(e),
             }
         }
+        // The client side failed (reset, TLS error, timeout): keep what the store holds so the
+        // client can resume with REST + STOR (s3.resume_window_secs; 0 aborts instead).
         Some(Err(UploadError::Body(e))) => {
-            upload.abort().await;
+            upload.suspend().await;
             JobResult::Client(e)
         }
         Some(Err(UploadError::Storage(e))) => {
             upload.abort().await;
             JobResult::Storage(e)
         }
+        // ABOR, or the control connection is gone: the same, the client may resume.
         None => {
-            upload.abort().await;
+            upload.suspend().await;
             JobResult::Aborted
         }
     }

@@ -18,6 +18,13 @@
 //! listing hides the directory. Temporary files left by a crash can be deleted by hand.
 //!
 //! Symbolic links inside the root are followed: the root's contents are the operator's choice.
+//!
+//! Appends (and resumes, which here are appends at the file's size: nothing is ever kept of a
+//! failed upload, so `suspend` is `abort` and [`Storage::pending_upload_size`] is always `None`)
+//! copy the old file into the temporary file first and add the new bytes, so the old file stays
+//! whole until the rename. No metadata or digests are recorded (this backend is for development):
+//! [`Storage::recorded_digests`] reports none. A directory rename is one `rename(2)`, after
+//! counting what it holds against the limit.
 
 use std::{
     io,
@@ -32,7 +39,8 @@ use tokio::{
 };
 
 use super::{
-    Entry, EntryKind, ListPages, ObjectKey, ReadStream, Storage, StorageError, Upload, UploadError,
+    Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage, StorageError,
+    Upload, UploadError, UploadMode, UploadSpec,
 };
 
 /// The directory (under the root) that holds uploads in progress. See the module docs.
@@ -160,10 +168,42 @@ impl Storage for LocalStorage {
         Ok(Box::new(BufReader::with_capacity(IO_BUF_SIZE, file)))
     }
 
-    async fn begin_upload(&self, key: &ObjectKey) -> Result<Box<dyn Upload>, StorageError> {
+    async fn begin_upload(
+        &self,
+        key: &ObjectKey,
+        spec: UploadSpec,
+    ) -> Result<Box<dyn Upload>, StorageError> {
         let target = self.path(key)?;
         if key.as_str().is_empty() {
             return Err(StorageError::IsADirectory(String::new()));
+        }
+        // The file to continue, if any, and the size it must have.
+        let (keep_old, expected) = match spec.mode {
+            UploadMode::Replace | UploadMode::Resume { offset: 0 } => (false, None),
+            UploadMode::Append => (true, None),
+            UploadMode::Resume { offset } => (true, Some(offset)),
+        };
+        let old_size = if keep_old {
+            match fs::metadata(&target).await {
+                Ok(meta) if meta.is_dir() => {
+                    return Err(StorageError::IsADirectory(key.to_string()))
+                }
+                Ok(meta) => Some(meta.len()),
+                Err(e) if is_absent(&e) => None,
+                Err(e) => return Err(io_error(key.as_str(), e)),
+            }
+        } else {
+            None
+        };
+        if let Some(requested) = expected {
+            let held = old_size.unwrap_or(0);
+            if held != requested {
+                return Err(StorageError::ResumeMismatch {
+                    key: key.to_string(),
+                    held,
+                    requested,
+                });
+            }
         }
         let temp = self
             .temp_dir
@@ -174,13 +214,32 @@ impl Storage for LocalStorage {
             .open(&temp)
             .await
             .map_err(|e| io_error(key.as_str(), e))?;
-        Ok(Box::new(LocalUpload {
+        let mut upload = LocalUpload {
             key: key.to_string(),
             target,
             temp: Some(temp),
             file: Some(file),
             total: 0,
-        }))
+        };
+        if old_size.is_some() {
+            if let Err(e) = upload.copy_old(expected).await {
+                upload.discard().await;
+                return Err(e);
+            }
+        }
+        Ok(Box::new(upload))
+    }
+
+    async fn pending_upload_size(&self, key: &ObjectKey) -> Result<Option<u64>, StorageError> {
+        self.path(key)?;
+        Ok(None)
+    }
+
+    async fn recorded_digests(&self, key: &ObjectKey) -> Result<RecordedDigests, StorageError> {
+        if self.metadata(key).await?.is_dir() {
+            return Err(StorageError::IsADirectory(key.to_string()));
+        }
+        Ok(RecordedDigests::default())
     }
 
     async fn delete_file(&self, key: &ObjectKey) -> Result<(), StorageError> {
@@ -223,7 +282,7 @@ impl Storage for LocalStorage {
     async fn rename_file(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError> {
         if self.metadata(from).await?.is_dir() {
             return Err(StorageError::Unsupported(
-                "renaming directories is not supported",
+                "a directory cannot be renamed as a file",
             ));
         }
         if from == to {
@@ -241,6 +300,70 @@ impl Storage for LocalStorage {
             .await
             .map_err(|e| io_error(from.as_str(), e))
     }
+
+    async fn rename_dir(
+        &self,
+        from: &ObjectKey,
+        to: &ObjectKey,
+        max_objects: usize,
+    ) -> Result<(), StorageError> {
+        if from.as_str().is_empty() || to.as_str().is_empty() {
+            return Err(StorageError::Unsupported(
+                "the root directory cannot be renamed",
+            ));
+        }
+        if to.as_str().starts_with(&from.dir_prefix()) {
+            return Err(StorageError::Unsupported(
+                "a directory cannot be moved into itself",
+            ));
+        }
+        if !self.metadata(from).await?.is_dir() {
+            return Err(StorageError::NotADirectory(from.to_string()));
+        }
+        if from == to {
+            return Ok(());
+        }
+        let (source, target) = (self.path(from)?, self.path(to)?);
+        match fs::metadata(&target).await {
+            Ok(_) => return Err(StorageError::AlreadyExists(to.to_string())),
+            Err(e) if is_absent(&e) => {}
+            Err(e) => return Err(io_error(to.as_str(), e)),
+        }
+        if count_entries(&source, max_objects)
+            .await
+            .map_err(|e| io_error(from.as_str(), e))?
+            > max_objects
+        {
+            return Err(StorageError::TooManyObjects {
+                key: from.to_string(),
+                limit: max_objects,
+            });
+        }
+        create_parent(&target, to.as_str()).await?;
+        fs::rename(&source, &target)
+            .await
+            .map_err(|e| io_error(from.as_str(), e))
+    }
+}
+
+/// Entries in the tree at `dir`, the directory itself included, counting no further than
+/// `limit + 1`.
+async fn count_entries(dir: &Path, limit: usize) -> io::Result<usize> {
+    let mut count = 1;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let mut entries = fs::read_dir(&dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            count += 1;
+            if count > limit {
+                return Ok(count);
+            }
+            if entry.file_type().await?.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// Where a listing stream is.
@@ -312,6 +435,28 @@ impl LocalUpload {
         }
     }
 
+    /// Copies the file at the key into the temporary file (append, resume); `expected`: the
+    /// size it must have (a resume offset).
+    async fn copy_old(&mut self, expected: Option<u64>) -> Result<(), StorageError> {
+        let (Some(file), Some(temp)) = (self.file.as_mut(), self.temp.as_ref()) else {
+            return Err(self.ended());
+        };
+        let io = |e| io_error(&self.key, e);
+        let mut old = File::open(&self.target)
+            .await
+            .map_err(|e| lookup_error(&self.key, e))?;
+        let copied = tokio::io::copy(&mut old, file).await.map_err(io)?;
+        if expected.is_some_and(|n| n != copied) {
+            return Err(StorageError::ResumeMismatch {
+                key: self.key.clone(),
+                held: copied,
+                requested: expected.unwrap_or(0),
+            });
+        }
+        tracing::debug!(key = %self.key, temp = %temp.display(), bytes = copied, "appending: old file copied");
+        Ok(())
+    }
+
     async fn finish(&mut self) -> Result<u64, StorageError> {
         let (Some(mut file), Some(temp)) = (self.file.take(), self.temp.clone()) else {
             return Err(self.ended());
@@ -361,6 +506,11 @@ impl Upload for LocalUpload {
     }
 
     async fn abort(mut self: Box<Self>) {
+        self.discard().await;
+    }
+
+    /// Nothing is kept of a failed upload here (see the module docs).
+    async fn suspend(mut self: Box<Self>) {
         self.discard().await;
     }
 }

@@ -12,7 +12,7 @@ pub mod local;
 mod path;
 pub mod s3;
 
-use std::{io, sync::Arc, time::SystemTime};
+use std::{io, net::IpAddr, sync::Arc, time::SystemTime};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -126,9 +126,34 @@ pub trait Storage: Send + Sync + 'static {
     /// past the end; an offset equal to the size yields an empty stream.
     async fn read(&self, key: &ObjectKey, offset: u64) -> Result<ReadStream, StorageError>;
 
-    /// Starts writing file `key`. Nothing is visible at `key` until [`Upload::commit`] succeeds;
-    /// until then readers see what was there before.
-    async fn begin_upload(&self, key: &ObjectKey) -> Result<Box<dyn Upload>, StorageError>;
+    /// Starts writing file `key` as `spec.mode` says: replacing it, continuing from a restart
+    /// offset, or appending to it. Nothing is visible at `key` until [`Upload::commit`]
+    /// succeeds; until then readers see what was there before.
+    ///
+    /// [`UploadMode::Resume`] fails with [`StorageError::ResumeMismatch`] when the offset is not
+    /// what [`Storage::pending_upload_size`] reports (or, without a kept upload, the file's size).
+    async fn begin_upload(
+        &self,
+        key: &ObjectKey,
+        spec: UploadSpec,
+    ) -> Result<Box<dyn Upload>, StorageError>;
+
+    /// The bytes a [`UploadMode::Resume`] of `key` would continue from when they are *not* the
+    /// file's own size: the completed parts of a kept upload (see [`Upload::suspend`]) that was
+    /// started after the file at `key` was last written, or while there is no file. `None`:
+    /// there is no such upload, and a resume continues the file itself (so SIZE should report
+    /// `stat`'s size).
+    ///
+    /// Why "started after the file": a STOR that replaces a file and is cut off leaves the old
+    /// file visible (S3 replaces atomically), but on a disk the old file would be gone. A client
+    /// resuming asks SIZE; answering with the old file's size would make it append the rest of
+    /// the new file onto the old one.
+    async fn pending_upload_size(&self, key: &ObjectKey) -> Result<Option<u64>, StorageError>;
+
+    /// Digests of file `key`'s content recorded when it was stored, read without reading the
+    /// content (HASH). Fields are `None` where nothing was recorded (see the backend's docs for
+    /// which uploads record what). `NotFound` / `IsADirectory` as for [`Storage::read`].
+    async fn recorded_digests(&self, key: &ObjectKey) -> Result<RecordedDigests, StorageError>;
 
     /// Removes file `key`; [`StorageError::NotFound`] if there is none, `IsADirectory` for a dir.
     async fn delete_file(&self, key: &ObjectKey) -> Result<(), StorageError>;
@@ -140,8 +165,53 @@ pub trait Storage: Send + Sync + 'static {
     async fn remove_dir(&self, key: &ObjectKey) -> Result<(), StorageError>;
 
     /// Renames file `from` to `to`, replacing `to` if it is a file. `from` must be a file:
-    /// directories give [`StorageError::Unsupported`].
+    /// directories give [`StorageError::Unsupported`] (use [`Storage::rename_dir`]).
     async fn rename_file(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError>;
+
+    /// Renames directory `from`, with everything under it, to `to`, which must not exist
+    /// (`AlreadyExists`) and must not be inside `from` (`Unsupported`). A directory holding more
+    /// than `max_objects` entries (files and directories, at any depth) is refused with
+    /// [`StorageError::TooManyObjects`] before anything is changed. `NotFound` if `from` is
+    /// absent, `NotADirectory` if it is a file. Not atomic on S3 (see `s3.rs`).
+    async fn rename_dir(
+        &self,
+        from: &ObjectKey,
+        to: &ObjectKey,
+        max_objects: usize,
+    ) -> Result<(), StorageError>;
+}
+
+/// How an upload treats what is already stored at its key, and who is uploading (recorded with
+/// the object where the backend keeps metadata).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSpec {
+    pub mode: UploadMode,
+    /// The FTP user name.
+    pub uploader: String,
+    /// The client's address (the control connection's peer).
+    pub client_addr: IpAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadMode {
+    /// STOR: the upload replaces whatever is at the key.
+    Replace,
+    /// REST `offset` + STOR: the client sends its file from `offset` on. The store continues
+    /// the bytes it holds for the key, which must be exactly `offset` bytes: the completed
+    /// parts of a kept upload when [`Storage::pending_upload_size`] reports one, the file at the key
+    /// otherwise (then this is an append). `offset` 0 is [`UploadMode::Replace`].
+    Resume { offset: u64 },
+    /// APPE: the file at the key (if any) followed by the new bytes.
+    Append,
+}
+
+/// What a backend recorded about an object's content when it was stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordedDigests {
+    /// SHA-256 of the whole content, lowercase hex.
+    pub sha256: Option<String>,
+    /// CRC-32 (IEEE 802.3, as zlib and S3's `CRC32`) of the whole content.
+    pub crc32: Option<u32>,
 }
 
 /// An upload in progress. Exactly one of `commit` or `abort` ends it; a backend also cleans up if
@@ -155,11 +225,21 @@ pub trait Upload: Send {
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, UploadError>;
 
-    /// Makes the object visible at its key with everything copied so far.
+    /// Makes the object visible at its key with everything copied so far. Returns the bytes
+    /// read from the bodies (what this transfer received; for a resume or an append the object
+    /// is larger).
     async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
 
     /// Discards everything; the key keeps what it held before.
     async fn abort(self: Box<Self>);
+
+    /// Ends an upload that cannot be committed (its data connection failed) but keeps what the
+    /// store has durably received, so that a later [`UploadMode::Resume`] can continue it (S3:
+    /// the multipart upload stays open with its completed parts; the partial part in memory is
+    /// dropped). Where nothing can be kept (the backend or its configuration does not keep
+    /// uploads, or no part was completed) this is [`Upload::abort`]. The key keeps what it held
+    /// before either way.
+    async fn suspend(self: Box<Self>);
 }
 
 /// Why an upload's copy stopped: the client side (data connection) or the store.
@@ -189,6 +269,19 @@ pub enum StorageError {
     InvalidRange(String),
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A resume at `requested` bytes, when the store holds `held` bytes it could continue
+    /// (a kept upload's completed parts, or the file; 0 when there is neither).
+    #[error(
+        "{key}: cannot resume at byte {requested}: the store holds {held} bytes to continue from"
+    )]
+    ResumeMismatch {
+        key: String,
+        held: u64,
+        requested: u64,
+    },
+    /// A directory too large to rename (`s3.max_rename_objects`); nothing was changed.
+    #[error("{key}: more than {limit} objects to rename")]
+    TooManyObjects { key: String, limit: usize },
     /// The store failed or is unreachable. `code` is the store's error code (`SlowDown`, …).
     #[error("storage {op} {key}: {code}: {message}")]
     Backend {
@@ -216,8 +309,7 @@ enum StoresKind {
     S3 {
         client: aws_sdk_s3::Client,
         default_bucket: String,
-        part_size: usize,
-        upload_concurrency: usize,
+        options: s3::S3Options,
         /// Per-user buckets, made on first login and kept (a handful at most).
         buckets: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Storage>>>,
     },
@@ -234,8 +326,7 @@ impl Stores {
             crate::config::Backend::S3 => StoresKind::S3 {
                 client: s3::build_client(&config.s3).await,
                 default_bucket: config.s3.bucket.clone(),
-                part_size: config.part_size(),
-                upload_concurrency: config.s3.upload_concurrency,
+                options: s3::S3Options::from_config(&config.s3),
                 buckets: Default::default(),
             },
         };
@@ -248,8 +339,7 @@ impl Stores {
             kind: StoresKind::S3 {
                 client,
                 default_bucket: config.s3.bucket.clone(),
-                part_size: config.part_size(),
-                upload_concurrency: config.s3.upload_concurrency,
+                options: s3::S3Options::from_config(&config.s3),
                 buckets: Default::default(),
             },
         }
@@ -262,8 +352,7 @@ impl Stores {
             StoresKind::S3 {
                 client,
                 default_bucket,
-                part_size,
-                upload_concurrency,
+                options,
                 buckets,
             } => {
                 let bucket = user.bucket.as_deref().unwrap_or(default_bucket);
@@ -276,8 +365,7 @@ impl Stores {
                         Arc::new(s3::S3Storage::new(
                             client.clone(),
                             bucket.to_string(),
-                            *part_size,
-                            *upload_concurrency,
+                            options.clone(),
                         ))
                     })
                     .clone();

@@ -165,15 +165,17 @@ async fn start_upload(
     let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
     let port = c.epsv().await;
     c.send_raw(format!("STOR {path}\r\n").as_bytes()).await;
+    let opening = c.reply().await;
+    assert_eq!(opening.code, 150, "{}", opening.text);
     let mut data = c.data_connect(port, true).await;
-    assert_eq!(c.reply().await.code, 150);
     data.write_all(body).await.expect("send body");
     (c, data)
 }
 
 #[tokio::test]
 async fn cut_off_upload_leaves_no_object_and_no_multipart_upload() {
-    let srv = TestServer::start().await;
+    // Without a resume window, a failed upload is aborted at once.
+    let srv = TestServer::start_with(|c| c.s3.resume_window_secs = 0).await;
     // 12 MiB sent of a longer file: two full 5 MiB parts are already uploaded when it is cut.
     let body = random_bytes(12 * 1024 * 1024);
     let (mut c, data) = start_upload(&srv, "cut.bin", &body).await;
@@ -192,7 +194,7 @@ async fn cut_off_upload_leaves_no_object_and_no_multipart_upload() {
 
 #[tokio::test]
 async fn cut_off_overwrite_keeps_the_previous_content() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(|c| c.s3.resume_window_secs = 0).await;
     srv.put_object(&srv.key("keep.bin"), b"previous").await;
     let body = random_bytes(6 * 1024 * 1024);
     let (mut c, data) = start_upload(&srv, "keep.bin", &body).await;
@@ -211,7 +213,7 @@ async fn cut_off_overwrite_keeps_the_previous_content() {
 
 #[tokio::test]
 async fn abor_mid_upload_aborts_and_answers_426_then_226() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(|c| c.s3.resume_window_secs = 0).await;
     let body = random_bytes(11 * 1024 * 1024);
     let (mut c, data) = start_upload(&srv, "abor.bin", &body).await;
     c.send_raw(b"ABOR\r\n").await;
@@ -229,7 +231,7 @@ async fn abor_mid_upload_aborts_and_answers_426_then_226() {
 
 #[tokio::test]
 async fn control_connection_lost_mid_upload_leaves_nothing() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(|c| c.s3.resume_window_secs = 0).await;
     let body = random_bytes(11 * 1024 * 1024);
     let (c, data) = start_upload(&srv, "gone.bin", &body).await;
     drop(c);
@@ -348,7 +350,7 @@ async fn file_operations_reply_codes() {
     c.epsv().await;
     c.expect("STOR /nodir/x", 550).await;
     c.expect("REST 5", 350).await;
-    c.expect("STOR x", 554).await;
+    c.expect("STOR x", 554).await; // nothing held to resume from
     srv.stop().await;
 }
 
@@ -525,5 +527,198 @@ async fn stat_site_allo_and_opts_mlst() {
         "{}",
         feat.text
     );
+    srv.stop().await;
+}
+
+async fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Sends `body` as the data of `command` (STOR/APPE/…) and returns the final reply code.
+async fn upload(c: &mut RawClient, command: &str, body: &[u8]) -> u16 {
+    let port = c.epsv().await;
+    c.send_raw(format!("{command}\r\n").as_bytes()).await;
+    let opening = c.reply().await;
+    assert_eq!(opening.code, 150, "{command}: {}", opening.text);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(body).await.expect("body");
+    data.finish().await.expect("finish");
+    c.reply().await.code
+}
+
+/// The resume scenario: an upload cut after two complete 5 MiB parts is kept; SIZE reports the
+/// bytes held; REST n + STOR sends only the rest; the object is the whole file, and nothing was
+/// visible before.
+#[tokio::test]
+async fn interrupted_upload_resumes_with_rest_and_stor() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(13 * 1024 * 1024 + 321);
+    let (mut c, data) = start_upload(&srv, "big.bin", &body[..11 * 1024 * 1024]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    data.reset();
+    assert_eq!(c.reply().await.code, 426);
+    assert_eq!(
+        srv.object(&srv.key("big.bin")).await,
+        None,
+        "nothing visible"
+    );
+    let held = 10 * 1024 * 1024;
+    srv.eventually("two parts held", || async {
+        srv.open_multipart_uploads().await == 1
+    })
+    .await;
+    let r = c.expect("SIZE big.bin", 213).await;
+    assert!(r.text.ends_with(&format!(" {held}")), "{}", r.text);
+    c.expect("REST 12345", 350).await;
+    c.epsv().await;
+    c.expect("STOR big.bin", 554).await; // wrong offset: refused, upload still kept
+    c.expect(&format!("REST {held}"), 350).await;
+    assert_eq!(upload(&mut c, "STOR big.bin", &body[held..]).await, 226);
+    assert!(srv.object(&srv.key("big.bin")).await.as_deref() == Some(&body[..]));
+    assert_eq!(srv.open_multipart_uploads().await, 0);
+    let r = c.expect("HASH big.bin", 213).await;
+    assert!(r.text.contains(&format!("0-{} ", body.len())), "{}", r.text);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn appe_adds_to_a_large_object_without_rewriting_it() {
+    let srv = TestServer::start().await;
+    let old = random_bytes(12 * 1024 * 1024);
+    srv.put_object(&srv.key("log.bin"), &old).await;
+    let more = random_bytes(6 * 1024 * 1024 + 5);
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    assert_eq!(upload(&mut c, "APPE log.bin", &more).await, 226);
+    let mut expected = old.clone();
+    expected.extend_from_slice(&more);
+    assert!(srv.object(&srv.key("log.bin")).await.as_deref() == Some(&expected[..]));
+    // APPE to a small object, and to a missing one.
+    srv.put_object(&srv.key("small.txt"), b"head:").await;
+    assert_eq!(upload(&mut c, "APPE small.txt", b"tail").await, 226);
+    assert_eq!(
+        srv.object(&srv.key("small.txt")).await.as_deref(),
+        Some(&b"head:tail"[..])
+    );
+    assert_eq!(upload(&mut c, "APPE new.txt", b"new").await, 226);
+    assert_eq!(
+        srv.object(&srv.key("new.txt")).await.as_deref(),
+        Some(&b"new"[..])
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn stou_picks_a_new_name_and_says_which() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let port = c.epsv().await;
+    c.send_raw(b"STOU report.csv\r\n").await;
+    let mut data = c.data_connect(port, true).await;
+    let opening = c.reply().await;
+    assert_eq!(opening.code, 150);
+    let name = opening
+        .text
+        .split("FILE: /")
+        .nth(1)
+        .expect("FILE: name")
+        .trim()
+        .to_string();
+    assert!(name.starts_with("report.csv."), "{name}");
+    data.write_all(b"a,b\n").await.expect("body");
+    data.finish().await.expect("finish");
+    assert_eq!(c.reply().await.code, 226);
+    assert_eq!(
+        srv.object(&srv.key(&name)).await.as_deref(),
+        Some(&b"a,b\n"[..])
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn directories_rename_with_everything_under_them() {
+    let srv = TestServer::start().await;
+    for k in ["d/a.txt", "d/sub/b.txt", "d/sub/deeper/c.txt"] {
+        srv.put_object(&srv.key(k), k.as_bytes()).await;
+    }
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("RNFR d", 350).await;
+    c.expect("RNTO e", 250).await;
+    for k in ["a.txt", "sub/b.txt", "sub/deeper/c.txt"] {
+        assert_eq!(
+            srv.object(&srv.key(&format!("e/{k}"))).await.as_deref(),
+            Some(format!("d/{k}").as_bytes())
+        );
+        assert_eq!(srv.object(&srv.key(&format!("d/{k}"))).await, None);
+    }
+    c.expect("CWD d", 550).await;
+    c.expect("CWD e/sub/deeper", 250).await;
+    srv.stop().await;
+
+    // Above s3.max_rename_objects nothing moves.
+    let srv = TestServer::start_with(|c| c.s3.max_rename_objects = 2).await;
+    for k in ["d/a.txt", "d/b.txt", "d/c.txt"] {
+        srv.put_object(&srv.key(k), b"x").await;
+    }
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("RNFR d", 350).await;
+    c.expect("RNTO e", 550).await;
+    assert_eq!(srv.keys().await.len(), 3);
+    assert!(srv.keys().await.iter().all(|k| k.contains("/d/")));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn drop_box_user_may_add_files_but_not_overwrite_them() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, "drop", "drop-password").await;
+    assert_eq!(upload(&mut c, "STOR in.csv", b"1,2\n").await, 226);
+    assert_eq!(
+        srv.object("partners/drop/in.csv").await.as_deref(),
+        Some(&b"1,2\n"[..])
+    );
+    c.epsv().await;
+    c.expect("STOR in.csv", 550).await;
+    c.expect("APPE in.csv", 550).await;
+    assert_eq!(upload(&mut c, "STOR in2.csv", b"x").await, 226);
+    c.expect("RNFR in2.csv", 550).await;
+    c.expect("DELE in.csv", 550).await;
+    c.expect("RETR in.csv", 550).await;
+    assert_eq!(
+        srv.object("partners/drop/in.csv").await.as_deref(),
+        Some(&b"1,2\n"[..])
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn hash_reports_the_recorded_digest() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(7 * 1024 * 1024 + 3);
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    assert_eq!(upload(&mut c, "STOR h.bin", &body).await, 226);
+    let r = c.expect("HASH h.bin", 213).await;
+    let want = sha256_hex(&body).await;
+    assert!(
+        r.text
+            .starts_with(&format!("213 SHA-256 0-{} {want} /h.bin", body.len())),
+        "{}",
+        r.text
+    );
+    c.expect("OPTS HASH CRC32", 200).await;
+    let r = c.expect("HASH h.bin", 213).await;
+    let crc = format!("{:08x}", crc32fast::hash(&body));
+    assert!(r.text.contains(&format!(" {crc} ")), "{}", r.text);
+    c.expect("OPTS HASH MD4", 504).await;
+    let feat = c.expect("FEAT", 211).await;
+    assert!(feat.text.contains("HASH SHA-256;CRC32*;"), "{}", feat.text);
+    // An object stored without metadata is hashed by reading it.
+    srv.put_object(&srv.key("plain.bin"), b"abc").await;
+    c.expect("OPTS HASH SHA-256", 200).await;
+    let r = c.expect("HASH plain.bin", 213).await;
+    assert!(r.text.contains(&sha256_hex(b"abc").await), "{}", r.text);
     srv.stop().await;
 }

@@ -23,8 +23,9 @@ use ftps_s3::{
     config::ChecksumMode,
     vfs::{
         local::LocalStorage,
-        s3::{client_from_sdk_config, S3Storage},
-        Entry, EntryKind, ObjectKey, Storage, StorageError, UploadError,
+        s3::{client_from_sdk_config, S3Options, S3Storage},
+        Entry, EntryKind, ObjectKey, RecordedDigests, Storage, StorageError, Upload, UploadError,
+        UploadMode, UploadSpec,
     },
 };
 use futures::{StreamExt, TryStreamExt};
@@ -46,6 +47,9 @@ enum Kind {
     S3 {
         client: Client,
         bucket: String,
+        /// What the storage was built with, to build another on the same bucket (a restart).
+        config: ftps_s3::config::S3,
+        options: S3Options,
     },
     Local {
         _root: tempfile::TempDir,
@@ -61,20 +65,48 @@ impl Backend {
     }
 
     async fn s3_with(checksums: ChecksumMode) -> Backend {
+        Backend::s3_tuned(checksums, |_| {}).await
+    }
+
+    /// S3Storage with options from the `[s3]` config (5 MiB parts, 24 h resume window), then
+    /// `tune`d.
+    async fn s3_tuned(checksums: ChecksumMode, tune: impl FnOnce(&mut S3Options)) -> Backend {
         let server = seaweedfs::s3().await;
         let bucket = server.new_bucket().await;
         let mut config = server.s3_config(&bucket);
         config.checksums = checksums;
+        let mut options = S3Options::from_config(&config);
+        assert_eq!(options.part_size, PART_SIZE);
+        tune(&mut options);
         let client = client_from_sdk_config(&server.sdk_config(), &config);
-        let storage = S3Storage::new(client, bucket.clone(), PART_SIZE, config.upload_concurrency);
+        let storage = S3Storage::new(client, bucket.clone(), options.clone());
         assert_eq!(storage.bucket(), bucket);
         Backend {
             storage: Arc::new(storage),
             kind: Kind::S3 {
                 client: server.client(),
                 bucket,
+                config,
+                options,
             },
         }
+    }
+
+    /// Another S3Storage on the same bucket, sharing nothing with the first but the store: what
+    /// a restarted server or another replica sees.
+    async fn s3_restarted(&self) -> Arc<dyn Storage> {
+        let Kind::S3 {
+            bucket,
+            config,
+            options,
+            ..
+        } = &self.kind
+        else {
+            panic!("not an S3 backend");
+        };
+        let server = seaweedfs::s3().await;
+        let client = client_from_sdk_config(&server.sdk_config(), config);
+        Arc::new(S3Storage::new(client, bucket.clone(), options.clone()))
     }
 
     fn local() -> Backend {
@@ -93,23 +125,47 @@ impl Backend {
 
     fn s3_parts(&self) -> Option<(&Client, &str)> {
         match &self.kind {
-            Kind::S3 { client, bucket } => Some((client, bucket)),
+            Kind::S3 { client, bucket, .. } => Some((client, bucket)),
             Kind::Local { .. } => None,
         }
     }
 
     /// Stores `data` at `key` through the contract: begin, copy, commit.
     async fn put(&self, key: &str, data: &[u8]) {
+        self.upload(key, UploadMode::Replace, data).await;
+    }
+
+    /// An upload of `data` in `mode`, committed.
+    async fn upload(&self, key: &str, mode: UploadMode, data: &[u8]) {
         let mut upload = self
             .storage
-            .begin_upload(&k(key))
+            .begin_upload(&k(key), spec(mode))
             .await
-            .expect("begin_upload");
-        let mut body = data;
+            .unwrap_or_else(|e| panic!("begin_upload {key} {mode:?}: {e}"));
+        let mut body = TestBody::new(data.to_vec(), Then::End);
         let copied = upload.copy_from(&mut body).await.expect("copy_from");
         assert_eq!(copied, data.len() as u64);
         let committed = upload.commit().await.expect("commit");
-        assert_eq!(committed, data.len() as u64);
+        assert_eq!(
+            committed,
+            data.len() as u64,
+            "commit counts the bytes received"
+        );
+    }
+
+    /// An upload of `data` in `mode` whose data connection is cut after the last byte.
+    async fn cut_off(&self, key: &str, mode: UploadMode, data: &[u8]) -> Box<dyn Upload> {
+        let mut upload = self
+            .storage
+            .begin_upload(&k(key), spec(mode))
+            .await
+            .unwrap_or_else(|e| panic!("begin_upload {key} {mode:?}: {e}"));
+        let mut body = TestBody::new(data.to_vec(), Then::Fail);
+        match upload.copy_from(&mut body).await {
+            Err(UploadError::Body(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("expected a body error, got {other:?}"),
+        }
+        upload
     }
 
     /// Everything from `offset` on.
@@ -149,11 +205,37 @@ impl Backend {
             .collect()
     }
 
+    /// Everything under `dir`, recursively: `(path relative to dir, kind, size)`, sorted.
+    async fn tree(&self, dir: &str) -> Vec<(String, EntryKind, u64)> {
+        let mut found = Vec::new();
+        let mut pending = vec![String::new()];
+        while let Some(rel) = pending.pop() {
+            let key = if rel.is_empty() {
+                dir.to_string()
+            } else {
+                format!("{dir}/{rel}")
+            };
+            for (name, kind, size) in self.names(&key).await {
+                let path = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if kind == EntryKind::Dir {
+                    pending.push(path.clone());
+                }
+                found.push((path, kind, size));
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     /// Uploads in progress, seen from outside: open multipart uploads in the bucket, or files in
     /// the local uploads directory.
     async fn pending_uploads(&self) -> usize {
         match &self.kind {
-            Kind::S3 { client, bucket } => client
+            Kind::S3 { client, bucket, .. } => client
                 .list_multipart_uploads()
                 .bucket(bucket)
                 .send()
@@ -187,6 +269,18 @@ impl Backend {
 
 fn k(key: &str) -> ObjectKey {
     ObjectKey::from_trusted(key)
+}
+
+/// The uploader every test upload names.
+const UPLOADER: &str = "alice";
+const CLIENT_ADDR: [u8; 4] = [192, 0, 2, 7];
+
+fn spec(mode: UploadMode) -> UploadSpec {
+    UploadSpec {
+        mode,
+        uploader: UPLOADER.to_string(),
+        client_addr: CLIENT_ADDR.into(),
+    }
 }
 
 /// Deterministic bytes that differ from part to part, so a misplaced part shows.
@@ -290,6 +384,11 @@ contract!(
     rename_refuses_directories_and_replaces_files,
     delete_removes_files_not_directories,
     mkdir_and_rmdir_follow_directory_rules,
+    append_adds_to_absent_and_small_files,
+    append_to_a_large_file_keeps_it_whole_until_commit,
+    resume_without_a_kept_upload_continues_the_file,
+    suspended_upload_leaves_no_object,
+    rename_dir_moves_a_tree_and_refuses_above_the_limit,
 );
 
 async fn stat_tells_files_dirs_and_missing(b: &Backend) {
@@ -425,7 +524,7 @@ async fn upload_in_parts(b: &Backend) {
     let data = pattern(12 * MIB + 123, 2);
     let mut upload = b
         .storage
-        .begin_upload(&k("dir/big.bin"))
+        .begin_upload(&k("dir/big.bin"), spec(UploadMode::Replace))
         .await
         .expect("begin");
     // Two calls: copy_from continues where the last one stopped.
@@ -486,7 +585,11 @@ async fn cut_off_upload_leaves_no_object_and_keeps_the_old_one(b: &Backend) {
     b.storage.make_dir(&k("up")).await.expect("make_dir");
 
     // Cut off after two full parts are sent (a multipart upload is open) and aborted.
-    let mut upload = b.storage.begin_upload(&k("kept.bin")).await.expect("begin");
+    let mut upload = b
+        .storage
+        .begin_upload(&k("kept.bin"), spec(UploadMode::Replace))
+        .await
+        .expect("begin");
     let mut body = TestBody::new(pattern(11 * MIB, 3), Then::Fail);
     match upload.copy_from(&mut body).await {
         Err(UploadError::Body(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
@@ -498,7 +601,7 @@ async fn cut_off_upload_leaves_no_object_and_keeps_the_old_one(b: &Backend) {
     // Cut off inside the first part, then (wrongly) committed: still nothing stored.
     let mut upload = b
         .storage
-        .begin_upload(&k("up/fresh.bin"))
+        .begin_upload(&k("up/fresh.bin"), spec(UploadMode::Replace))
         .await
         .expect("begin");
     let mut body = TestBody::new(pattern(MIB, 4), Then::Fail);
@@ -520,7 +623,7 @@ async fn cut_off_upload_leaves_no_object_and_keeps_the_old_one(b: &Backend) {
     // Cut off after parts were sent, then committed: same.
     let mut upload = b
         .storage
-        .begin_upload(&k("up/parts.bin"))
+        .begin_upload(&k("up/parts.bin"), spec(UploadMode::Replace))
         .await
         .expect("begin");
     let mut body = TestBody::new(pattern(6 * MIB, 5), Then::Fail);
@@ -550,7 +653,10 @@ async fn dropped_upload_leaves_nothing_behind(b: &Backend) {
     // cancelled (e.g. the session is shut down).
     let storage = b.storage.clone();
     let task = tokio::spawn(async move {
-        let mut upload = storage.begin_upload(&k("kept.bin")).await.expect("begin");
+        let mut upload = storage
+            .begin_upload(&k("kept.bin"), spec(UploadMode::Replace))
+            .await
+            .expect("begin");
         let mut body = TestBody::new(pattern(6 * MIB, 6), Then::Hang);
         let _ = upload.copy_from(&mut body).await;
         unreachable!("the body never ends");
@@ -566,7 +672,7 @@ async fn dropped_upload_leaves_nothing_behind(b: &Backend) {
     // Dropped between calls, without commit or abort.
     let mut upload = b
         .storage
-        .begin_upload(&k("never.bin"))
+        .begin_upload(&k("never.bin"), spec(UploadMode::Replace))
         .await
         .expect("begin");
     let mut body = TestBody::new(pattern(5 * MIB + 1, 7), Then::End);
@@ -736,6 +842,219 @@ async fn mkdir_and_rmdir_follow_directory_rules(b: &Backend) {
     assert_eq!(b.names("").await.len(), 2, "left: file, no/");
 }
 
+/// `begin_upload` that must fail.
+async fn begin_err(storage: &dyn Storage, key: &str, mode: UploadMode) -> StorageError {
+    match storage.begin_upload(&k(key), spec(mode)).await {
+        Ok(_) => panic!("begin_upload {key} {mode:?} succeeded"),
+        Err(e) => e,
+    }
+}
+
+async fn append_adds_to_absent_and_small_files(b: &Backend) {
+    b.upload("new.txt", UploadMode::Append, b"first").await;
+    assert_eq!(b.read("new.txt", 0).await.expect("read"), b"first");
+    b.upload("new.txt", UploadMode::Append, b" second").await;
+    assert_eq!(b.read("new.txt", 0).await.expect("read"), b"first second");
+
+    // More new bytes than a part: the old ones start the first part.
+    let old = pattern(MIB + 3, 20);
+    let new = pattern(7 * MIB + 11, 21);
+    b.put("grow.bin", &old).await;
+    b.upload("grow.bin", UploadMode::Append, &new).await;
+    assert!(
+        b.read("grow.bin", 0).await.expect("read") == [old, new].concat(),
+        "content differs"
+    );
+
+    b.put("empty", b"").await;
+    b.upload("empty", UploadMode::Append, b"x").await;
+    assert_eq!(b.read("empty", 0).await.expect("read"), b"x");
+    b.wait_for_pending("after appends", |n| n == 0).await;
+}
+
+async fn append_to_a_large_file_keeps_it_whole_until_commit(b: &Backend) {
+    let old = pattern(12 * MIB, 22);
+    let new = pattern(6 * MIB, 23);
+    b.put("big.bin", &old).await;
+    let mut upload = b
+        .storage
+        .begin_upload(&k("big.bin"), spec(UploadMode::Append))
+        .await
+        .expect("begin");
+    let mut body = TestBody::new(new.clone(), Then::End);
+    assert_eq!(
+        upload.copy_from(&mut body).await.expect("copy"),
+        new.len() as u64
+    );
+    assert!(
+        b.read("big.bin", 0).await.expect("read") == old,
+        "the old file is intact while the append is open"
+    );
+    if let Some((client, bucket)) = b.s3_parts() {
+        // Only 6 MiB were sent, in 5 MiB parts: a 12 MiB part 1 is the server-side copy.
+        let started = Instant::now();
+        loop {
+            let uploads = client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("ListMultipartUploads");
+            let upload = &uploads.uploads()[0];
+            let parts = client
+                .list_parts()
+                .bucket(bucket)
+                .key("big.bin")
+                .upload_id(upload.upload_id().expect("id"))
+                .send()
+                .await
+                .expect("ListParts");
+            let first = parts.parts().first().map(|p| (p.part_number(), p.size()));
+            if first == Some((Some(1), Some((12 * MIB) as i64))) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no copied part 1: {:?}",
+                parts.parts()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(upload.commit().await.expect("commit"), new.len() as u64);
+    assert!(
+        b.read("big.bin", 0).await.expect("read") == [old, new].concat(),
+        "content differs"
+    );
+    if let Some((client, bucket)) = b.s3_parts() {
+        let head = client
+            .head_object()
+            .bucket(bucket)
+            .key("big.bin")
+            .send()
+            .await
+            .expect("HeadObject");
+        let etag = head.e_tag().unwrap_or_default();
+        assert!(
+            etag.trim_matches('"').ends_with("-3"),
+            "12 MiB copied + 5 + 1 MiB sent: 3 parts, ETag {etag}"
+        );
+    }
+    b.wait_for_pending("after the append", |n| n == 0).await;
+}
+
+async fn resume_without_a_kept_upload_continues_the_file(b: &Backend) {
+    b.put("r.txt", b"abc").await;
+    let pending = b.storage.pending_upload_size(&k("r.txt")).await;
+    assert_eq!(pending.expect("pending_upload_size"), None);
+    b.upload("r.txt", UploadMode::Resume { offset: 3 }, b"def")
+        .await;
+    assert_eq!(b.read("r.txt", 0).await.expect("read"), b"abcdef");
+
+    match begin_err(&*b.storage, "r.txt", UploadMode::Resume { offset: 2 }).await {
+        StorageError::ResumeMismatch {
+            held: 6,
+            requested: 2,
+            ..
+        } => {}
+        e => panic!("expected a mismatch holding 6 bytes, got {e:?}"),
+    }
+    match begin_err(&*b.storage, "absent", UploadMode::Resume { offset: 5 }).await {
+        StorageError::ResumeMismatch {
+            held: 0,
+            requested: 5,
+            ..
+        } => {}
+        e => panic!("expected a mismatch holding nothing, got {e:?}"),
+    }
+    b.upload("r.txt", UploadMode::Resume { offset: 0 }, b"new")
+        .await;
+    assert_eq!(b.read("r.txt", 0).await.expect("read"), b"new");
+    b.wait_for_pending("after resumes", |n| n == 0).await;
+}
+
+async fn suspended_upload_leaves_no_object(b: &Backend) {
+    b.put("s.bin", b"old").await;
+    b.cut_off("s.bin", UploadMode::Replace, &pattern(11 * MIB, 24))
+        .await
+        .suspend()
+        .await;
+    assert_eq!(b.read("s.bin", 0).await.expect("read"), b"old");
+    // Cut inside the first part: nothing was stored, nothing is kept.
+    b.cut_off("t.bin", UploadMode::Replace, &pattern(MIB, 25))
+        .await
+        .suspend()
+        .await;
+    let e = b.storage.stat(&k("t.bin")).await.expect_err("no object");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+    let kept = match b.kind {
+        Kind::S3 { .. } => 1,
+        Kind::Local { .. } => 0,
+    };
+    assert_eq!(b.pending_uploads().await, kept);
+}
+
+async fn rename_dir_moves_a_tree_and_refuses_above_the_limit(b: &Backend) {
+    b.storage.make_dir(&k("src")).await.expect("make_dir");
+    b.storage.make_dir(&k("src/empty")).await.expect("make_dir");
+    b.put("src/a.txt", b"a").await;
+    b.put("src/sub/b.txt", b"bb").await;
+    b.put("src/sub/deep/c+d %.txt", b"ccc").await;
+    b.put("srcx", b"a sibling with the same prefix").await;
+    let tree = b.tree("src").await;
+    assert_eq!(tree.len(), 6, "{tree:?}");
+
+    // 5 keys in S3 (2 markers, 3 files), 7 entries on disk: either is above 4.
+    match b.storage.rename_dir(&k("src"), &k("dst"), 4).await {
+        Err(StorageError::TooManyObjects { limit: 4, .. }) => {}
+        other => panic!("expected TooManyObjects, got {other:?}"),
+    }
+    assert_eq!(
+        b.tree("src").await,
+        tree,
+        "a refused rename changes nothing"
+    );
+    let e = b.storage.stat(&k("dst")).await.expect_err("no dst");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+
+    b.storage
+        .rename_dir(&k("src"), &k("dst"), 7)
+        .await
+        .expect("rename_dir");
+    assert_eq!(b.tree("dst").await, tree);
+    let e = b.storage.stat(&k("src")).await.expect_err("src gone");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+    assert_eq!(
+        b.read("dst/sub/deep/c+d %.txt", 0).await.expect("read"),
+        b"ccc"
+    );
+    assert_eq!(
+        b.read("srcx", 0).await.expect("untouched").len(),
+        30,
+        "a sibling sharing the prefix stays"
+    );
+
+    type Expected = fn(&StorageError) -> bool;
+    let refusals: [(&str, &str, Expected); 5] = [
+        ("dst", "dst/inner", |e| {
+            matches!(e, StorageError::Unsupported(_))
+        }),
+        ("srcx", "y", |e| matches!(e, StorageError::NotADirectory(_))),
+        ("missing", "y", |e| matches!(e, StorageError::NotFound(_))),
+        ("dst", "srcx", |e| {
+            matches!(e, StorageError::AlreadyExists(_))
+        }),
+        ("", "y", |e| matches!(e, StorageError::Unsupported(_))),
+    ];
+    for (from, to, expected) in refusals {
+        match b.storage.rename_dir(&k(from), &k(to), 100).await {
+            Err(e) if expected(&e) => {}
+            other => panic!("rename_dir {from:?} → {to:?}: {other:?}"),
+        }
+    }
+    assert_eq!(b.tree("dst").await, tree);
+}
+
 // S3 only: what a bucket can hold and a filesystem cannot.
 
 /// Puts an object directly, bypassing the backend.
@@ -826,7 +1145,11 @@ async fn s3_missing_bucket_is_a_backend_error_with_the_s3_code() {
     let server = seaweedfs::s3().await;
     let config = server.s3_config("no-such-bucket-here");
     let client = client_from_sdk_config(&server.sdk_config(), &config);
-    let storage = S3Storage::new(client, "no-such-bucket-here".to_string(), PART_SIZE, 1);
+    let storage = S3Storage::new(
+        client,
+        "no-such-bucket-here".to_string(),
+        S3Options::from_config(&config),
+    );
     match storage.stat(&k("f")).await {
         Err(StorageError::Backend { code, .. }) => {
             assert!(!code.is_empty(), "the error carries a code")
@@ -841,12 +1164,408 @@ async fn s3_missing_bucket_is_a_backend_error_with_the_s3_code() {
     }
 }
 
+/// Resume, S3 only (the local backend keeps nothing): an upload cut twice and resumed twice,
+/// each time by a storage built anew (a restarted server, or another replica), ends byte for
+/// byte equal to the source.
+#[tokio::test]
+async fn s3_suspended_upload_resumes_byte_for_byte_after_a_restart() {
+    let b = Backend::s3().await;
+    let key = "dir/resume.bin";
+    let data = pattern(17 * MIB + 5, 30);
+
+    // Cut after 13 MiB: parts 1 and 2 (10 MiB) are stored, 3 MiB in memory are lost.
+    b.cut_off(key, UploadMode::Replace, &data[..13 * MIB])
+        .await
+        .suspend()
+        .await;
+    let held = (10 * MIB) as u64;
+    let restarted = b.s3_restarted().await;
+    let pending = restarted.pending_upload_size(&k(key)).await;
+    assert_eq!(pending.expect("pending_upload_size"), Some(held));
+    let e = restarted.stat(&k(key)).await.expect_err("nothing visible");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+    for wrong in [13 * MIB as u64, 5 * MIB as u64, 1] {
+        match begin_err(&*restarted, key, UploadMode::Resume { offset: wrong }).await {
+            StorageError::ResumeMismatch {
+                held: h, requested, ..
+            } => assert_eq!((h, requested), (held, wrong)),
+            e => panic!("REST {wrong}: expected a mismatch, got {e:?}"),
+        }
+    }
+
+    // REST 10 MiB + STOR, cut again after 6 MiB more: part 3 is added.
+    let mut upload = restarted
+        .begin_upload(&k(key), spec(UploadMode::Resume { offset: held }))
+        .await
+        .expect("resume");
+    let mut body = TestBody::new(data[10 * MIB..16 * MIB].to_vec(), Then::Fail);
+    assert!(matches!(
+        upload.copy_from(&mut body).await,
+        Err(UploadError::Body(_))
+    ));
+    upload.suspend().await;
+    let held = (15 * MIB) as u64;
+    let restarted = b.s3_restarted().await;
+    let pending = restarted.pending_upload_size(&k(key)).await;
+    assert_eq!(pending.expect("pending_upload_size"), Some(held));
+
+    // REST 15 MiB + STOR of the rest: completes.
+    let mut upload = restarted
+        .begin_upload(&k(key), spec(UploadMode::Resume { offset: held }))
+        .await
+        .expect("resume");
+    let mut body = TestBody::new(data[15 * MIB..].to_vec(), Then::End);
+    let rest = (data.len() - 15 * MIB) as u64;
+    assert_eq!(upload.copy_from(&mut body).await.expect("copy"), rest);
+    assert_eq!(upload.commit().await.expect("commit"), rest);
+
+    assert!(
+        b.read(key, 0).await.expect("read") == data,
+        "content differs"
+    );
+    let (client, bucket) = b.s3_parts().expect("s3");
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("HeadObject");
+    let etag = head.e_tag().unwrap_or_default();
+    assert!(
+        etag.trim_matches('"').ends_with("-4"),
+        "4 parts, ETag {etag}"
+    );
+    assert_eq!(b.pending_uploads().await, 0);
+    let pending = b.storage.pending_upload_size(&k(key)).await;
+    assert_eq!(pending.expect("pending_upload_size"), None);
+    // The earlier bytes never passed through the last upload: no SHA-256; S3's CRC32 is whole.
+    let digests = b.storage.recorded_digests(&k(key)).await.expect("digests");
+    assert_eq!(
+        digests,
+        RecordedDigests {
+            sha256: None,
+            crc32: Some(crc32fast::hash(&data)),
+        }
+    );
+}
+
+#[tokio::test]
+async fn s3_resume_window_zero_aborts_on_suspend() {
+    let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
+        o.resume_window = Duration::ZERO
+    })
+    .await;
+    b.cut_off("z.bin", UploadMode::Replace, &pattern(11 * MIB, 31))
+        .await
+        .suspend()
+        .await;
+    assert_eq!(b.pending_uploads().await, 0, "suspend aborted the upload");
+    let pending = b.storage.pending_upload_size(&k("z.bin")).await;
+    assert_eq!(pending.expect("pending_upload_size"), None);
+    match begin_err(
+        &*b.storage,
+        "z.bin",
+        UploadMode::Resume {
+            offset: 10 * MIB as u64,
+        },
+    )
+    .await
+    {
+        StorageError::ResumeMismatch { held: 0, .. } => {}
+        e => panic!("expected a mismatch holding nothing, got {e:?}"),
+    }
+}
+
+/// A STOR that replaces a file and is cut off leaves the old file visible; a resuming client
+/// must be told the size of the new one (on a disk the old one would be gone), until a newer
+/// upload completes.
+#[tokio::test]
+async fn s3_kept_upload_counts_only_when_newer_than_the_object() {
+    let b = Backend::s3().await;
+    b.put("v.bin", b"version 1").await;
+    b.cut_off("v.bin", UploadMode::Replace, &pattern(11 * MIB, 32))
+        .await
+        .suspend()
+        .await;
+    let held = (10 * MIB) as u64;
+    let pending = b.storage.pending_upload_size(&k("v.bin")).await;
+    assert_eq!(pending.expect("pending_upload_size"), Some(held));
+    assert_eq!(b.read("v.bin", 0).await.expect("read"), b"version 1");
+    match begin_err(&*b.storage, "v.bin", UploadMode::Resume { offset: 9 }).await {
+        StorageError::ResumeMismatch { held: h, .. } => assert_eq!(h, held),
+        e => panic!("expected a mismatch, got {e:?}"),
+    }
+
+    // Timestamps have whole seconds: let the next upload be clearly newer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    b.put("v.bin", b"version 3").await;
+    let pending = b.storage.pending_upload_size(&k("v.bin")).await;
+    assert_eq!(pending.expect("pending_upload_size"), None);
+    b.upload("v.bin", UploadMode::Resume { offset: 9 }, b" and more")
+        .await;
+    assert_eq!(
+        b.read("v.bin", 0).await.expect("read"),
+        b"version 3 and more"
+    );
+    assert_eq!(
+        b.pending_uploads().await,
+        1,
+        "the superseded upload is left for the window (or a lifecycle rule) to end"
+    );
+}
+
+#[tokio::test]
+async fn s3_expired_kept_uploads_are_aborted_when_seen() {
+    let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
+        o.resume_window = Duration::from_secs(1)
+    })
+    .await;
+    b.cut_off("old.bin", UploadMode::Replace, &pattern(6 * MIB, 33))
+        .await
+        .suspend()
+        .await;
+    assert_eq!(b.pending_uploads().await, 1, "kept");
+    // Store timestamps are in whole seconds: wait well past the window.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let pending = b.storage.pending_upload_size(&k("old.bin")).await;
+    assert_eq!(pending.expect("pending_upload_size"), None);
+    b.wait_for_pending("the expired upload is aborted", |n| n == 0)
+        .await;
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn whole(data: &[u8]) -> RecordedDigests {
+    RecordedDigests {
+        sha256: Some(sha256_hex(data)),
+        crc32: Some(crc32fast::hash(data)),
+    }
+}
+
+#[tokio::test]
+async fn s3_uploads_record_uploader_address_and_digests() {
+    let b = Backend::s3().await;
+    let (client, bucket) = b.s3_parts().expect("s3");
+    let small = pattern(1000, 40);
+    let big = pattern(12 * MIB + 1, 41);
+    b.put("small.bin", &small).await;
+    b.put("big.bin", &big).await;
+    for (key, data) in [("small.bin", &small), ("big.bin", &big)] {
+        let head = client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("HeadObject");
+        let meta = head.metadata().expect("metadata");
+        assert_eq!(meta.get("uploader").map(String::as_str), Some(UPLOADER));
+        assert_eq!(
+            meta.get("client-addr").map(String::as_str),
+            Some("192.0.2.7")
+        );
+        let crc = aws_smithy_types::base64::encode(crc32fast::hash(data).to_be_bytes());
+        assert_eq!(
+            head.checksum_crc32(),
+            Some(crc.as_str()),
+            "{key}: S3 holds the CRC32 of the whole object"
+        );
+        let digests = b.storage.recorded_digests(&k(key)).await.expect("digests");
+        assert_eq!(digests, whole(data), "{key}");
+    }
+    // One PutObject: the SHA-256 is metadata. Multipart: a tag, set after completion.
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key("small.bin")
+        .send()
+        .await
+        .expect("HeadObject");
+    let meta = head.metadata().expect("metadata");
+    assert_eq!(meta.get("sha256"), Some(&sha256_hex(&small)));
+    let tags = client
+        .get_object_tagging()
+        .bucket(bucket)
+        .key("big.bin")
+        .send()
+        .await
+        .expect("GetObjectTagging");
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "sha256" && t.value() == sha256_hex(&big)),
+        "{:?}",
+        tags.tag_set()
+    );
+
+    // A rename keeps them.
+    b.storage
+        .rename_file(&k("big.bin"), &k("moved/big.bin"))
+        .await
+        .expect("rename");
+    let digests = b.storage.recorded_digests(&k("moved/big.bin")).await;
+    assert_eq!(digests.expect("digests"), whole(&big));
+
+    // Appended by copy: the old bytes never pass through, so no SHA-256; S3's CRC32 is whole.
+    let extra = pattern(1000, 42);
+    b.upload("moved/big.bin", UploadMode::Append, &extra).await;
+    let digests = b.storage.recorded_digests(&k("moved/big.bin")).await;
+    let appended = [big.clone(), extra.clone()].concat();
+    assert_eq!(
+        digests.expect("digests"),
+        RecordedDigests {
+            sha256: None,
+            crc32: Some(crc32fast::hash(&appended)),
+        }
+    );
+    // Appended by rewriting (small): both.
+    b.upload("small.bin", UploadMode::Append, &extra).await;
+    let digests = b.storage.recorded_digests(&k("small.bin")).await;
+    assert_eq!(
+        digests.expect("digests"),
+        whole(&[small.clone(), extra].concat())
+    );
+
+    // Names outside printable ASCII are percent-encoded.
+    let mut upload = b
+        .storage
+        .begin_upload(
+            &k("zoe.txt"),
+            UploadSpec {
+                uploader: "zoë 100%".to_string(),
+                ..spec(UploadMode::Replace)
+            },
+        )
+        .await
+        .expect("begin");
+    upload.copy_from(&mut &b"z"[..]).await.expect("copy");
+    upload.commit().await.expect("commit");
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key("zoe.txt")
+        .send()
+        .await
+        .expect("HeadObject");
+    let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
+    assert_eq!(uploader.as_deref(), Some("zo%C3%AB 100%25"));
+
+    // Objects stored by other means have nothing recorded; directories and absent keys fail.
+    put_raw(client, bucket, "raw.bin", b"raw").await;
+    let digests = b.storage.recorded_digests(&k("raw.bin")).await;
+    assert_eq!(digests.expect("digests").sha256, None);
+    let e = b
+        .storage
+        .recorded_digests(&k("moved"))
+        .await
+        .expect_err("dir");
+    assert!(matches!(e, StorageError::IsADirectory(_)), "{e:?}");
+    let e = b
+        .storage
+        .recorded_digests(&k("nope"))
+        .await
+        .expect_err("absent");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+}
+
+/// Objects above `CopyObject`'s limit (5 GiB; lowered here to 5 MiB) are renamed with
+/// `UploadPartCopy` in pieces (at most 10 MiB here), keeping metadata and digests; appends and
+/// directory renames copy them the same way.
+#[tokio::test]
+async fn s3_large_objects_are_copied_in_parts() {
+    let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
+        o.max_copy_object_size = 5 * MIB as u64;
+        o.copy_part_size = 10 * MIB as u64 + 2;
+    })
+    .await;
+    let (client, bucket) = b.s3_parts().expect("s3");
+    let etag_parts = |key: &'static str| async move {
+        let head = client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("HeadObject");
+        let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
+        assert_eq!(uploader.as_deref(), Some(UPLOADER), "{key}: metadata kept");
+        let etag = head
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
+        etag.rsplit_once('-').map(|(_, n)| n.to_string())
+    };
+    let data = pattern(21 * MIB + 7, 50);
+    b.put("a/big.bin", &data).await;
+    b.storage
+        .rename_file(&k("a/big.bin"), &k("b/big.bin"))
+        .await
+        .expect("rename");
+    assert!(b.read("b/big.bin", 0).await.expect("read") == data);
+    assert_eq!(etag_parts("b/big.bin").await.as_deref(), Some("3"));
+    let digests = b.storage.recorded_digests(&k("b/big.bin")).await;
+    assert_eq!(digests.expect("digests"), whole(&data), "tags copied");
+    let e = b.storage.stat(&k("a/big.bin")).await.expect_err("gone");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+
+    let extra = pattern(MIB, 51);
+    b.upload("b/big.bin", UploadMode::Append, &extra).await;
+    let appended = [data, extra].concat();
+    assert!(b.read("b/big.bin", 0).await.expect("read") == appended);
+    assert_eq!(etag_parts("b/big.bin").await.as_deref(), Some("4"));
+
+    b.storage
+        .rename_dir(&k("b"), &k("c"), 10)
+        .await
+        .expect("rename_dir");
+    assert!(b.read("c/big.bin", 0).await.expect("read") == appended);
+    assert_eq!(b.pending_uploads().await, 0);
+}
+
+/// Stores that want checksums only where required: resume and append work without them.
+#[tokio::test]
+async fn s3_resume_and_append_work_with_checksums_when_required() {
+    let b = Backend::s3_with(ChecksumMode::WhenRequired).await;
+    let data = pattern(12 * MIB, 60);
+    b.cut_off("w.bin", UploadMode::Replace, &data[..11 * MIB])
+        .await
+        .suspend()
+        .await;
+    let pending = b.storage.pending_upload_size(&k("w.bin")).await;
+    assert_eq!(pending.expect("pending"), Some((10 * MIB) as u64));
+    b.upload(
+        "w.bin",
+        UploadMode::Resume {
+            offset: (10 * MIB) as u64,
+        },
+        &data[10 * MIB..],
+    )
+    .await;
+    let extra = pattern(MIB, 61);
+    b.upload("w.bin", UploadMode::Append, &extra).await;
+    assert!(b.read("w.bin", 0).await.expect("read") == [data, extra].concat());
+    assert_eq!(b.pending_uploads().await, 0);
+}
+
 // Local only: the uploads directory.
 
 #[tokio::test]
 async fn local_uploads_dir_is_hidden_and_names_like_it_are_ordinary() {
     let b = Backend::local();
-    let mut upload = b.storage.begin_upload(&k("f")).await.expect("begin");
+    let mut upload = b
+        .storage
+        .begin_upload(&k("f"), spec(UploadMode::Replace))
+        .await
+        .expect("begin");
     upload.copy_from(&mut &b"partial"[..]).await.expect("copy");
     assert_eq!(b.pending_uploads().await, 1);
     assert_eq!(

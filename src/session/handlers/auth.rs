@@ -25,8 +25,13 @@ impl Session {
                 return Reply::bad_sequence("Send USER first").into();
             }
         };
-        match self.ctx.users.verify(&name, &password).await {
-            Some(user) => {
+        match self
+            .ctx
+            .auth
+            .login(self.state.peer.ip(), &name, &password)
+            .await
+        {
+            Ok(user) => {
                 let permit = match self.ctx.limits.admit_user(&user.name) {
                     Ok(p) => p,
                     Err(hit) => {
@@ -45,8 +50,8 @@ impl Session {
                 self.state.cwd = crate::vfs::VirtualPath::root();
                 Reply::new(230, "Login successful").into()
             }
-            None => {
-                info!(event = "login", result = "failed", user = %name, "login failed");
+            Err(why) => {
+                info!(event = "login", result = "failed", user = %name, reason = why.reason(), "login failed");
                 let delay = Duration::from_millis(self.ctx.config.auth.failure_delay_ms);
                 tokio::time::sleep(delay).await;
                 Reply::new(530, "Login incorrect").into()

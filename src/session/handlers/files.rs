@@ -4,7 +4,7 @@ use crate::auth::Permission;
 use crate::session::handlers::navigation::quote;
 use crate::session::reply::Reply;
 use crate::session::{log_storage_error, Outcome, Session};
-use crate::vfs::{StorageError, VirtualPath};
+use crate::vfs::{EntryKind, StorageError, VirtualPath};
 
 impl Session {
     pub(in crate::session) async fn dele(&mut self, arg: &str) -> Outcome {
@@ -82,8 +82,38 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
+        if from.is_root() || to.path.is_root() {
+            return Reply::new(550, "The home directory cannot be renamed").into();
+        }
+        let storage = to.home.storage().clone();
         let from_key = to.home.key(&from);
-        match to.home.storage().rename_file(&from_key, &to.key).await {
+        let source = match storage.stat(&from_key).await {
+            Ok(e) => e,
+            Err(e) => return storage_reply("stat", &e, &from),
+        };
+        match to.stat().await {
+            // Renaming onto an existing file replaces it: that is overwriting.
+            Ok(e) if e.kind == EntryKind::File && source.kind == EntryKind::File => {
+                if self.require(Permission::Overwrite).is_err() {
+                    return Reply::new(
+                        550,
+                        format!("{}: File exists and may not be overwritten", to.path),
+                    )
+                    .into();
+                }
+            }
+            Ok(_) => return Reply::new(550, format!("{}: File exists", to.path)).into(),
+            Err(StorageError::NotFound(_)) => {}
+            Err(e) => return storage_reply("stat", &e, &to.path),
+        }
+        let renamed = match source.kind {
+            EntryKind::File => storage.rename_file(&from_key, &to.key).await,
+            EntryKind::Dir => {
+                let limit = self.ctx.config.s3.max_rename_objects;
+                storage.rename_dir(&from_key, &to.key, limit).await
+            }
+        };
+        match renamed {
             Ok(()) => {
                 tracing::info!(event = "rename", from = %from, to = %to.path, "renamed");
                 Reply::file_ok("Rename successful").into()

@@ -8,16 +8,26 @@ use crate::auth::Permission;
 use crate::listing::{self, MlstFacts};
 use crate::session::handlers::files::storage_reply;
 use crate::session::reply::Reply;
+use crate::session::state::HashAlgorithm;
 use crate::session::{Outcome, Session};
-use crate::vfs::EntryKind;
+use crate::vfs::{EntryKind, ObjectKey, Storage, StorageError};
 
 impl Session {
-    /// RFC 3659 §4: the size of a file, in bytes of the stored object.
+    /// RFC 3659 §4: the size of a file, in bytes of the stored object. For a key with a kept
+    /// (interrupted) upload newer than any file there, the bytes that upload holds: that is
+    /// where a client resuming with `REST n` + `STOR` must continue (lftp `put -c`, curl `-C -`).
     pub(in crate::session) async fn size(&mut self, arg: &str) -> Outcome {
         let r = match self.resolve(Permission::List, arg) {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
+        if !r.path.is_root() {
+            match r.home.storage().pending_upload_size(&r.key).await {
+                Ok(Some(held)) => return Reply::new(213, held.to_string()).into(),
+                Ok(None) => {}
+                Err(e) => return storage_reply("stat", &e, &r.path),
+            }
+        }
         match r.stat().await {
             Ok(e) if e.kind == EntryKind::File => Reply::new(213, e.size.to_string()).into(),
             Ok(_) => Reply::new(550, format!("{}: not a plain file", r.path)).into(),
@@ -39,6 +49,42 @@ impl Session {
             Ok(_) => Reply::new(550, format!("{}: not a plain file", r.path)).into(),
             Err(e) => storage_reply("stat", &e, &r.path),
         }
+    }
+
+    /// draft-bryan-ftpext-hash §3: `213 <algorithm> 0-<size> <digest> <path>`. The digest
+    /// recorded when the file was uploaded is answered without reading the file; files without
+    /// one (stored by other means) are read through once and hashed as they stream.
+    pub(in crate::session) async fn hash(&mut self, arg: &str) -> Outcome {
+        let r = match self.resolve(Permission::List, arg) {
+            Ok(r) => r,
+            Err(reply) => return reply.into(),
+        };
+        let entry = match r.stat().await {
+            Ok(e) if e.kind == EntryKind::File => e,
+            Ok(_) => return Reply::new(550, format!("{}: not a plain file", r.path)).into(),
+            Err(e) => return storage_reply("stat", &e, &r.path),
+        };
+        let algorithm = self.state.hash_algorithm;
+        let storage = r.home.storage().clone();
+        let recorded = match storage.recorded_digests(&r.key).await {
+            Ok(d) => match algorithm {
+                HashAlgorithm::Sha256 => d.sha256,
+                HashAlgorithm::Crc32 => d.crc32.map(|c| format!("{c:08x}")),
+            },
+            Err(e) => return storage_reply("stat", &e, &r.path),
+        };
+        let digest = match recorded {
+            Some(d) => d,
+            None => match digest_by_reading(&storage, &r.key, algorithm).await {
+                Ok(d) => d,
+                Err(e) => return storage_reply("read", &e, &r.path),
+            },
+        };
+        Reply::new(
+            213,
+            format!("{} 0-{} {digest} {}", algorithm.name(), entry.size, r.path),
+        )
+        .into()
     }
 
     /// RFC 3659 §7.2: facts about one path, on the control connection.
@@ -88,6 +134,7 @@ impl Session {
             .map(|s| s.to_string()),
         );
         lines.push(self.state.mlst_facts.feat_line());
+        lines.push(self.state.hash_algorithm.feat_line());
         if self.ctx.config.tls.allow_ccc {
             lines.push("CCC".to_string());
         }
@@ -102,6 +149,17 @@ impl Session {
         let option = words.next().unwrap_or("").to_ascii_uppercase();
         match option.as_str() {
             "UTF8" | "UTF-8" => Reply::ok("UTF8 mode is always on").into(),
+            // draft-bryan-ftpext-hash §4.
+            "HASH" => match words.next() {
+                None => Reply::ok(self.state.hash_algorithm.name()).into(),
+                Some(name) => match HashAlgorithm::parse(name) {
+                    Some(a) => {
+                        self.state.hash_algorithm = a;
+                        Reply::ok(a.name()).into()
+                    }
+                    None => Reply::new(504, format!("Unknown hash algorithm {name}")).into(),
+                },
+            },
             // RFC 3659 §7.9: `OPTS MLST fact;fact;` selects facts; unknown ones are dropped.
             "MLST" => {
                 self.state.mlst_facts = MlstFacts::parse(words.next().unwrap_or(""));
@@ -197,10 +255,10 @@ impl Session {
             214,
             vec![
                 "The following commands are recognized:".to_string(),
-                "ABOR ACCT ALLO AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP HOST LIST".to_string(),
-                "MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD".to_string(),
-                "QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STRU SYST TYPE".to_string(),
-                "USER XCUP XCWD XMKD XPWD XRMD".to_string(),
+                "ABOR ACCT ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HASH HELP".to_string(),
+                "HOST LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT".to_string(),
+                "PROT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU".to_string(),
+                "STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD".to_string(),
                 "Help OK".to_string(),
             ],
         )
@@ -241,4 +299,38 @@ fn status_line(e: &crate::vfs::Entry, now: SystemTime) -> String {
         .trim_end_matches(['\r', '\n'])
         .replace(['\r', '\n'], "?");
     format!(" {body}\r\n")
+}
+
+/// Reads a whole file once and digests it (for files stored without a recorded digest).
+async fn digest_by_reading(
+    storage: &std::sync::Arc<dyn Storage>,
+    key: &ObjectKey,
+    algorithm: HashAlgorithm,
+) -> Result<String, StorageError> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut body = storage.read(key, 0).await?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut sha = sha2::Sha256::new();
+    let mut crc = crc32fast::Hasher::new();
+    loop {
+        let n = body
+            .read(&mut buf)
+            .await
+            .map_err(|source| StorageError::Io {
+                key: key.to_string(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        match algorithm {
+            HashAlgorithm::Sha256 => sha.update(&buf[..n]),
+            HashAlgorithm::Crc32 => crc.update(&buf[..n]),
+        }
+    }
+    Ok(match algorithm {
+        HashAlgorithm::Sha256 => sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        HashAlgorithm::Crc32 => format!("{:08x}", crc.finalize()),
+    })
 }

@@ -4,6 +4,9 @@
 //! Users (all with password `<name>-password`):
 //! - `acme`, home `partners/acme/`, every permission;
 //! - `other`, home `partners/other/`, every permission (jail tests put files here);
+//!
+//! Interrupted uploads are kept for resume (`s3.resume_window_secs`, 24 h) as in production;
+//! tests of the abort-everything behaviour set it to 0.
 //! - `drop`, home `partners/drop/`, `list` + `write` only (a drop box).
 
 use std::{net::SocketAddr, time::Duration};
@@ -49,11 +52,11 @@ impl TestServer {
         for (name, perms) in [
             (
                 "acme",
-                r#"["list", "read", "write", "delete", "rename", "mkdir"]"#,
+                r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
             ),
             (
                 "other",
-                r#"["list", "read", "write", "delete", "rename", "mkdir"]"#,
+                r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
             ),
             ("drop", r#"["list", "write"]"#),
         ] {

@@ -253,6 +253,10 @@ async fn try_start(weed: &Path) -> Result<SeaweedFs, String> {
         .arg(format!("-filer.localSocket={dir}/filer.sock"))
         .arg(format!("-s3.localSocket={dir}/s3.sock"))
         .args([
+            // Each bucket is a collection with volumes of its own; the automatic limit (free
+            // disk / volume size, 65 here) runs out after ~100 test buckets, and then every
+            // write to a new bucket fails with InternalError.
+            "-volume.max=1000",
             "-admin.ui=false",
             "-webdav=false",
             "-s3.port.iceberg=0",

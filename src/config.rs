@@ -33,6 +33,8 @@ pub struct Config {
     pub limits: Limits,
     pub shutdown: Shutdown,
     pub log: Log,
+    pub admin: Admin,
+    pub telemetry: Telemetry,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -203,7 +205,32 @@ pub struct Log {
     /// `"pretty"` (default) or `"json"`.
     pub format: LogFormat,
     /// Filter directive when `RUST_LOG` is unset, e.g. `"info"` or `"ftps_s3=debug,info"`.
+    /// Audit events (target `audit`) are logged whatever the level unless it names `audit`.
     pub level: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Admin HTTP listener (`/healthz`, `/readyz`, `/metrics`), e.g. `"0.0.0.0:9090"`; `"off"`
+    /// (the default) disables it. Plain HTTP without authentication: keep it off public networks.
+    #[serde(with = "listener_addr")]
+    pub listen: Option<SocketAddr>,
+    /// Seconds between storage reachability checks for `/readyz` (S3: a HeadBucket on
+    /// `s3.bucket`; local: the root directory exists). Probes read the last result.
+    pub storage_check_interval_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// OpenTelemetry: base URL of an OTLP/HTTP (protobuf) receiver, e.g.
+    /// `"http://otel-collector:4318"`; traces go to `/v1/traces`, metrics to `/v1/metrics`.
+    /// Unset: the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other `OTEL_EXPORTER_OTLP_*`
+    /// variables) if set, else no export.
+    pub otlp_endpoint: Option<String>,
+    /// Seconds between OTLP metric exports (Prometheus `/metrics` is always current).
+    pub metrics_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -264,6 +291,14 @@ impl Default for Config {
             log: Log {
                 format: LogFormat::Pretty,
                 level: "info".to_string(),
+            },
+            admin: Admin {
+                listen: None,
+                storage_check_interval_secs: 10,
+            },
+            telemetry: Telemetry {
+                otlp_endpoint: None,
+                metrics_interval_secs: 60,
             },
         }
     }
@@ -403,6 +438,7 @@ impl Config {
             ));
         }
         self.passive_ports()?;
+        self.validate_observability()?;
         if self.storage.backend == Backend::S3 && self.s3.bucket.is_empty() {
             return Err(invalid(
                 "s3.bucket",
@@ -469,6 +505,34 @@ impl Config {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        Ok(())
+    }
+
+    /// `[admin]`, `[telemetry]` and `log.level`.
+    fn validate_observability(&self) -> Result<(), ConfigError> {
+        if self.admin.storage_check_interval_secs == 0 {
+            return Err(invalid(
+                "admin.storage_check_interval_secs",
+                "must be at least 1 second",
+            ));
+        }
+        if self.telemetry.metrics_interval_secs == 0 {
+            return Err(invalid(
+                "telemetry.metrics_interval_secs",
+                "must be at least 1 second",
+            ));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(invalid(
+                    "telemetry.otlp_endpoint",
+                    format!("{endpoint:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(invalid("log.level", format!("{:?}: {e}", self.log.level)));
         }
         Ok(())
     }
@@ -552,6 +616,42 @@ mod tests {
             .expect_err("fail")
             .to_string();
         assert!(e.contains("listeners.explicit"), "{e}");
+    }
+
+    #[test]
+    fn observability_keys_are_checked() {
+        let c = from_toml(
+            "[s3]\nbucket = \"b\"\n[admin]\nlisten = \"127.0.0.1:9090\"\n[telemetry]\notlp_endpoint = \"http://collector:4318\"\n",
+        )
+        .expect("config");
+        assert_eq!(
+            c.admin.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        assert_eq!(c.admin.storage_check_interval_secs, 10);
+        assert_eq!(
+            c.telemetry.otlp_endpoint.as_deref(),
+            Some("http://collector:4318")
+        );
+        let c = from_toml("[s3]\nbucket = \"b\"\n[admin]\nlisten = \"off\"\n").expect("config");
+        assert_eq!(c.admin.listen, None);
+        let e =
+            from_toml("[s3]\nbucket = \"b\"\n[admin]\nlisten = \"nowhere\"\n").expect_err("fail");
+        assert!(e.to_string().starts_with("admin.listen:"), "{e}");
+        let e =
+            from_toml("[s3]\nbucket = \"b\"\n[telemetry]\notlp_endpoint = \"collector:4317\"\n")
+                .expect_err("fail");
+        assert!(e.to_string().starts_with("telemetry.otlp_endpoint:"), "{e}");
+        let e = from_toml("[s3]\nbucket = \"b\"\n[admin]\nstorage_check_interval_secs = 0\n")
+            .expect_err("fail");
+        assert!(
+            e.to_string()
+                .starts_with("admin.storage_check_interval_secs:"),
+            "{e}"
+        );
+        let e =
+            from_toml("[s3]\nbucket = \"b\"\n[log]\nlevel = \"ftps_s3=loud\"\n").expect_err("fail");
+        assert!(e.to_string().starts_with("log.level:"), "{e}");
     }
 
     #[test]

@@ -4,14 +4,19 @@
 //! commands, keeps the protocol state and answers; transfers open a [`datachan`] and move bytes
 //! between it and a user's [`vfs::Home`] in a [`vfs::Storage`] backend (S3, or a local directory
 //! for development). [`auth`] checks users, [`tls`] builds the rustls configs, [`config`] loads
-//! everything, [`listing`] formats directory listings.
+//! everything, [`listing`] formats directory listings. [`telemetry`] (logs, traces), [`audit`]
+//! (one log line per user action) and [`metrics`] observe it; [`admin`] serves health, readiness
+//! and metrics over HTTP.
 //! See ARCHITECTURE.md for the map.
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod datachan;
 pub mod limits;
 pub mod listing;
+pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod telemetry;

@@ -118,25 +118,29 @@ fn unconfigured(config: &Option<PathBuf>) -> bool {
 
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(async move {
-        let server = if unconfigured(&config_path) {
+    let telemetry = runtime.block_on(async move {
+        let (server, telemetry) = if unconfigured(&config_path) {
             development_server().await?
         } else {
             let config = Config::load(config_path.as_deref())?;
-            telemetry::init(&config.log);
-            Server::bind(config).await?
+            let telemetry = telemetry::init(&config.log, &config.telemetry)?;
+            (Server::bind(config).await?, telemetry)
         };
         let running = server.spawn();
         wait_for_signal().await;
         tracing::info!("shutting down: no new sessions; transfers in flight may finish");
         running.shutdown().await;
-        anyhow::Ok(())
-    })
+        anyhow::Ok(telemetry)
+    })?;
+    // Outside the runtime: the last OTLP export blocks until it is sent (or times out).
+    drop(runtime);
+    telemetry.shutdown();
+    Ok(())
 }
 
 /// The no-config first try: local storage, a self-signed certificate made once, one user `demo`
 /// with a fresh password printed at start.
-async fn development_server() -> anyhow::Result<Server> {
+async fn development_server() -> anyhow::Result<(Server, telemetry::TelemetryGuard)> {
     let mut config = Config::default();
     config.listeners.explicit = Some(SocketAddr::from(([127, 0, 0, 1], 2121)));
     config.listeners.implicit = Some(SocketAddr::from(([127, 0, 0, 1], 9990)));
@@ -147,7 +151,7 @@ async fn development_server() -> anyhow::Result<Server> {
     config.tls.cert_file = cert;
     config.tls.key_file = key;
     config.validate()?;
-    telemetry::init(&config.log);
+    let telemetry = telemetry::init(&config.log, &config.telemetry)?;
     tracing::warn!(
         "no configuration given: running the DEVELOPMENT default (local storage in ./data/files, \
          self-signed certificate in ./data/tls). Do not expose this to a network."
@@ -166,7 +170,7 @@ async fn development_server() -> anyhow::Result<Server> {
     println!(
         "ftps-s3 development server\n  explicit FTPS: ftp://127.0.0.1:2121  (AUTH TLS)\n  implicit FTPS: ftps://127.0.0.1:9990\n  user: demo  password: {password}\n  try: curl -k --ssl-reqd -u demo:{password} ftp://127.0.0.1:2121/"
     );
-    Ok(server)
+    Ok((server, telemetry))
 }
 
 async fn wait_for_signal() {

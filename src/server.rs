@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
+use crate::admin::{self, AdminServer, Readiness};
 use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
@@ -37,6 +38,8 @@ pub struct ServerContext {
     pub limits: Arc<SessionLimits>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
+    pub readiness: Arc<Readiness>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +66,14 @@ pub struct Server {
     ctx: Arc<ServerContext>,
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
+    admin: Option<AdminServer>,
 }
 
 /// A running server: its addresses and the handle to stop it.
 pub struct RunningServer {
     pub explicit_addr: Option<SocketAddr>,
     pub implicit_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
 }
@@ -104,6 +109,11 @@ impl Server {
             config.auth.max_failures,
             Duration::from_secs(config.auth.ban_seconds),
         );
+        let admin = bind_admin(config.admin.listen).await?;
+        let shutdown = CancellationToken::new();
+        let readiness = Readiness::new(shutdown.clone());
+        // Loaded by the caller: a bad certificate would have stopped the start.
+        readiness.set_certificate_loaded(true);
         let ctx = Arc::new(ServerContext {
             limits,
             auth,
@@ -111,12 +121,14 @@ impl Server {
             tls,
             stores,
             passive_ports,
-            shutdown: CancellationToken::new(),
+            shutdown,
+            readiness,
         });
         Ok(Server {
             ctx,
             explicit,
             implicit,
+            admin,
         })
     }
 
@@ -128,15 +140,21 @@ impl Server {
         self.implicit.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(AdminServer::local_addr)
+    }
+
     /// Starts accepting in the background.
     pub fn spawn(self) -> RunningServer {
         let explicit_addr = self.explicit_addr();
         let implicit_addr = self.implicit_addr();
+        let admin_addr = self.admin_addr();
         let shutdown = self.ctx.shutdown.clone();
         let done = tokio::spawn(self.run());
         RunningServer {
             explicit_addr,
             implicit_addr,
+            admin_addr,
             shutdown,
             done,
         }
@@ -144,6 +162,18 @@ impl Server {
 
     /// Accepts until shutdown, then waits (up to the grace period) for sessions to end.
     pub async fn run(self) {
+        // The admin listener outlives the accept loops: /readyz reports the drain, /metrics
+        // stays up until the sessions are gone.
+        let admin_stop = CancellationToken::new();
+        let admin = self.admin.map(|admin| {
+            let ctx = &self.ctx;
+            ctx.readiness.spawn_storage_checks(
+                admin::storage_probe(ctx.clone()),
+                Duration::from_secs(ctx.config.admin.storage_check_interval_secs),
+                ctx.shutdown.clone(),
+            );
+            tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
+        });
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();
@@ -164,6 +194,7 @@ impl Server {
                 )));
             }
         }
+        self.ctx.readiness.set_listeners_bound(true);
         for l in loops {
             let _ = l.await;
         }
@@ -174,6 +205,10 @@ impl Server {
                 sessions = sessions.len(),
                 "grace period over; ending the remaining sessions"
             );
+        }
+        admin_stop.cancel();
+        if let Some(admin) = admin {
+            let _ = admin.await;
         }
     }
 }
@@ -201,6 +236,20 @@ async fn bind_opt(
             .map(Some)
             .map_err(|source| StartError::Bind { key, addr, source }),
     }
+}
+
+async fn bind_admin(addr: Option<SocketAddr>) -> Result<Option<AdminServer>, StartError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    AdminServer::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| StartError::Bind {
+            key: "admin.listen",
+            addr,
+            source,
+        })
 }
 
 async fn accept_loop(

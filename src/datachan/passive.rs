@@ -23,6 +23,8 @@ pub struct PassivePortPool {
 pub struct PassiveListener {
     listener: TcpListener,
     port: u16,
+    /// Counts the port in `ftps_passive_ports_in_use` while the listener lives.
+    _in_use: crate::metrics::PassivePortGuard,
 }
 
 impl PassivePortPool {
@@ -52,7 +54,11 @@ impl PassivePortPool {
                 continue;
             }
             if let Ok(listener) = socket.listen(8) {
-                return Ok(PassiveListener { listener, port });
+                return Ok(PassiveListener {
+                    listener,
+                    port,
+                    _in_use: crate::metrics::passive_port_acquired(),
+                });
             }
         }
         Err(io::Error::new(

@@ -61,6 +61,8 @@ pub(crate) enum ControlSecurity {
 }
 
 pub(crate) struct Session {
+    /// The session id in logs and audit lines.
+    id: u64,
     conn: Connection,
     /// This session's TLS acceptors (resumption bound to this control connection).
     tls: SessionTls,
@@ -97,9 +99,11 @@ pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id
                 return;
             }
         };
+        let _counted = crate::metrics::session_started(kind.name());
         let conn = Connection::new(MaybeTls::Plain(tcp), ctx.config.limits.max_line_length);
         let tls = ctx.tls.for_session(id);
         let mut session = Session {
+            id,
             conn,
             tls,
             state: SessionState::new(kind, peer, local),
@@ -389,6 +393,15 @@ impl Session {
     fn peer(&self) -> SocketAddr {
         self.state.peer
     }
+
+    /// Who is acting, for audit lines.
+    fn actor(&self) -> crate::audit::Actor<'_> {
+        crate::audit::Actor {
+            session_id: self.id,
+            client_addr: self.state.peer,
+            user: self.state.user_name().unwrap_or(""),
+        }
+    }
 }
 
 /// S3's limit on key length, in bytes of UTF-8.
@@ -402,6 +415,14 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
+    /// The path and key, for audit lines.
+    pub fn object(&self) -> crate::audit::Object<'_> {
+        crate::audit::Object {
+            path: self.path.as_str(),
+            key: self.key.as_str(),
+        }
+    }
+
     /// What is at the path. The home itself always exists, even before anything is stored in
     /// it (in S3 an empty prefix is nothing at all).
     pub async fn stat(&self) -> Result<Entry, StorageError> {

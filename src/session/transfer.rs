@@ -18,8 +18,9 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::audit;
 use crate::auth::{Permission, Permissions};
 use crate::datachan::ascii::{FromCrlf, ToCrlf};
 use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, OpenError};
@@ -34,7 +35,7 @@ use crate::tls::MaybeTls;
 use crate::vfs::{
     Entry, EntryKind, ListPages, ReadStream, StorageError, Upload, UploadError, VirtualPath,
 };
-use crate::vfs::{UploadMode, UploadSpec};
+use crate::vfs::{ObjectKey, UploadMode, UploadSpec};
 
 /// Copy buffer for downloads: large enough for full TLS records, small enough to not matter.
 const COPY_BUF: usize = 256 * 1024;
@@ -82,6 +83,7 @@ pub(crate) enum ListFormat {
 /// A prepared transfer, ready to run once the data connection is open.
 pub(crate) struct TransferJob {
     verb: &'static str,
+    key: ObjectKey,
     /// The 150 reply's text when it must say more than the default (STOU's file name).
     opening: Option<String>,
     path: VirtualPath,
@@ -146,6 +148,7 @@ impl Session {
         }
         match r.home.storage().read(&r.key, offset).await {
             Ok(reader) => Outcome::Transfer(TransferJob {
+                key: r.key.clone(),
                 verb: "RETR",
                 opening: None,
                 path: r.path,
@@ -226,6 +229,7 @@ impl Session {
         };
         match storage.begin_upload(&r.key, spec).await {
             Ok(upload) => Outcome::Transfer(TransferJob {
+                key: r.key.clone(),
                 verb: kind.verb(),
                 opening: match kind {
                     // RFC 1123 §4.1.2.9: STOU's 150 names the file.
@@ -273,6 +277,7 @@ impl Session {
             }),
         };
         Outcome::Transfer(TransferJob {
+            key: r.key.clone(),
             opening: None,
             verb: match format {
                 ListFormat::List => "LIST",
@@ -329,7 +334,12 @@ impl Session {
         };
         let cancel = CancellationToken::new();
         let started = Instant::now();
-        let (verb, path) = (job.verb, job.path.clone());
+        let info = JobInfo {
+            verb: job.verb,
+            path: job.path.clone(),
+            key: job.key.clone(),
+        };
+        let path = job.path.clone();
         let fut = execute(plan, params, job.work, job.ascii, cancel.clone());
         tokio::pin!(fut);
 
@@ -362,7 +372,7 @@ impl Session {
                 }
             }
         };
-        self.log_transfer(verb, &path, &result, started);
+        self.log_transfer(&info, &result, started);
         if !control_open {
             return false;
         }
@@ -392,31 +402,50 @@ impl Session {
         true
     }
 
-    fn log_transfer(&self, verb: &str, path: &VirtualPath, result: &JobResult, started: Instant) {
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let event = match verb {
-            "RETR" => "download",
-            "STOR" => "upload",
-            _ => "listing",
+    /// The transfer's metrics, and its audit line (uploads and downloads; listings only log).
+    fn log_transfer(&self, job: &JobInfo, result: &JobResult, started: Instant) {
+        let duration = started.elapsed();
+        let (outcome, bytes, detail) = match result {
+            JobResult::Done(bytes) => (audit::Outcome::Ok, *bytes, String::new()),
+            JobResult::Aborted => (audit::Outcome::Aborted("abor"), 0, String::new()),
+            JobResult::NoDataConnection(e) => (
+                audit::Outcome::Failed("no_data_connection"),
+                0,
+                e.to_string(),
+            ),
+            JobResult::Client(e) => (audit::Outcome::Failed("client"), 0, e.to_string()),
+            JobResult::Storage(e) => (audit::Outcome::Failed("storage"), 0, e.to_string()),
         };
-        match result {
-            JobResult::Done(bytes) => {
-                info!(event, command = verb, path = %path, bytes, duration_ms, result = "ok", "transfer complete")
-            }
-            JobResult::Aborted => {
-                info!(event, command = verb, path = %path, duration_ms, result = "aborted", "transfer aborted")
-            }
-            JobResult::NoDataConnection(e) => {
-                info!(event, command = verb, path = %path, duration_ms, result = "failed", error = %e, "transfer failed (no data connection)")
-            }
-            JobResult::Client(e) => {
-                info!(event, command = verb, path = %path, duration_ms, result = "failed", error = %e, "transfer failed (client side)")
-            }
-            JobResult::Storage(e) => {
-                warn!(event, command = verb, path = %path, duration_ms, result = "failed", error = %e, "transfer failed (storage)")
+        crate::metrics::transfer_finished(job.verb, outcome.result(), bytes, duration);
+        if matches!(result, JobResult::Storage(_)) {
+            warn!(command = job.verb, path = %job.path, error = %detail, "transfer failed (storage)");
+        } else if !detail.is_empty() {
+            info!(command = job.verb, path = %job.path, error = %detail, "transfer failed");
+        }
+        let object = audit::Object {
+            path: job.path.as_str(),
+            key: job.key.as_str(),
+        };
+        let transfer = audit::Transfer {
+            bytes,
+            duration,
+            sha256: None,
+        };
+        match job.verb {
+            "RETR" => audit::download(self.actor(), object, transfer, outcome),
+            "STOR" | "APPE" | "STOU" => audit::upload(self.actor(), object, transfer, outcome),
+            _ => {
+                debug!(command = job.verb, path = %job.path, bytes, result = outcome.result(), "listing sent")
             }
         }
     }
+}
+
+/// What a finished job is reported as.
+struct JobInfo {
+    verb: &'static str,
+    path: VirtualPath,
+    key: ObjectKey,
 }
 
 struct DataParams {

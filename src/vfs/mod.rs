@@ -170,8 +170,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Renames directory `from`, with everything under it, to `to`, which must not exist
     /// (`AlreadyExists`) and must not be inside `from` (`Unsupported`). A directory holding more
-    /// than `max_objects` entries (files and directories, at any depth) is refused with
-    /// [`StorageError::TooManyObjects`] before anything is changed. `NotFound` if `from` is
+    /// than `max_objects` objects is refused with [`StorageError::TooManyObjects`] before
+    /// anything is changed (S3: every key under it, files and directory markers; on disk: every
+    /// file and directory in the tree, itself included). `NotFound` if `from` is
     /// absent, `NotADirectory` if it is a file. Not atomic on S3 (see `s3.rs`).
     async fn rename_dir(
         &self,
@@ -197,11 +198,13 @@ pub enum UploadMode {
     /// STOR: the upload replaces whatever is at the key.
     Replace,
     /// REST `offset` + STOR: the client sends its file from `offset` on. The store continues
-    /// the bytes it holds for the key, which must be exactly `offset` bytes: the completed
-    /// parts of a kept upload when [`Storage::pending_upload_size`] reports one, the file at the key
-    /// otherwise (then this is an append). `offset` 0 is [`UploadMode::Replace`].
+    /// what it holds for the key, which must be exactly `offset` bytes (else
+    /// [`StorageError::ResumeMismatch`]): see [`UploadMode::Append`]. `offset` 0 is
+    /// [`UploadMode::Replace`].
     Resume { offset: u64 },
-    /// APPE: the file at the key (if any) followed by the new bytes.
+    /// APPE: what the store holds for the key, followed by the new bytes. What it holds is the
+    /// kept upload [`Storage::pending_upload_size`] reports, if any (the file as it would be on
+    /// a disk after an interrupted STOR), else the file at the key, else nothing.
     Append,
 }
 

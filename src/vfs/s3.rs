@@ -69,7 +69,9 @@
 //! the object then names the user who started it.
 //!
 //! # Appending (APPE)
-//! An object of at least 5 MiB (S3's smallest part) becomes the first part(s) of a multipart
+//! An append continues what the key holds, as a resume does (a kept upload that supersedes the
+//! object, so that clients resuming with APPE after SIZE get the same answer as with REST +
+//! STOR), else the object. An object of at least 5 MiB (S3's smallest part) becomes the first part(s) of a multipart
 //! upload by `UploadPartCopy` (at most 5 GiB per part, conditional on the ETag seen when the
 //! append began), followed by the new data: the old bytes are not transferred again. A smaller
 //! one is read (one part at most) and prefills the first part buffer. Either way the old object
@@ -207,6 +209,8 @@ pub fn client_from_sdk_config(sdk: &SdkConfig, cfg: &config::S3) -> Client {
     if let Some(endpoint) = &cfg.endpoint {
         builder = builder.endpoint_url(endpoint);
     }
+    // Times every S3 call and makes it a child span of the session (metrics.rs).
+    builder = builder.interceptor(crate::metrics::s3_interceptor());
     Client::from_conf(builder.build())
 }
 
@@ -531,24 +535,33 @@ impl S3Storage {
         Ok(upload)
     }
 
-    /// REST `offset` + STOR: continue the kept upload, or append to the object; see
-    /// [`UploadMode::Resume`].
-    async fn resume(
+    /// APPE (`expected` = `None`) and REST `n` + STOR (`expected` = `Some(n)`): continue what
+    /// the key holds, which is a kept upload that supersedes the object (the file as it would
+    /// be on a disk, and what SIZE reports), else the object, else nothing. A resume must name
+    /// exactly that size.
+    async fn continue_key(
         &self,
         key: &ObjectKey,
         spec: &UploadSpec,
-        offset: u64,
+        expected: Option<u64>,
     ) -> Result<S3Upload, StorageError> {
         let (head, kept) = tokio::join!(self.head_if_any(key), self.kept_upload(key));
         let head = head?;
         let kept = kept?.filter(|k| k.supersedes(head.as_ref()));
-        let mismatch = |held| StorageError::ResumeMismatch {
-            key: key.to_string(),
-            held,
-            requested: offset,
+        let held = match (&kept, &head) {
+            (Some(kept), _) => kept.held,
+            (None, Some(head)) => size_of(head.content_length()),
+            (None, None) => 0,
         };
+        if let Some(requested) = expected.filter(|&n| n != held) {
+            return Err(StorageError::ResumeMismatch {
+                key: key.to_string(),
+                held,
+                requested,
+            });
+        }
         match (kept, head) {
-            (Some(kept), _) if kept.held == offset => {
+            (Some(kept), _) => {
                 let mut upload = self.new_upload(key, spec);
                 upload.next_part = kept.parts.len() as i32 + 1;
                 upload.upload_id = Some(kept.upload_id.clone());
@@ -559,16 +572,12 @@ impl S3Storage {
                     key = %key,
                     upload_id = kept.upload_id,
                     bytes = kept.held,
-                    "resuming a kept upload"
+                    "continuing a kept upload"
                 );
                 Ok(upload)
             }
-            (Some(kept), _) => Err(mismatch(kept.held)),
-            (None, Some(head)) if size_of(head.content_length()) == offset => {
-                self.append_to(key, spec, head).await
-            }
-            (None, Some(head)) => Err(mismatch(size_of(head.content_length()))),
-            (None, None) => Err(mismatch(0)),
+            (None, Some(head)) => self.append_to(key, spec, head).await,
+            (None, None) => Ok(self.new_upload(key, spec)),
         }
     }
 
@@ -583,7 +592,13 @@ impl S3Storage {
         let now = SystemTime::now();
         let mut chosen = None;
         for (upload_id, initiated) in uploads.into_iter().take(MAX_KEPT_CANDIDATES) {
-            let parts = self.parts_of(key, &upload_id).await?;
+            let parts = match self.parts_of(key, &upload_id).await {
+                Ok(parts) => parts,
+                // Completed or aborted since it was listed.
+                Err(StorageError::NotFound(_)) => continue,
+                Err(StorageError::Backend { code, .. }) if code == "NoSuchUpload" => continue,
+                Err(e) => return Err(e),
+            };
             let last_activity = parts
                 .iter()
                 .filter_map(|p| p.modified)
@@ -953,11 +968,8 @@ impl Storage for S3Storage {
         }
         let upload = match spec.mode {
             UploadMode::Replace | UploadMode::Resume { offset: 0 } => self.new_upload(key, &spec),
-            UploadMode::Append => match self.head_if_any(key).await? {
-                Some(head) => self.append_to(key, &spec, head).await?,
-                None => self.new_upload(key, &spec),
-            },
-            UploadMode::Resume { offset } => self.resume(key, &spec, offset).await?,
+            UploadMode::Append => self.continue_key(key, &spec, None).await?,
+            UploadMode::Resume { offset } => self.continue_key(key, &spec, Some(offset)).await?,
         };
         Ok(Box::new(upload))
     }
@@ -1903,7 +1915,7 @@ fn parse_sha256(value: &str) -> Option<String> {
 
 /// A recorded CRC32: 8 hex digits.
 fn parse_crc32(value: &str) -> Option<u32> {
-    (value.len() == 8)
+    (value.len() == 8 && value.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| u32::from_str_radix(value, 16).ok())
         .flatten()
 }
@@ -1957,6 +1969,151 @@ mod tests {
         assert!(!range_starts_at(Some("bytes 0-9/10"), 5));
         assert!(!range_starts_at(None, 5));
         assert!(!range_starts_at(Some("bytes */10"), 5));
+    }
+
+    #[test]
+    fn copy_pieces_are_equal_and_at_least_the_smallest_part() {
+        assert_eq!(
+            copy_pieces(7 * MIB, MAX_COPY_SIZE),
+            vec![(1, 0, 7 * MIB - 1)]
+        );
+        for size in [
+            MIN_PART_SIZE,
+            MIN_COPY_PART_SIZE,
+            MIN_COPY_PART_SIZE + 1,
+            21 * MIB + 7,
+            3 * MIN_COPY_PART_SIZE - 1,
+        ] {
+            let pieces = copy_pieces(size, MIN_COPY_PART_SIZE);
+            assert_eq!(pieces.len() as u64, size.div_ceil(MIN_COPY_PART_SIZE));
+            let mut next = 0;
+            for (i, (number, first, last)) in pieces.iter().enumerate() {
+                assert_eq!(
+                    (*number, *first),
+                    (i as i32 + 1, next),
+                    "{size}: contiguous"
+                );
+                let len = last - first + 1;
+                assert!(
+                    (MIN_PART_SIZE..=MIN_COPY_PART_SIZE).contains(&len),
+                    "{size}: {len}"
+                );
+                next = last + 1;
+            }
+            assert_eq!(next, size);
+        }
+        // 12 TiB in 5 GiB pieces: within S3's 10 000 parts, every piece ≤ 5 GiB.
+        let pieces = copy_pieces(12 << 40, MAX_COPY_SIZE);
+        assert!(pieces.len() < MAX_PARTS as usize);
+        assert!(pieces.iter().all(|(_, f, l)| l - f < MAX_COPY_SIZE));
+    }
+
+    fn part(number: i32, size: u64) -> DonePart {
+        DonePart {
+            part: CompletedPart::builder().part_number(number).build(),
+            size,
+            modified: None,
+        }
+    }
+
+    #[test]
+    fn a_resume_continues_the_parts_from_1_without_gap_or_short_part() {
+        let numbers = |parts: Vec<DonePart>| -> Vec<i32> {
+            resumable_run(&parts)
+                .iter()
+                .filter_map(|p| p.part.part_number())
+                .collect()
+        };
+        let full = MIN_PART_SIZE;
+        assert_eq!(numbers(vec![part(2, full), part(1, full)]), vec![1, 2]);
+        assert_eq!(
+            numbers(vec![part(1, full), part(3, full)]),
+            vec![1],
+            "a gap"
+        );
+        assert_eq!(
+            numbers(vec![part(1, full), part(2, 10), part(3, full)]),
+            vec![1],
+            "a short part"
+        );
+        assert_eq!(numbers(vec![part(2, full)]), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn recorded_digests_are_parsed_strictly() {
+        let sha = "AB".repeat(32);
+        assert_eq!(parse_sha256(&sha), Some("ab".repeat(32)));
+        assert_eq!(parse_sha256("abc"), None);
+        assert_eq!(parse_sha256(&"zz".repeat(32)), None);
+        assert_eq!(parse_crc32("0000abcd"), Some(0xabcd));
+        assert_eq!(parse_crc32("abcd"), None);
+        assert_eq!(parse_crc32("+000abcd"), None);
+    }
+
+    #[test]
+    fn only_a_full_object_crc32_is_the_files_crc32() {
+        let head = |value: &str, kind: Option<ChecksumType>| {
+            HeadObjectOutput::builder()
+                .checksum_crc32(value)
+                .set_checksum_type(kind)
+                .build()
+        };
+        assert_eq!(
+            full_object_crc32(&head("AAAAAQ==", Some(ChecksumType::FullObject))),
+            Some(1)
+        );
+        assert_eq!(full_object_crc32(&head("AAAAAQ==", None)), Some(1));
+        assert_eq!(
+            full_object_crc32(&head("AAAAAQ==-2", Some(ChecksumType::Composite))),
+            None
+        );
+        assert_eq!(full_object_crc32(&head("AAAAAQ==-2", None)), None);
+        assert_eq!(
+            full_object_crc32(&HeadObjectOutput::builder().build()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_kept_upload_supersedes_only_older_objects() {
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let kept = KeptUpload {
+            upload_id: "u".to_string(),
+            initiated: at(1000) + Duration::from_millis(300),
+            parts: Vec::new(),
+            held: 0,
+        };
+        let object = |secs: i64| {
+            HeadObjectOutput::builder()
+                .last_modified(DateTime::from_secs(secs))
+                .build()
+        };
+        assert!(kept.supersedes(None));
+        assert!(kept.supersedes(Some(&object(999))));
+        assert!(
+            kept.supersedes(Some(&object(1000))),
+            "a tie goes to the upload"
+        );
+        assert!(!kept.supersedes(Some(&object(1001))));
+    }
+
+    #[test]
+    fn options_follow_the_s3_config() {
+        let mut cfg = crate::config::Config::default();
+        cfg.s3.bucket = "b".to_string();
+        let options = S3Options::from_config(&cfg.s3);
+        assert_eq!(options.part_size, 8 << 20);
+        assert_eq!(options.resume_window, Duration::from_secs(86_400));
+        assert!(cfg.validate().is_ok());
+        cfg.s3.resume_window_secs = 0;
+        assert!(cfg.validate().is_ok(), "0: never keep");
+        cfg.s3.resume_window_secs = 59;
+        let e = cfg.validate().expect_err("too short");
+        assert!(e.to_string().starts_with("s3.resume_window_secs"), "{e}");
+        cfg.s3.resume_window_secs = 600;
+        cfg.s3.max_rename_objects = 0;
+        let e = cfg.validate().expect_err("no renames");
+        assert!(e.to_string().starts_with("s3.max_rename_objects"), "{e}");
     }
 
     #[test]

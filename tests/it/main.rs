@@ -3,8 +3,10 @@
 //!
 //! Run: `cargo test --test it` (needs `weed` on PATH: `scripts/install-test-deps.sh`).
 
+mod admin;
 mod cli;
 mod clients;
 mod common;
+mod hostile;
 mod protocol;
 mod storage;

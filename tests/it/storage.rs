@@ -1315,6 +1315,25 @@ async fn s3_kept_upload_counts_only_when_newer_than_the_object() {
     );
 }
 
+/// Clients that resume with APPE (after SIZE) continue the kept upload, as with REST + STOR.
+#[tokio::test]
+async fn s3_append_continues_a_kept_upload() {
+    let b = Backend::s3().await;
+    let data = pattern(13 * MIB, 34);
+    b.put("a.bin", b"an older version").await;
+    b.cut_off("a.bin", UploadMode::Replace, &data[..12 * MIB])
+        .await
+        .suspend()
+        .await;
+    b.upload("a.bin", UploadMode::Append, &data[10 * MIB..])
+        .await;
+    assert!(
+        b.read("a.bin", 0).await.expect("read") == data,
+        "content differs"
+    );
+    assert_eq!(b.pending_uploads().await, 0);
+}
+
 #[tokio::test]
 async fn s3_expired_kept_uploads_are_aborted_when_seen() {
     let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use tracing::info;
-
+use crate::audit;
+use crate::limits::LimitHit;
 use crate::session::command::{AuthMechanism, ProtLevel};
 use crate::session::reply::Reply;
 use crate::session::state::{DataProtection, ListenerKind, LoggedIn, Login};
@@ -35,13 +35,23 @@ impl Session {
                 let permit = match self.ctx.limits.admit_user(&user.name) {
                     Ok(p) => p,
                     Err(hit) => {
-                        info!(event = "login", result = "refused", user = %user.name, reason = %hit, "login refused");
+                        crate::metrics::login("refused");
+                        let actor = audit::Actor {
+                            user: &user.name,
+                            ..self.actor()
+                        };
+                        audit::login(actor, audit::Outcome::Failed(limit_reason(hit)));
                         return Outcome::Close(Reply::new(421, hit.to_string()));
                     }
                 };
                 let home = self.ctx.stores.home_for(&user);
                 tracing::Span::current().record("user", user.name.as_str());
-                info!(event = "login", result = "ok", user = %user.name, "login");
+                crate::metrics::login("ok");
+                let actor = audit::Actor {
+                    user: &user.name,
+                    ..self.actor()
+                };
+                audit::login(actor, audit::Outcome::Ok);
                 self.state.login = Login::LoggedIn(LoggedIn {
                     user,
                     home,
@@ -51,7 +61,12 @@ impl Session {
                 Reply::new(230, "Login successful").into()
             }
             Err(why) => {
-                info!(event = "login", result = "failed", user = %name, reason = why.reason(), "login failed");
+                crate::metrics::login("failed");
+                let actor = audit::Actor {
+                    user: &name,
+                    ..self.actor()
+                };
+                audit::login(actor, audit::Outcome::Failed(why.reason()));
                 let delay = Duration::from_millis(self.ctx.config.auth.failure_delay_ms);
                 tokio::time::sleep(delay).await;
                 Reply::new(530, "Login incorrect").into()
@@ -160,5 +175,13 @@ impl Session {
             return Reply::bad_sequence("HOST must come before USER").into();
         }
         Reply::new(220, "Host accepted").into()
+    }
+}
+
+fn limit_reason(hit: LimitHit) -> &'static str {
+    match hit {
+        LimitHit::Total => "max_sessions",
+        LimitHit::PerAddress => "max_sessions_per_ip",
+        LimitHit::PerUser => "max_sessions_per_user",
     }
 }

@@ -1,5 +1,6 @@
 //! File operations: DELE, MKD, RMD, RNFR, RNTO (RFC 959 §4.1.3).
 
+use crate::audit;
 use crate::auth::Permission;
 use crate::session::handlers::navigation::quote;
 use crate::session::reply::Reply;
@@ -14,10 +15,17 @@ impl Session {
         };
         match r.home.storage().delete_file(&r.key).await {
             Ok(()) => {
-                tracing::info!(event = "delete", path = %r.path, key = %r.key, "deleted");
+                audit::delete(self.actor(), r.object(), audit::Outcome::Ok);
                 Reply::file_ok(format!("{} deleted", r.path)).into()
             }
-            Err(e) => storage_reply("delete", &e, &r.path),
+            Err(e) => {
+                audit::delete(
+                    self.actor(),
+                    r.object(),
+                    audit::Outcome::Failed(&e.to_string()),
+                );
+                storage_reply("delete", &e, &r.path)
+            }
         }
     }
 
@@ -31,10 +39,17 @@ impl Session {
         }
         match r.home.storage().make_dir(&r.key).await {
             Ok(()) => {
-                tracing::info!(event = "mkdir", path = %r.path, key = %r.key, "directory created");
+                audit::mkdir(self.actor(), r.object(), audit::Outcome::Ok);
                 Reply::new(257, format!("{} created", quote(r.path.as_str()))).into()
             }
-            Err(e) => storage_reply("mkdir", &e, &r.path),
+            Err(e) => {
+                audit::mkdir(
+                    self.actor(),
+                    r.object(),
+                    audit::Outcome::Failed(&e.to_string()),
+                );
+                storage_reply("mkdir", &e, &r.path)
+            }
         }
     }
 
@@ -48,10 +63,17 @@ impl Session {
         }
         match r.home.storage().remove_dir(&r.key).await {
             Ok(()) => {
-                tracing::info!(event = "rmdir", path = %r.path, key = %r.key, "directory removed");
+                audit::rmdir(self.actor(), r.object(), audit::Outcome::Ok);
                 Reply::file_ok(format!("{} removed", r.path)).into()
             }
-            Err(e) => storage_reply("rmdir", &e, &r.path),
+            Err(e) => {
+                audit::rmdir(
+                    self.actor(),
+                    r.object(),
+                    audit::Outcome::Failed(&e.to_string()),
+                );
+                storage_reply("rmdir", &e, &r.path)
+            }
         }
     }
 
@@ -115,10 +137,27 @@ impl Session {
         };
         match renamed {
             Ok(()) => {
-                tracing::info!(event = "rename", from = %from, to = %to.path, "renamed");
+                let from_obj = audit::Object {
+                    path: from.as_str(),
+                    key: from_key.as_str(),
+                };
+                audit::rename(self.actor(), from_obj, to.object(), audit::Outcome::Ok);
                 Reply::file_ok("Rename successful").into()
             }
-            Err(e) => storage_reply("rename", &e, &from),
+            Err(e) => {
+                let from_obj = audit::Object {
+                    path: from.as_str(),
+                    key: from_key.as_str(),
+                };
+                let why = e.to_string();
+                audit::rename(
+                    self.actor(),
+                    from_obj,
+                    to.object(),
+                    audit::Outcome::Failed(&why),
+                );
+                storage_reply("rename", &e, &from)
+            }
         }
     }
 }

@@ -29,6 +29,8 @@ pub const HOME: &str = "partners/acme/";
 pub struct TestServer {
     pub explicit: SocketAddr,
     pub implicit: SocketAddr,
+    /// The admin HTTP listener, when the test set `admin.listen`.
+    pub admin: Option<SocketAddr>,
     pub bucket: String,
     /// Certificate and users file; removed when the server is dropped.
     _dir: tempfile::TempDir,
@@ -93,6 +95,7 @@ impl TestServer {
         TestServer {
             explicit: running.explicit_addr.expect("explicit listener"),
             implicit: running.implicit_addr.expect("implicit listener"),
+            admin: running.admin_addr,
             bucket,
             _dir: dir,
             s3: sw.client(),
@@ -182,6 +185,13 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("timed out waiting for: {what}");
+    }
+
+    /// Starts the shutdown (as SIGTERM does) without waiting for it to end.
+    pub fn begin_shutdown(&self) {
+        if let Some(r) = &self.running {
+            r.shutdown_token().cancel();
+        }
     }
 
     pub async fn stop(mut self) {

@@ -1,0 +1,216 @@
+//! The admin HTTP listener: `/healthz`, `/readyz` (cached storage check, fails as soon as
+//! shutdown starts) and `/metrics` (Prometheus text with real values after real sessions).
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::common::clients::random_bytes;
+use crate::common::raw::RawClient;
+use crate::common::server::{TestServer, PASSWORD, USER};
+
+/// A server with the admin listener on an ephemeral port.
+async fn start_with_admin(adjust: impl FnOnce(&mut ftps_s3::config::Config)) -> TestServer {
+    TestServer::start_with(|c| {
+        c.admin.listen = Some("127.0.0.1:0".parse().expect("addr"));
+        adjust(c);
+    })
+    .await
+}
+
+fn admin_addr(srv: &TestServer) -> SocketAddr {
+    srv.admin.expect("admin listener")
+}
+
+/// `GET path` over HTTP/1.1; the status code and the body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let exchange = async {
+        let mut tcp = TcpStream::connect(addr).await?;
+        tcp.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut raw = Vec::new();
+        tcp.read_to_end(&mut raw).await?;
+        std::io::Result::Ok(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("admin answers within 10 s")
+        .expect("admin HTTP exchange");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_string())
+}
+
+/// The value of one series (`name{labels}` exactly as rendered) in Prometheus text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Polls `/readyz` until its status is `status`; the last body.
+async fn readyz_until(addr: SocketAddr, status: u16) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let (code, body) = get(addr, "/readyz").await;
+        if code == status {
+            return body;
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never answered {status}; last body:\n{last}");
+}
+
+/// A complete STOR of `body` as `acme`, with the raw client.
+async fn upload(srv: &TestServer, path: &str, body: &[u8]) {
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let port = c.epsv().await;
+    c.send_raw(format!("STOR {path}\r\n").as_bytes()).await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(body).await.expect("send body");
+    data.finish().await.expect("close_notify");
+    assert_eq!(c.reply().await.code, 226);
+    c.expect("QUIT", 221).await;
+}
+
+#[tokio::test]
+async fn healthz_answers_and_unknown_paths_are_404() {
+    let srv = start_with_admin(|_| {}).await;
+    let addr = admin_addr(&srv);
+    assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_string()));
+    assert_eq!(get(addr, "/nothing-here").await.0, 404);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn admin_listener_is_off_unless_configured() {
+    let srv = TestServer::start().await;
+    assert_eq!(srv.admin, None);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_is_ready_when_up_and_fails_as_soon_as_shutdown_starts() {
+    let srv = start_with_admin(|_| {}).await;
+    let addr = admin_addr(&srv);
+    let body = readyz_until(addr, 200).await;
+    assert!(body.starts_with("ready\n"), "{body}");
+    assert!(body.contains("storage: ok"), "{body}");
+
+    // An upload in flight keeps the server draining (up to the grace period) after shutdown
+    // starts, with the admin listener still up.
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let port = c.epsv().await;
+    c.send_raw(b"STOR draining.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(&random_bytes(64 * 1024))
+        .await
+        .expect("send body");
+
+    srv.begin_shutdown();
+    let (code, body) = get(addr, "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("shutdown: in progress"), "{body}");
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+
+    data.finish().await.expect("close_notify");
+    let _ = c.reply().await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_bucket_does_not_exist() {
+    let srv = start_with_admin(|c| c.s3.bucket = "no-such-bucket-for-readyz".into()).await;
+    let body = readyz_until(admin_addr(&srv), 503).await;
+    // The first check may still be running; wait for its result.
+    let mut body = body;
+    for _ in 0..100 {
+        if body.contains("storage: unreachable") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body = get(admin_addr(&srv), "/readyz").await.1;
+    }
+    assert!(body.contains("storage: unreachable"), "{body}");
+    assert!(body.contains("listeners: ok"), "{body}");
+    srv.stop().await;
+}
+
+/// Needs the session to call `metrics::login` and `metrics::transfer_finished`.
+#[tokio::test]
+async fn metrics_count_logins_and_uploads() {
+    let srv = start_with_admin(|_| {}).await;
+    let addr = admin_addr(&srv);
+    let (code, before) = get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    let uploaded_before =
+        metric(&before, "ftps_transfer_bytes_total{direction=\"upload\"}").unwrap_or(0.0);
+
+    let body = random_bytes(100_000);
+    upload(&srv, "metrics.bin", &body).await;
+
+    let (_, text) = get(addr, "/metrics").await;
+    for name in [
+        "ftps_sessions_active",
+        "ftps_logins_total",
+        "ftps_transfers_total",
+        "ftps_transfer_bytes_total",
+        "ftps_transfer_duration_seconds",
+        "ftps_passive_ports_in_use",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing:\n{text}"
+        );
+    }
+    let logins = metric(&text, "ftps_logins_total{result=\"ok\"}").unwrap_or(0.0);
+    assert!(logins >= 1.0, "no successful login counted:\n{text}");
+    let stors = metric(
+        &text,
+        "ftps_transfers_total{command=\"STOR\",result=\"ok\"}",
+    );
+    assert!(stors.unwrap_or(0.0) >= 1.0, "no STOR counted:\n{text}");
+    let uploaded = metric(&text, "ftps_transfer_bytes_total{direction=\"upload\"}").unwrap_or(0.0);
+    assert!(
+        uploaded >= uploaded_before + body.len() as f64,
+        "upload bytes {uploaded_before} -> {uploaded}:\n{text}"
+    );
+    let timed = metric(
+        &text,
+        "ftps_transfer_duration_seconds_count{command=\"STOR\"}",
+    );
+    assert!(timed.unwrap_or(0.0) >= 1.0, "no STOR duration:\n{text}");
+    srv.stop().await;
+}
+
+/// Needs `metrics::s3_interceptor()` attached in `vfs::s3::client_from_sdk_config`.
+#[tokio::test]
+async fn metrics_time_s3_requests() {
+    let srv = start_with_admin(|_| {}).await;
+    let addr = admin_addr(&srv);
+    upload(&srv, "s3-metrics.bin", &random_bytes(10_000)).await;
+    let (_, text) = get(addr, "/metrics").await;
+    let put = metric(
+        &text,
+        "ftps_s3_request_duration_seconds_count{operation=\"PutObject\"}",
+    );
+    assert!(put.unwrap_or(0.0) >= 1.0, "no PutObject timed:\n{text}");
+    srv.stop().await;
+}

@@ -279,3 +279,70 @@ async fn active_mode_with_lftp_and_ftplib() {
     );
     srv.stop().await;
 }
+
+/// Starts `cmd`, lets it run `secs` seconds, kills it (SIGKILL: no goodbye on either channel).
+async fn run_then_kill(mut cmd: tokio::process::Command, secs: u64) {
+    cmd.kill_on_drop(true)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn client");
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+/// The resume scenario with real clients: an upload killed mid-transfer leaves no object but
+/// keeps its completed parts; `lftp put -c` (SIZE, REST n, STOR) and curl `-C -` (SIZE, APPE)
+/// send only the rest, and the object is the whole file.
+#[tokio::test]
+async fn killed_uploads_resume_with_lftp_put_c_and_curl_c() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("big.bin");
+    let data = random_bytes(24 * 1024 * 1024 + 77);
+    std::fs::write(&src, &data).expect("write");
+
+    // lftp at 4 MiB/s, killed after 4 s: about 16 MiB sent, three 5 MiB parts complete.
+    let slow = format!("set net:limit-rate 4194304; put {} -o l.bin", src.display());
+    run_then_kill(lftp(Mode::Explicit, srv.explicit, USER, PASSWORD, &slow), 4).await;
+    srv.eventually("the cut upload is kept", || async {
+        srv.open_multipart_uploads().await == 1
+    })
+    .await;
+    assert_eq!(
+        srv.object(&srv.key("l.bin")).await,
+        None,
+        "nothing visible after the cut"
+    );
+    let resume = format!("put -c {} -o l.bin", src.display());
+    let out = clients::run(lftp(Mode::Explicit, srv.explicit, USER, PASSWORD, &resume)).await;
+    assert_ok(&out, "lftp put -c");
+    assert!(
+        srv.object(&srv.key("l.bin")).await.as_deref() == Some(&data[..]),
+        "lftp result differs"
+    );
+
+    // curl at 4 MiB/s, killed after 4 s, then -C - (curl resumes uploads with SIZE + APPE).
+    let mut c = curl(USER, PASSWORD);
+    c.args(["--limit-rate", "4M", "-T"])
+        .arg(&src)
+        .arg(format!("{}/c.bin", url(Mode::Implicit, srv.implicit)));
+    run_then_kill(c, 4).await;
+    assert_eq!(
+        srv.object(&srv.key("c.bin")).await,
+        None,
+        "nothing visible after the cut"
+    );
+    let mut c = curl(USER, PASSWORD);
+    c.args(["-C", "-", "-T"])
+        .arg(&src)
+        .arg(format!("{}/c.bin", url(Mode::Implicit, srv.implicit)));
+    assert_ok(&clients::run(c).await, "curl -C -");
+    assert!(
+        srv.object(&srv.key("c.bin")).await.as_deref() == Some(&data[..]),
+        "curl result differs"
+    );
+    assert_eq!(srv.open_multipart_uploads().await, 0);
+    srv.stop().await;
+}

@@ -722,3 +722,34 @@ async fn hash_reports_the_recorded_digest() {
     assert!(r.text.contains(&sha256_hex(b"abc").await), "{}", r.text);
     srv.stop().await;
 }
+
+/// RFC 7151 HOST before login, RFC 4217 §6 CCC when policy allows it, RFC 4217 §11 REIN on an
+/// explicit session (back to before AUTH), over IPv4; plus the reply to a CCC in the clear.
+#[tokio::test]
+async fn host_ccc_and_rein_sequences() {
+    let srv = TestServer::start_with(|c| c.tls.allow_ccc = true).await;
+    let (mut c, _) = RawClient::connect(srv.explicit).await;
+    c.expect("HOST ftp.example.com", 220).await;
+    c.expect("AUTH TLS", 234).await;
+    c.handshake().await.expect("handshake");
+    c.expect("CCC", 200).await; // allowed, but only ends TLS after the reply
+    c.end_tls().await;
+    // The control connection is in the clear now, but TLS was negotiated first, so the
+    // TLS-required policy stays met (a cleared session, not a plain one).
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 230).await;
+    c.expect("HOST again.example.com", 503).await;
+    c.expect("CCC", 533).await; // nothing to clear
+    c.expect("REIN", 220).await;
+    // Back to the just-connected state: TLS is required again before USER.
+    c.expect(&format!("USER {USER}"), 530).await;
+    c.expect("AUTH TLS", 234).await;
+    c.handshake().await.expect("second handshake");
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 230).await;
+    c.expect("REIN", 220).await;
+    c.end_tls().await;
+    c.expect("PWD", 530).await;
+    c.expect("FEAT", 211).await;
+    srv.stop().await;
+}

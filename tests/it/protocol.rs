@@ -753,3 +753,28 @@ async fn host_ccc_and_rein_sequences() {
     c.expect("FEAT", 211).await;
     srv.stop().await;
 }
+
+/// RFC 2428 over IPv6: an explicit listener on [::1]; EPSV works, PASV (IPv4 only) is refused,
+/// EPRT |2| to the client's own address is accepted and to another refused.
+#[tokio::test]
+async fn ipv6_listener_uses_epsv_and_eprt() {
+    let srv = TestServer::start_with(|c| {
+        c.listeners.explicit = Some("[::1]:0".parse().expect("addr"));
+    })
+    .await;
+    assert!(srv.explicit.is_ipv6());
+    let body = random_bytes(50_000);
+    srv.put_object(&srv.key("v6.bin"), &body).await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("PASV", 425).await;
+    c.expect("EPSV 1", 522).await;
+    let port = c.epsv().await;
+    c.send_raw(b"RETR v6.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    assert!(data.read_all().await.expect("read") == body);
+    assert_eq!(c.reply().await.code, 226);
+    c.expect("EPRT |2|::1|50000|", 200).await;
+    c.expect("EPRT |2|2001:db8::1|50000|", 504).await;
+    srv.stop().await;
+}

@@ -571,6 +571,13 @@ async fn interrupted_upload_resumes_with_rest_and_stor() {
         srv.open_multipart_uploads().await == 1
     })
     .await;
+    // ListParts: the two complete 5 MiB parts are kept; the partial third was dropped.
+    let parts = srv.kept_parts(&srv.key("big.bin")).await;
+    assert_eq!(parts, vec![5 * 1024 * 1024, 5 * 1024 * 1024]);
+    eprintln!(
+        "resume: sent before cut {} B, parts kept {parts:?}",
+        11 * 1024 * 1024
+    );
     let r = c.expect("SIZE big.bin", 213).await;
     assert!(r.text.ends_with(&format!(" {held}")), "{}", r.text);
     c.expect("REST 12345", 350).await;
@@ -579,9 +586,25 @@ async fn interrupted_upload_resumes_with_rest_and_stor() {
     c.expect(&format!("REST {held}"), 350).await;
     assert_eq!(upload(&mut c, "STOR big.bin", &body[held..]).await, 226);
     assert!(srv.object(&srv.key("big.bin")).await.as_deref() == Some(&body[..]));
+    // Two parts kept + one new part: only the rest was uploaded again.
+    let etag = srv.etag(&srv.key("big.bin")).await;
+    assert!(etag.ends_with("-3"), "{etag}");
+    eprintln!(
+        "resume: sent after REST {} B, object ETag {etag}",
+        body.len() - held
+    );
     assert_eq!(srv.open_multipart_uploads().await, 0);
     let r = c.expect("HASH big.bin", 213).await;
-    assert!(r.text.contains(&format!("0-{} ", body.len())), "{}", r.text);
+    let want = sha256_hex(&body).await;
+    assert!(
+        r.text.contains(&format!("0-{} {want} ", body.len())),
+        "{}",
+        r.text
+    );
+    eprintln!(
+        "resume: final SHA-256 {want} (source) = HASH reply: {}",
+        r.text
+    );
     srv.stop().await;
 }
 

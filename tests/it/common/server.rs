@@ -172,6 +172,52 @@ impl TestServer {
         out.uploads().len()
     }
 
+    /// Sizes of the completed parts of the open multipart upload for `key` (ListParts).
+    pub async fn kept_parts(&self, key: &str) -> Vec<i64> {
+        let uploads = self
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .expect("ListMultipartUploads");
+        let Some(id) = uploads
+            .uploads()
+            .iter()
+            .find(|u| u.key() == Some(key))
+            .and_then(|u| u.upload_id())
+        else {
+            return Vec::new();
+        };
+        let parts = self
+            .s3
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await
+            .expect("ListParts");
+        parts.parts().iter().filter_map(|p| p.size()).collect()
+    }
+
+    /// The object's ETag (multipart ETags end in `-<number of parts>`).
+    pub async fn etag(&self, key: &str) -> String {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("HeadObject");
+        head.e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
+    }
+
     /// Polls `check` until it holds (cleanup after a cut connection is asynchronous).
     pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
     where

@@ -346,3 +346,35 @@ async fn killed_uploads_resume_with_lftp_put_c_and_curl_c() {
     assert_eq!(srv.open_multipart_uploads().await, 0);
     srv.stop().await;
 }
+
+/// Download resume: a local file holding the first part of the object; `lftp get -c` (REST n +
+/// RETR) fetches the rest, curl `-C -` likewise.
+#[tokio::test]
+async fn downloads_resume_with_lftp_get_c_and_curl_c() {
+    let srv = TestServer::start().await;
+    let data = random_bytes(3 * 1024 * 1024 + 11);
+    srv.put_object(&srv.key("d.bin"), &data).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = dir.path().join("d.bin");
+    std::fs::write(&local, &data[..1_000_000]).expect("partial");
+    let script = format!("get -c d.bin -o {}", local.display());
+    let out = clients::run(lftp(Mode::Explicit, srv.explicit, USER, PASSWORD, &script)).await;
+    assert_ok(&out, "lftp get -c");
+    assert!(
+        std::fs::read(&local).expect("read") == data,
+        "lftp resumed download differs"
+    );
+
+    let local2 = dir.path().join("d2.bin");
+    std::fs::write(&local2, &data[..2_000_000]).expect("partial");
+    let mut c = curl(USER, PASSWORD);
+    c.args(["-C", "-", "-o"])
+        .arg(&local2)
+        .arg(format!("{}/d.bin", url(Mode::Implicit, srv.implicit)));
+    assert_ok(&clients::run(c).await, "curl -C - download");
+    assert!(
+        std::fs::read(&local2).expect("read") == data,
+        "curl resumed download differs"
+    );
+    srv.stop().await;
+}

@@ -89,6 +89,15 @@ async fn explicit_requires_tls_before_login_and_accepts_auth_ssl() {
     c.expect(&format!("USER {USER}"), 331).await;
     c.expect(&format!("PASS {PASSWORD}"), 230).await;
     c.expect("SYST", 215).await;
+    c.expect("ACCT x", 202).await;
+    c.expect("HELP", 214).await;
+    c.expect("NOOP", 200).await;
+    c.expect("MODE S", 200).await;
+    c.expect("MODE B", 504).await;
+    c.expect("STRU F", 200).await;
+    c.expect("STRU R", 504).await;
+    c.expect("TYPE E", 504).await;
+    c.expect("OPTS UTF8 ON", 200).await;
     c.expect("XYZZ", 500).await;
     c.expect("SMNT /x", 502).await;
     c.expect("QUIT", 221).await;

@@ -39,8 +39,8 @@ use tokio::{
 };
 
 use super::{
-    Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage, StorageError,
-    Upload, UploadError, UploadMode, UploadSpec,
+    check_dir_rename, Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage,
+    StorageError, Upload, UploadError, UploadMode, UploadSpec,
 };
 
 /// The directory (under the root) that holds uploads in progress. See the module docs.
@@ -307,16 +307,7 @@ impl Storage for LocalStorage {
         to: &ObjectKey,
         max_objects: usize,
     ) -> Result<(), StorageError> {
-        if from.as_str().is_empty() || to.as_str().is_empty() {
-            return Err(StorageError::Unsupported(
-                "the root directory cannot be renamed",
-            ));
-        }
-        if to.as_str().starts_with(&from.dir_prefix()) {
-            return Err(StorageError::Unsupported(
-                "a directory cannot be moved into itself",
-            ));
-        }
+        check_dir_rename(from, to)?;
         if !self.metadata(from).await?.is_dir() {
             return Err(StorageError::NotADirectory(from.to_string()));
         }

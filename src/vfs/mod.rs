@@ -182,6 +182,22 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
 }
 
+/// The rules every backend applies before renaming a directory: not the root (on either side),
+/// and not into itself.
+pub(crate) fn check_dir_rename(from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError> {
+    if from.as_str().is_empty() || to.as_str().is_empty() {
+        return Err(StorageError::Unsupported(
+            "the root directory cannot be renamed",
+        ));
+    }
+    if to.as_str().starts_with(&from.dir_prefix()) {
+        return Err(StorageError::Unsupported(
+            "a directory cannot be moved into itself",
+        ));
+    }
+    Ok(())
+}
+
 /// How an upload treats what is already stored at its key, and who is uploading (recorded with
 /// the object where the backend keeps metadata).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -123,8 +123,8 @@ use tokio::{
 };
 
 use super::{
-    Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage, StorageError,
-    Upload, UploadError, UploadMode, UploadSpec,
+    check_dir_rename, Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage,
+    StorageError, Upload, UploadError, UploadMode, UploadSpec,
 };
 use crate::config::{self, ChecksumMode};
 
@@ -699,17 +699,18 @@ impl S3Storage {
                 let Some(number) = p.part_number() else {
                     continue;
                 };
-                let owned = |s: Option<&str>| s.map(str::to_string);
                 parts.push(DonePart {
-                    part: CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(owned(p.e_tag()))
-                        .set_checksum_crc32(owned(p.checksum_crc32()))
-                        .set_checksum_crc32_c(owned(p.checksum_crc32_c()))
-                        .set_checksum_crc64_nvme(owned(p.checksum_crc64_nvme()))
-                        .set_checksum_sha1(owned(p.checksum_sha1()))
-                        .set_checksum_sha256(owned(p.checksum_sha256()))
-                        .build(),
+                    part: completed_part(
+                        number,
+                        p.e_tag(),
+                        [
+                            p.checksum_crc32(),
+                            p.checksum_crc32_c(),
+                            p.checksum_crc64_nvme(),
+                            p.checksum_sha1(),
+                            p.checksum_sha256(),
+                        ],
+                    ),
                     size: size_of(p.size()),
                     modified: p.last_modified().and_then(system_time),
                 });
@@ -1110,16 +1111,7 @@ impl Storage for S3Storage {
         to: &ObjectKey,
         max_objects: usize,
     ) -> Result<(), StorageError> {
-        if from.as_str().is_empty() || to.as_str().is_empty() {
-            return Err(StorageError::Unsupported(
-                "the root directory cannot be renamed",
-            ));
-        }
-        if to.as_str().starts_with(&from.dir_prefix()) {
-            return Err(StorageError::Unsupported(
-                "a directory cannot be moved into itself",
-            ));
-        }
+        check_dir_rename(from, to)?;
         if self.stat(from).await?.kind == EntryKind::File {
             return Err(StorageError::NotADirectory(from.to_string()));
         }
@@ -1448,17 +1440,18 @@ impl S3Upload {
                 .await
                 .map_err(|e| s3_error("UploadPart", &key, e))?;
             tracing::debug!(key = &*key, part_number, "part uploaded");
-            let owned = |s: Option<&str>| s.map(str::to_string);
             Ok(DonePart {
-                part: CompletedPart::builder()
-                    .part_number(part_number)
-                    .set_e_tag(owned(out.e_tag()))
-                    .set_checksum_crc32(owned(out.checksum_crc32()))
-                    .set_checksum_crc32_c(owned(out.checksum_crc32_c()))
-                    .set_checksum_crc64_nvme(owned(out.checksum_crc64_nvme()))
-                    .set_checksum_sha1(owned(out.checksum_sha1()))
-                    .set_checksum_sha256(owned(out.checksum_sha256()))
-                    .build(),
+                part: completed_part(
+                    part_number,
+                    out.e_tag(),
+                    [
+                        out.checksum_crc32(),
+                        out.checksum_crc32_c(),
+                        out.checksum_crc64_nvme(),
+                        out.checksum_sha1(),
+                        out.checksum_sha256(),
+                    ],
+                ),
                 size,
                 modified: None,
             })
@@ -1951,6 +1944,22 @@ fn size_of(len: Option<i64>) -> u64 {
 
 fn system_time(t: &DateTime) -> Option<SystemTime> {
     SystemTime::try_from(*t).ok()
+}
+
+/// A part for CompleteMultipartUpload, from UploadPart's answer or ListParts: its ETag and
+/// whichever checksums the store returned, in the order CRC32, CRC32C, CRC64NVME, SHA1, SHA256.
+fn completed_part(number: i32, e_tag: Option<&str>, sums: [Option<&str>; 5]) -> CompletedPart {
+    let owned = |s: Option<&str>| s.map(str::to_string);
+    let [crc32, crc32c, crc64, sha1, sha256] = sums;
+    CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(owned(e_tag))
+        .set_checksum_crc32(owned(crc32))
+        .set_checksum_crc32_c(owned(crc32c))
+        .set_checksum_crc64_nvme(owned(crc64))
+        .set_checksum_sha1(owned(sha1))
+        .set_checksum_sha256(owned(sha256))
+        .build()
 }
 
 #[cfg(test)]

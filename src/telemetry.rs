@@ -224,6 +224,9 @@ pub fn init(log: &Log, telemetry: &Telemetry) -> Result<TelemetryGuard, Telemetr
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            // The whole tree (session → command), so a line inside a transfer still names
+            // the session's user and client address.
+            .with_span_list(true)
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).boxed(),

@@ -16,7 +16,7 @@ mod transfer;
 use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpStream;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::auth::Permission;
 use crate::server::ServerContext;
@@ -42,6 +42,21 @@ pub(crate) enum Outcome {
     Close(Reply),
     /// Reply 150 and run a transfer on the data connection.
     Transfer(TransferJob),
+}
+
+impl Outcome {
+    /// The reply this outcome sends first, for the command span (a transfer records its final
+    /// reply itself).
+    fn reply_code(&self) -> Option<u16> {
+        match self {
+            Outcome::Reply(r)
+            | Outcome::StartTls(r)
+            | Outcome::EndTls(r)
+            | Outcome::RestartImplicit(r)
+            | Outcome::Close(r) => Some(r.code),
+            Outcome::Transfer(_) => None,
+        }
+    }
 }
 
 impl From<Reply> for Outcome {
@@ -71,6 +86,9 @@ pub(crate) struct Session {
     ctx: Arc<ServerContext>,
     /// Lines that arrived while a transfer ran, answered after it (RFC 959 allows pipelining).
     pending: VecDeque<Line>,
+    /// The session's span: facts learnt later (user, TLS) are recorded on it, not on the
+    /// command span that is current when they are learnt.
+    span: Span,
 }
 
 /// Serves one control connection until QUIT, EOF, timeout or server shutdown.
@@ -89,6 +107,7 @@ pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id
         tls_version = tracing::field::Empty,
         tls_cipher = tracing::field::Empty,
     );
+    let session_span = span.clone();
     async move {
         // Held for the whole session; dropping it frees the slot however the session ends.
         let _permit = match ctx.limits.admit(peer.ip()) {
@@ -110,6 +129,7 @@ pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id
             security: ControlSecurity::Plain,
             ctx,
             pending: VecDeque::new(),
+            span: session_span,
         };
         info!("connected");
         session.serve().await;
@@ -137,18 +157,27 @@ impl Session {
                 Some(line) => line,
                 None => return,
             };
-            let outcome = match line {
+            let (outcome, span) = match line {
                 Line::Eof => return,
-                Line::TooLong => Reply::new(500, "Line too long").into(),
+                Line::TooLong => (Reply::new(500, "Line too long").into(), Span::none()),
                 Line::Text(bytes) => match Command::parse(&bytes) {
                     Ok(cmd) => {
-                        debug!(command = cmd.verb(), "command");
-                        self.handle(cmd).await
+                        // One span per command, transfer included; never the argument (PASS).
+                        let span = tracing::info_span!(
+                            "command",
+                            command = cmd.verb(),
+                            reply_code = tracing::field::Empty,
+                        );
+                        debug!(parent: &span, "command");
+                        (self.handle(cmd).instrument(span.clone()).await, span)
                     }
-                    Err(e) => Reply::parse_error(&e).into(),
+                    Err(e) => (Reply::parse_error(&e).into(), Span::none()),
                 },
             };
-            if !self.apply(outcome).await {
+            if let Some(code) = outcome.reply_code() {
+                span.record("reply_code", code);
+            }
+            if !self.apply(outcome).instrument(span).await {
                 return;
             }
         }
@@ -173,9 +202,8 @@ impl Session {
 
     fn record_tls(&self) {
         if let Some((version, cipher)) = self.conn.tls_info() {
-            let span = tracing::Span::current();
-            span.record("tls_version", version.as_str());
-            span.record("tls_cipher", cipher.as_str());
+            self.span.record("tls_version", version.as_str());
+            self.span.record("tls_cipher", cipher.as_str());
         }
     }
 

@@ -394,6 +394,9 @@ impl Session {
             (JobResult::Client(e), false) => vec![Reply::transfer_aborted(&e.to_string())],
             (JobResult::Storage(e), false) => vec![Reply::storage_error(&e, path.as_str())],
         };
+        if let Some(first) = replies.first() {
+            tracing::Span::current().record("reply_code", first.code);
+        }
         for r in &replies {
             if self.send(r).await.is_err() {
                 return false;

@@ -156,3 +156,86 @@ async fn serve_without_config_starts_the_development_default() {
     let stderr = child.wait_with_output().await.expect("wait").stderr;
     assert!(String::from_utf8_lossy(&stderr).contains("DEVELOPMENT"));
 }
+
+/// JSON logs carry the span tree: every line of a command's work names the session (id, user,
+/// client address, TLS) and the command (verb, final reply code), so one STOR can be followed
+/// from its audit line. The password never appears.
+#[tokio::test]
+async fn json_logs_nest_each_command_in_the_session_span() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(files.join("u")).expect("home");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n\
+             [storage]\nbackend = \"local\"\nlocal_root = \"{}\"\n\
+             [log]\nformat = \"json\"\nlevel = \"info\"\n",
+            files.display()
+        ),
+    );
+    let hash = ftps_s3::auth::hash_password("s3cret-pass").expect("hash");
+    std::fs::write(
+        dir.path().join("users.toml"),
+        format!(
+            "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"u/\"\n\
+             permissions = [\"list\", \"read\", \"write\"]\n"
+        ),
+    )
+    .expect("users");
+    let mut c = bin();
+    c.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut addr = None;
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("every line is JSON");
+        if v["message"] == "listening" {
+            addr = v["addr"].as_str().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.expect("the listening address is logged");
+    let src = dir.path().join("up.bin");
+    std::fs::write(&src, random_bytes(10_000)).expect("write");
+    let mut up = curl("u", "s3cret-pass");
+    up.arg("-T").arg(&src).arg(format!("ftp://{addr}/up.bin"));
+    assert_ok(&clients::run(up).await, "upload");
+    let _ = child.start_kill();
+    let mut rest = String::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+    {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert!(
+        !rest.contains("s3cret-pass"),
+        "the password is logged:\n{rest}"
+    );
+    let upload: serde_json::Value = rest
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "audit" && v["event"] == "upload")
+        .unwrap_or_else(|| panic!("no audit upload line in:\n{rest}"));
+    assert_eq!(upload["result"], "ok", "{upload}");
+    let spans = upload["spans"].as_array().expect("span list");
+    let session = spans
+        .iter()
+        .find(|s| s["name"] == "session")
+        .unwrap_or_else(|| panic!("no session span: {upload}"));
+    assert_eq!(session["user"], "u", "{upload}");
+    assert_eq!(session["listener"], "explicit", "{upload}");
+    assert!(session["tls_version"].as_str().is_some(), "{upload}");
+    assert_eq!(session["session_id"], upload["session_id"], "{upload}");
+    let command = spans.last().expect("innermost span");
+    assert_eq!(command["name"], "command", "{upload}");
+    assert_eq!(command["command"], "STOR", "{upload}");
+}

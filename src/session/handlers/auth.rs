@@ -45,7 +45,7 @@ impl Session {
                     }
                 };
                 let home = self.ctx.stores.home_for(&user);
-                tracing::Span::current().record("user", user.name.as_str());
+                self.span.record("user", user.name.as_str());
                 crate::metrics::login("ok");
                 let actor = audit::Actor {
                     user: &user.name,

@@ -121,6 +121,7 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt},
     task::{JoinError, JoinSet},
 };
+use tracing::Instrument;
 
 use super::{
     check_dir_rename, Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage,
@@ -136,6 +137,9 @@ const MAX_PARTS: i32 = 10_000;
 /// The smallest part S3 accepts, except for the last one. Objects at least this large are
 /// appended to by copying them as parts.
 const MIN_PART_SIZE: u64 = 5 * MIB;
+
+/// The first allocation of a part buffer (see `S3Upload::make_room`).
+const FIRST_BUFFER: usize = 256 * 1024;
 
 /// The largest object a single `CopyObject` can copy, and the largest `UploadPartCopy` part.
 const MAX_COPY_SIZE: u64 = 5 * 1024 * MIB;
@@ -445,7 +449,8 @@ impl S3Storage {
             resume_window: self.resume_window,
             tagging: self.tagging.clone(),
             metadata,
-            buf: BytesMut::with_capacity(self.part_size),
+            buf: BytesMut::new(),
+            spare: Vec::new(),
             received: 0,
             prefix: 0,
             digests: Some(ContentDigests::default()),
@@ -1190,6 +1195,12 @@ struct DonePart {
     modified: Option<SystemTime>,
 }
 
+/// What a part upload task returns: the stored part, and its buffer if it could be reclaimed.
+struct SentPart {
+    done: DonePart,
+    buffer: Option<BytesMut>,
+}
+
 /// The parts a resume can continue from: 1, 2, … without a gap, each at least [`MIN_PART_SIZE`]
 /// (a part after which S3 accepts more parts).
 fn resumable_run(parts: &[DonePart]) -> Vec<DonePart> {
@@ -1362,6 +1373,11 @@ struct S3Upload {
     metadata: HashMap<String, String>,
     /// The part being filled; it is sent when full (or at commit) and replaced.
     buf: BytesMut,
+    /// Part buffers given back by finished part uploads, reused for the next parts: an upload
+    /// allocates at most `concurrency + 1` buffers however large the file, so the allocator
+    /// never sees a stream of freed part-sized blocks (glibc keeps those in per-thread arenas,
+    /// which more than doubled the peak RSS of one large STOR).
+    spare: Vec<BytesMut>,
     /// Bytes read from the bodies so far.
     received: u64,
     /// Bytes of the object before the received ones: a kept upload's parts, an appended
@@ -1376,7 +1392,7 @@ struct S3Upload {
     upload_id: Option<String>,
     next_part: i32,
     /// Parts being uploaded, at most `concurrency`.
-    in_flight: JoinSet<Result<DonePart, StorageError>>,
+    in_flight: JoinSet<Result<SentPart, StorageError>>,
     /// The server-side copy of an appended object's bytes (one task for all its parts).
     copies: JoinSet<Result<Vec<DonePart>, StorageError>>,
     /// Parts stored.
@@ -1422,6 +1438,7 @@ impl S3Upload {
         let part_number = self.next_part;
         self.next_part += 1;
         let size = data.len() as u64;
+        let body = ByteStream::from(data.clone());
         let mut request = self
             .client
             .upload_part()
@@ -1429,43 +1446,56 @@ impl S3Upload {
             .key(&*self.key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .body(ByteStream::from(data));
+            .body(body);
         if self.part_checksums {
             request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
         }
         let key = self.key.clone();
-        self.in_flight.spawn(async move {
-            let out = request
-                .send()
-                .await
-                .map_err(|e| s3_error("UploadPart", &key, e))?;
-            tracing::debug!(key = &*key, part_number, "part uploaded");
-            Ok(DonePart {
-                part: completed_part(
-                    part_number,
-                    out.e_tag(),
-                    [
-                        out.checksum_crc32(),
-                        out.checksum_crc32_c(),
-                        out.checksum_crc64_nvme(),
-                        out.checksum_sha1(),
-                        out.checksum_sha256(),
-                    ],
-                ),
-                size,
-                modified: None,
-            })
-        });
+        self.in_flight.spawn(
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("UploadPart", &key, e))?;
+                tracing::debug!(key = &*key, part_number, "part uploaded");
+                // The request (and every retry's clone of the body) is gone: the buffer is ours
+                // again unless something else still holds it, in which case it is simply freed.
+                let buffer = data.try_into_mut().ok();
+                let done = DonePart {
+                    part: completed_part(
+                        part_number,
+                        out.e_tag(),
+                        [
+                            out.checksum_crc32(),
+                            out.checksum_crc32_c(),
+                            out.checksum_crc64_nvme(),
+                            out.checksum_sha1(),
+                            out.checksum_sha256(),
+                        ],
+                    ),
+                    size,
+                    modified: None,
+                };
+                Ok(SentPart { done, buffer })
+            }
+            .in_current_span(),
+        );
         Ok(())
     }
 
     fn part_done(
         &mut self,
-        joined: Result<Result<DonePart, StorageError>, JoinError>,
+        joined: Result<Result<SentPart, StorageError>, JoinError>,
     ) -> Result<(), StorageError> {
         match joined {
-            Ok(Ok(part)) => {
-                self.done.push(part);
+            Ok(Ok(SentPart { done, buffer })) => {
+                self.done.push(done);
+                if let Some(mut buffer) = buffer {
+                    if self.spare.len() < self.concurrency && !self.failed {
+                        buffer.clear();
+                        self.spare.push(buffer);
+                    }
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
@@ -1664,9 +1694,23 @@ impl S3Upload {
 
     /// Stops reading after a failed copy: frees the buffer, lets parts in flight finish (so a
     /// `suspend` can keep them) and leaves the multipart upload for the caller to end.
+    /// Makes sure the part buffer has free capacity. A fresh buffer starts at
+    /// [`FIRST_BUFFER`] and doubles up to the part size, so a small file never holds a whole
+    /// part's memory; the copies this costs happen on the first part only, later parts reuse
+    /// full-size buffers (`spare`).
+    fn make_room(&mut self) {
+        let len = self.buf.len();
+        if self.buf.capacity() > len || len >= self.part_size {
+            return;
+        }
+        let target = (len * 2).clamp(FIRST_BUFFER, self.part_size);
+        self.buf.reserve(target - len);
+    }
+
     fn stop(&mut self) {
         self.failed = true;
         self.buf = BytesMut::new();
+        self.spare = Vec::new();
         self.digests = None;
     }
 
@@ -1709,6 +1753,7 @@ impl Upload for S3Upload {
             return Err(self.ended().into());
         }
         loop {
+            self.make_room();
             // Read straight into the part buffer, never past the part boundary.
             let room = self.part_size - self.buf.len();
             let before = self.buf.len();
@@ -1729,7 +1774,7 @@ impl Upload for S3Upload {
                     self.stop();
                     return Err(e.into());
                 }
-                self.buf = BytesMut::with_capacity(self.part_size);
+                self.buf = self.spare.pop().unwrap_or_default();
             }
             if n == 0 {
                 return Ok(self.received);

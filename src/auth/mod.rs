@@ -13,6 +13,7 @@
 //! for an unknown user still verifies against a fixed hash, so the reply and its timing are the
 //! same as for a wrong password.
 
+mod password;
 mod permissions;
 mod throttle;
 
@@ -21,7 +22,7 @@ use std::{collections::HashMap, net::IpAddr, path::Path, sync::Arc, time::Durati
 use ipnet::IpNet;
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString},
     Argon2,
 };
 use serde::Deserialize;
@@ -153,7 +154,7 @@ impl UserStore {
         self.users.is_empty()
     }
 
-    /// Checks a login. CPU-heavy (argon2): runs on the blocking pool.
+    /// Checks a login. CPU- and memory-heavy (argon2): see [`password`] for how it is bounded.
     pub async fn verify(&self, name: &str, password: &str) -> Option<Arc<User>> {
         let user = self.users.get(name).cloned();
         let hash = user
@@ -161,9 +162,7 @@ impl UserStore {
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_string());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = password::verify(password, hash).await;
         user.filter(|_| ok)
     }
 }
@@ -252,17 +251,6 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
-}
-
-/// Constant-time comparison is inside argon2's verifier.
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

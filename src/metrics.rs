@@ -61,6 +61,7 @@ struct Metrics {
     s3_duration: Histogram<f64>,
     s3_errors: Counter<u64>,
     passive_ports: UpDownCounter<i64>,
+    reloads: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -158,6 +159,13 @@ impl Metrics {
                 .with_description("Passive data ports held by sessions now")
                 .with_unit("{port}")
                 .build(),
+            reloads: meter
+                .u64_counter("ftps.reloads")
+                .with_description(
+                    "Reloads of changed files (certificate, users), by file and result",
+                )
+                .with_unit("{reload}")
+                .build(),
             provider,
             registry,
         };
@@ -174,6 +182,14 @@ impl Metrics {
             m.transfer_bytes.add(0, &[direction.label()]);
         }
         m.passive_ports.add(0, &[]);
+        for file in ["certificate", "users"] {
+            for result in ["ok", "failed"] {
+                m.reloads.add(
+                    0,
+                    &[KeyValue::new("file", file), KeyValue::new("result", result)],
+                );
+            }
+        }
         m
     }
 }
@@ -300,6 +316,17 @@ impl Drop for PassivePortGuard {
     fn drop(&mut self) {
         get().passive_ports.add(-1, &[]);
     }
+}
+
+// --- Reloads. ---
+
+/// A changed `file` (`"certificate"`: certificate, key and client CA bundle; `"users"`) was
+/// put in use (`"ok"`) or refused, keeping the old one (`"failed"`).
+pub fn reload(file: &'static str, result: &'static str) {
+    get().reloads.add(
+        1,
+        &[KeyValue::new("file", file), KeyValue::new("result", result)],
+    );
 }
 
 // --- S3. ---

@@ -84,7 +84,7 @@ impl TestServer {
         adjust(&mut config);
         config.validate().expect("valid test config");
 
-        let tls = TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file).expect("tls");
+        let tls = TlsAcceptors::load(&config.tls).expect("tls");
         let users = UserStore::load(&config.auth.users_file).expect("users");
         let client = client_from_sdk_config(&sw.sdk_config(), &config.s3);
         let stores = Stores::s3_with_client(client, &config);

@@ -36,6 +36,12 @@ impl Session {
     pub(in crate::session) async fn pass(&mut self, password: String) -> Outcome {
         let name = match std::mem::replace(&mut self.state.login, Login::Fresh) {
             Login::UserGiven(name) => name,
+            // RFC 959 §5.4 lists 202 for PASS: a client that sends a password after a login by
+            // certificate (232) is told it was not needed, not that it erred.
+            logged_in @ Login::LoggedIn(_) => {
+                self.state.login = logged_in;
+                return Reply::new(202, "Already logged in").into();
+            }
             other => {
                 self.state.login = other;
                 return Reply::bad_sequence("Send USER first").into();

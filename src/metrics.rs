@@ -464,7 +464,13 @@ mod tests {
         let uploaded = value(&before, "ftps_transfer_bytes_total{direction=\"upload\"}")
             .expect("zero series exist from the start");
 
+        let reloads = value(
+            &before,
+            "ftps_reloads_total{file=\"users\",result=\"failed\"}",
+        )
+        .expect("zero series exist from the start");
         login("ok");
+        reload("users", "failed");
         let session = session_started("explicit");
         transfer_finished("STOR", "ok", 1234, Duration::from_millis(30));
         s3_request("HeadObject", Duration::from_millis(3), Some("404"));
@@ -478,6 +484,15 @@ mod tests {
         assert!(
             value(&text, "ftps_transfer_bytes_total{direction=\"upload\"}").expect("bytes")
                 >= uploaded + 1234.0
+        );
+        assert!(
+            value(
+                &text,
+                "ftps_reloads_total{file=\"users\",result=\"failed\"}"
+            )
+            .expect("reloads")
+                >= reloads + 1.0,
+            "{text}"
         );
         assert!(
             value(

@@ -194,6 +194,7 @@ must_fail = [
         "statefulset": {"advertiseAddresses": ["203.0.113.1"]}}, "advertiseAddresses has 1 entries"),
     ("passive range over the admin port", {"config": {"passive": {"ports": "9000-9100"}}}, "lies inside config.passive.ports"),
     ("grace period shorter than the drain", {"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds must exceed"),
+    ("client certificates without a CA", {"config": {"tls": {"client_auth": "required"}}}, "needs clientCA.existingSecret"),
     ("autoscaling in statefulset mode", {"mode": "statefulset", "autoscaling": {"enabled": True}}, "autoscaling is for mode=deployment"),
 ]
 for label, extra, expect in must_fail:
@@ -333,7 +334,9 @@ for path in sys.argv[2:]:
 PY
     local config
     for config in "$dir"/*--*.toml; do
+        # The certificate doubles as the client CA bundle for configs with client_auth on.
         if FTPS_S3_TLS__CERT_FILE=$dir/tls.crt FTPS_S3_TLS__KEY_FILE=$dir/tls.key FTPS_S3_AUTH__USERS_FILE=$dir/users.toml \
+            FTPS_S3_TLS__CLIENT_CA_FILE=$dir/tls.crt \
             "$bin" check-config --config "$config" >"$config.log" 2>&1; then
             echo "ok   ${config##*/}"
         else

@@ -72,6 +72,40 @@ pub struct Tls {
     /// it comes from the same client; RFC 4217 §10). Clients that do not resume (plain Python
     /// ftplib, some old tools) need this off.
     pub require_session_reuse: bool,
+    /// Client certificates: `"none"` (never asked for), `"optional"` (asked for; a client
+    /// without one can still log in with a password) or `"required"` (every TLS handshake must
+    /// present one issued by `client_ca_file`). Users with a `certificate_cn` need one.
+    pub client_auth: ClientAuth,
+    /// PEM bundle of the CAs that issue client certificates (e.g. a mounted secret's `ca.crt`).
+    /// Required unless `client_auth = "none"`.
+    pub client_ca_file: Option<PathBuf>,
+    /// Seconds between checks of `cert_file`, `key_file` and `client_ca_file` for new contents
+    /// (a renewed certificate, a swapped Kubernetes secret). New handshakes use the new files;
+    /// sessions in progress keep theirs; files that do not load are logged and the old ones
+    /// kept. `0`: load once at start.
+    pub reload_interval_secs: u64,
+}
+
+/// Whether TLS handshakes ask for a client certificate (`tls.client_auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    None,
+    /// Asked for and verified when given; a handshake without one goes ahead.
+    Optional,
+    /// Every handshake must present a certificate issued by `tls.client_ca_file`.
+    Required,
+}
+
+impl ClientAuth {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAuth::None => "none",
+            ClientAuth::Optional => "optional",
+            ClientAuth::Required => "required",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -169,6 +203,10 @@ pub struct Auth {
     pub max_failures: u32,
     /// How long a throttled address or user name stays refused, from its last failure.
     pub ban_seconds: u64,
+    /// Seconds between checks of `users_file` for new contents. New logins use the new file;
+    /// logged-in sessions keep the user as it was at login; a file that does not load is logged
+    /// and the old users kept. `0`: load once at start.
+    pub reload_interval_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -246,6 +284,9 @@ impl Default for Config {
                 key_file: PathBuf::from("/etc/ftps-s3/tls/tls.key"),
                 allow_ccc: false,
                 require_session_reuse: true,
+                client_auth: ClientAuth::None,
+                client_ca_file: None,
+                reload_interval_secs: 10,
             },
             passive: Passive {
                 ports: "30000-30099".to_string(),
@@ -276,6 +317,7 @@ impl Default for Config {
                 failure_delay_ms: 1000,
                 max_failures: 5,
                 ban_seconds: 900,
+                reload_interval_secs: 10,
             },
             limits: Limits {
                 max_line_length: 4096,
@@ -439,6 +481,15 @@ impl Config {
         }
         self.passive_ports()?;
         self.validate_observability()?;
+        if self.tls.client_auth != ClientAuth::None && self.tls.client_ca_file.is_none() {
+            return Err(invalid(
+                "tls.client_ca_file",
+                format!(
+                    "must be set when tls.client_auth = \"{}\" (the CAs that issue client certificates)",
+                    self.tls.client_auth.name()
+                ),
+            ));
+        }
         if self.storage.backend == Backend::S3 && self.s3.bucket.is_empty() {
             return Err(invalid(
                 "s3.bucket",
@@ -652,6 +703,26 @@ mod tests {
         let e =
             from_toml("[s3]\nbucket = \"b\"\n[log]\nlevel = \"ftps_s3=loud\"\n").expect_err("fail");
         assert!(e.to_string().starts_with("log.level:"), "{e}");
+    }
+
+    #[test]
+    fn client_auth_needs_a_ca_bundle() {
+        let c = from_toml("[s3]\nbucket = \"b\"\n").expect("config");
+        assert_eq!(c.tls.client_auth, ClientAuth::None);
+        assert_eq!(c.tls.reload_interval_secs, 10);
+        let e = from_toml("[s3]\nbucket = \"b\"\n[tls]\nclient_auth = \"required\"\n")
+            .expect_err("fail")
+            .to_string();
+        assert!(e.starts_with("tls.client_ca_file: must be set"), "{e}");
+        let c = from_toml(
+            "[s3]\nbucket = \"b\"\n[tls]\nclient_auth = \"optional\"\nclient_ca_file = \"/ca.pem\"\n",
+        )
+        .expect("config");
+        assert_eq!(c.tls.client_auth, ClientAuth::Optional);
+        let e = from_toml("[s3]\nbucket = \"b\"\n[tls]\nclient_auth = \"sometimes\"\n")
+            .expect_err("fail")
+            .to_string();
+        assert!(e.contains("client_auth"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! for development). [`auth`] checks users, [`tls`] builds the rustls configs, [`config`] loads
 //! everything, [`listing`] formats directory listings. [`telemetry`] (logs, traces), [`audit`]
 //! (one log line per user action) and [`metrics`] observe it; [`admin`] serves health, readiness
-//! and metrics over HTTP.
+//! and metrics over HTTP; [`reload`] puts a changed certificate or users file in use.
 //! See ARCHITECTURE.md for the map.
 
 pub mod admin;
@@ -17,6 +17,7 @@ pub mod datachan;
 pub mod limits;
 pub mod listing;
 pub mod metrics;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod telemetry;

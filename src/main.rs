@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ftps_s3::{
     auth::{self, Permissions, User, UserStore},
-    config::{Backend, Config},
+    config::{Backend, ClientAuth, Config},
     server::Server,
     telemetry, tls,
     vfs::Stores,
@@ -78,7 +78,8 @@ fn describe(e: &anyhow::Error) -> String {
 
 fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(Some(path))?;
-    tls::TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file)?;
+    tls::TlsAcceptors::load(&config.tls)?;
+    println!("client certificates: {}", config.tls.client_auth.name());
     if config.storage.backend == Backend::S3 || config.auth.users_file.exists() {
         let users = UserStore::load(&config.auth.users_file)?;
         println!(
@@ -86,6 +87,13 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
             users.len(),
             config.auth.users_file.display()
         );
+        if config.tls.client_auth == ClientAuth::None {
+            for name in users.certificate_users() {
+                println!(
+                    "warning: user {name} has a certificate_cn but tls.client_auth = \"none\": it cannot log in"
+                );
+            }
+        }
     }
     println!("{}: OK", path.display());
     Ok(())
@@ -164,7 +172,7 @@ async fn development_server() -> anyhow::Result<(Server, telemetry::TelemetryGua
     let demo =
         User::new("demo", &password, "demo/", Permissions::ALL).map_err(anyhow::Error::msg)?;
     let users = UserStore::from_users(vec![demo]);
-    let tls = tls::TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file)?;
+    let tls = tls::TlsAcceptors::load(&config.tls)?;
     let stores = Stores::from_config(&config).await?;
     let server = Server::bind_with(config, tls, users, stores).await?;
     println!(

@@ -61,6 +61,7 @@ struct Metrics {
     s3_duration: Histogram<f64>,
     s3_errors: Counter<u64>,
     passive_ports: UpDownCounter<i64>,
+    reloads: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -158,6 +159,13 @@ impl Metrics {
                 .with_description("Passive data ports held by sessions now")
                 .with_unit("{port}")
                 .build(),
+            reloads: meter
+                .u64_counter("ftps.reloads")
+                .with_description(
+                    "Reloads of changed files (certificate, users), by file and result",
+                )
+                .with_unit("{reload}")
+                .build(),
             provider,
             registry,
         };
@@ -174,6 +182,14 @@ impl Metrics {
             m.transfer_bytes.add(0, &[direction.label()]);
         }
         m.passive_ports.add(0, &[]);
+        for file in ["certificate", "users"] {
+            for result in ["ok", "failed"] {
+                m.reloads.add(
+                    0,
+                    &[KeyValue::new("file", file), KeyValue::new("result", result)],
+                );
+            }
+        }
         m
     }
 }
@@ -300,6 +316,17 @@ impl Drop for PassivePortGuard {
     fn drop(&mut self) {
         get().passive_ports.add(-1, &[]);
     }
+}
+
+// --- Reloads. ---
+
+/// A changed `file` (`"certificate"`: certificate, key and client CA bundle; `"users"`) was
+/// put in use (`"ok"`) or refused, keeping the old one (`"failed"`).
+pub fn reload(file: &'static str, result: &'static str) {
+    get().reloads.add(
+        1,
+        &[KeyValue::new("file", file), KeyValue::new("result", result)],
+    );
 }
 
 // --- S3. ---
@@ -437,7 +464,13 @@ mod tests {
         let uploaded = value(&before, "ftps_transfer_bytes_total{direction=\"upload\"}")
             .expect("zero series exist from the start");
 
+        let reloads = value(
+            &before,
+            "ftps_reloads_total{file=\"users\",result=\"failed\"}",
+        )
+        .expect("zero series exist from the start");
         login("ok");
+        reload("users", "failed");
         let session = session_started("explicit");
         transfer_finished("STOR", "ok", 1234, Duration::from_millis(30));
         s3_request("HeadObject", Duration::from_millis(3), Some("404"));
@@ -451,6 +484,15 @@ mod tests {
         assert!(
             value(&text, "ftps_transfer_bytes_total{direction=\"upload\"}").expect("bytes")
                 >= uploaded + 1234.0
+        );
+        assert!(
+            value(
+                &text,
+                "ftps_reloads_total{file=\"users\",result=\"failed\"}"
+            )
+            .expect("reloads")
+                >= reloads + 1.0,
+            "{text}"
         );
         assert!(
             value(

@@ -81,7 +81,7 @@ pub struct RunningServer {
 impl Server {
     /// Loads the certificate, users file and storage named by `config`, then binds.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let tls = TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file)?;
+        let tls = TlsAcceptors::load(&config.tls)?;
         let users = UserStore::load(&config.auth.users_file)?;
         let stores = Stores::from_config(&config)
             .await
@@ -104,6 +104,7 @@ impl Server {
             config.limits.max_sessions_per_ip,
             config.limits.max_sessions_per_user,
         );
+        crate::reload::warn_unusable_certificate_users(&users, config.tls.client_auth);
         let auth = Authenticator::new(
             users,
             config.auth.max_failures,
@@ -174,6 +175,7 @@ impl Server {
             );
             tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
         });
+        crate::reload::spawn(&self.ctx);
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();

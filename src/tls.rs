@@ -16,15 +16,17 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, RwLock},
 };
 
 use rustls::{
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
-    server::{ServerSessionMemoryCache, StoresServerSessions},
-    ServerConfig,
+    server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier},
+    RootCertStore, ServerConfig,
 };
 use tokio_rustls::TlsAcceptor;
+
+use crate::config::{self, ClientAuth};
 
 /// Session cache entries (TLS 1.2 session ids and TLS 1.3 stateful tickets).
 const SESSION_CACHE_SIZE: usize = 16 * 1024;
@@ -58,13 +60,64 @@ pub enum TlsError {
     },
 }
 
+/// The contents of the files a TLS configuration is built from. The reloader compares them
+/// byte for byte with what it saw last, and builds from exactly the bytes it compared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    /// The client CA bundle, when `tls.client_auth` is not `none`.
+    client_ca: Option<Vec<u8>>,
+}
+
+impl TlsFiles {
+    /// Reads `tls.cert_file`, `tls.key_file` and (client auth on) `tls.client_ca_file`.
+    pub fn read(settings: &config::Tls) -> Result<TlsFiles, TlsError> {
+        let read = |key: &'static str, path: &Path| {
+            fs::read(path).map_err(|source| TlsError::Read {
+                key,
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let client_ca = match (settings.client_auth, &settings.client_ca_file) {
+            (ClientAuth::None, _) => None,
+            (_, Some(path)) => Some(read("tls.client_ca_file", path)?),
+            (_, None) => {
+                return Err(TlsError::Invalid {
+                    key: "tls.client_ca_file",
+                    path: PathBuf::new(),
+                    reason: "must be set when client certificates are asked for".into(),
+                })
+            }
+        };
+        Ok(TlsFiles {
+            cert: read("tls.cert_file", &settings.cert_file)?,
+            key: read("tls.key_file", &settings.key_file)?,
+            client_ca,
+        })
+    }
+}
+
 /// The TLS configuration of the whole server. Each session gets its own pair of acceptors from
 /// [`TlsAcceptors::for_session`], bound to that session's TLS sessions.
-#[derive(Clone)]
+///
+/// The configuration can be replaced while the server runs ([`TlsAcceptors::replace`], used by
+/// the reloader): sessions made after that use the new certificate, key and client CA bundle,
+/// sessions in progress keep the acceptors they were given. Swapping whole configs (rather than
+/// only the certificate behind a `ResolvesServerCert`) changes the certificate and the client
+/// CA bundle in one step, and sessions are already given configs of their own.
 pub struct TlsAcceptors {
+    current: RwLock<Arc<Configs>>,
+    cache: Arc<ServerSessionMemoryCache>,
+    /// The settings and files it was loaded from; `None` when built in code (nothing to reload).
+    source: Option<(config::Tls, TlsFiles)>,
+}
+
+/// Control and data configs built from one set of files.
+struct Configs {
     control: Arc<ServerConfig>,
     data: Arc<ServerConfig>,
-    cache: Arc<ServerSessionMemoryCache>,
 }
 
 /// One control connection's acceptors.
@@ -77,48 +130,144 @@ pub struct SessionTls {
 }
 
 impl TlsAcceptors {
-    /// Loads the certificate chain and key (config keys `tls.cert_file`, `tls.key_file`).
-    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Self, TlsError> {
-        let certs = load_certs(cert_file)?;
-        let key = load_key(key_file)?;
-        Self::from_parts(certs, key)
+    /// Loads the certificate chain, key and client CA bundle that `settings` name
+    /// (`tls.cert_file`, `tls.key_file`, `tls.client_ca_file` with `tls.client_auth`).
+    pub fn load(settings: &config::Tls) -> Result<Self, TlsError> {
+        let files = TlsFiles::read(settings)?;
+        let configs = build(settings, &files)?;
+        Ok(Self::new(configs, Some((settings.clone(), files))))
     }
 
+    /// A certificate and key built in code, without client certificates.
     pub fn from_parts(
         certs: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Self, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let control = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
-        let mut data = control.clone();
-        data.send_tls13_tickets = 0;
-        Ok(TlsAcceptors {
-            control: Arc::new(control),
-            data: Arc::new(data),
+        Ok(Self::new(configs_from(certs, key, None)?, None))
+    }
+
+    fn new(configs: Configs, source: Option<(config::Tls, TlsFiles)>) -> Self {
+        TlsAcceptors {
+            current: RwLock::new(Arc::new(configs)),
             cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
-        })
+            source,
+        }
+    }
+
+    /// The settings and file contents it was loaded from (`None` if built in code): where the
+    /// reloader starts.
+    pub fn source(&self) -> Option<&(config::Tls, TlsFiles)> {
+        self.source.as_ref()
+    }
+
+    /// Builds a configuration from `files` (read with `settings`) and, if it builds, makes it
+    /// the one new sessions get. On error the current one stays.
+    pub fn replace(&self, settings: &config::Tls, files: &TlsFiles) -> Result<(), TlsError> {
+        let configs = Arc::new(build(settings, files)?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = configs;
+        Ok(())
     }
 
     /// Acceptors for session `tag` (unique per control connection): TLS sessions its control
     /// connection creates can be resumed only by its own data connections (RFC 4217 §10's
     /// binding of data to control), never by another session's.
     pub fn for_session(&self, tag: u64) -> SessionTls {
+        let configs = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let store: Arc<dyn StoresServerSessions> = Arc::new(BoundSessions {
             cache: self.cache.clone(),
             tag,
         });
-        let mut control = (*self.control).clone();
+        let mut control = (*configs.control).clone();
         control.session_storage = store.clone();
-        let mut data = (*self.data).clone();
+        let mut data = (*configs.data).clone();
         data.session_storage = store;
         SessionTls {
             control: TlsAcceptor::from(Arc::new(control)),
             data: TlsAcceptor::from(Arc::new(data)),
         }
     }
+}
+
+fn build(settings: &config::Tls, files: &TlsFiles) -> Result<Configs, TlsError> {
+    let certs = parse_certs(&files.cert, "tls.cert_file", &settings.cert_file)?;
+    let key = parse_key(&files.key, &settings.key_file)?;
+    let verifier = match (&files.client_ca, settings.client_auth) {
+        (Some(pem), ClientAuth::Optional | ClientAuth::Required) => {
+            let path = settings.client_ca_file.clone().unwrap_or_default();
+            Some(client_verifier(pem, &path, settings.client_auth)?)
+        }
+        _ => None,
+    };
+    configs_from(certs, key, verifier)
+}
+
+/// Control and data configs. Data connections ask for a client certificate as the control
+/// connection does: a resumed handshake (the default, `tls.require_session_reuse`) carries the
+/// control connection's certificate, and a full one must present a certificate of its own when
+/// `tls.client_auth = "required"`.
+fn configs_from(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> Result<Configs, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder =
+        ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    // Checks that the key belongs to the certificate (rustls' CertifiedKey::keys_match).
+    let control = builder.with_single_cert(certs, key)?;
+    let mut data = control.clone();
+    data.send_tls13_tickets = 0;
+    Ok(Configs {
+        control: Arc::new(control),
+        data: Arc::new(data),
+    })
+}
+
+/// A verifier for client certificates issued by the CAs in `pem` (webpki: chain, validity
+/// dates, client-auth key usage). `optional` lets handshakes without a certificate through.
+fn client_verifier(
+    pem: &[u8],
+    path: &Path,
+    mode: ClientAuth,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let invalid = |reason: String| TlsError::Invalid {
+        key: "tls.client_ca_file",
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in parse_certs(pem, "tls.client_ca_file", path)? {
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("not a usable CA certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    if mode == ClientAuth::Optional {
+        builder = builder.allow_unauthenticated();
+    }
+    builder.build().map_err(|e| invalid(e.to_string()))
+}
+
+/// The subject common name (CN) of a DER certificate, when it has exactly one: a certificate
+/// naming two CNs names nobody in particular, and is not taken for either.
+pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let mut names = subject.iter_common_name();
+    let first = names.next()?;
+    if names.next().is_some() {
+        return None;
+    }
+    first.as_str().ok().map(str::to_owned)
 }
 
 /// One session's view of the shared session cache: entries are stored with the session's tag in
@@ -155,22 +304,21 @@ impl StoresServerSessions for BoundSessions {
     }
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = fs::read(path).map_err(|source| TlsError::Read {
-        key: "tls.cert_file",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+fn parse_certs(
+    pem: &[u8],
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Invalid {
-            key: "tls.cert_file",
+            key,
             path: path.to_path_buf(),
             reason: format!("not a PEM certificate chain: {e}"),
         })?;
     if certs.is_empty() {
         return Err(TlsError::Invalid {
-            key: "tls.cert_file",
+            key,
             path: path.to_path_buf(),
             reason: "no CERTIFICATE block found".into(),
         });
@@ -178,13 +326,8 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = fs::read(path).map_err(|source| TlsError::Read {
-        key: "tls.key_file",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Invalid {
+fn parse_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| TlsError::Invalid {
         key: "tls.key_file",
         path: path.to_path_buf(),
         reason: format!("no usable PEM private key: {e}"),
@@ -235,12 +378,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 mod tests {
     use super::*;
 
+    fn settings(cert: &Path, key: &Path) -> config::Tls {
+        let mut tls = config::Config::default().tls;
+        tls.cert_file = cert.to_path_buf();
+        tls.key_file = key.to_path_buf();
+        tls
+    }
+
     #[test]
     fn self_signed_round_trip_loads() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (c, k) = ensure_self_signed(dir.path()).expect("generate");
         let before = fs::read(&c).expect("cert");
-        TlsAcceptors::load(&c, &k).expect("load");
+        TlsAcceptors::load(&settings(&c, &k)).expect("load");
         // A second call keeps the existing certificate.
         ensure_self_signed(dir.path()).expect("again");
         assert_eq!(fs::read(&c).expect("cert"), before);
@@ -248,14 +398,74 @@ mod tests {
 
     #[test]
     fn missing_certificate_names_the_key() {
-        let e = TlsAcceptors::load(Path::new("/nonexistent/c.pem"), Path::new("/nonexistent/k"))
-            .err()
-            .expect("must fail")
-            .to_string();
+        let e = TlsAcceptors::load(&settings(
+            Path::new("/nonexistent/c.pem"),
+            Path::new("/nonexistent/k"),
+        ))
+        .err()
+        .expect("must fail")
+        .to_string();
         assert!(
             e.starts_with("tls.cert_file: cannot read /nonexistent/c.pem"),
             "{e}"
         );
+    }
+
+    fn cert_with_cns(cns: &[&str]) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+        // rcgen keeps one value per attribute type, so a two-CN subject cannot be made here.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for cn in cns {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, *cn);
+        }
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("cert").der().clone()
+    }
+
+    #[test]
+    fn common_name_is_the_single_cn() {
+        assert_eq!(
+            common_name(&cert_with_cns(&["partner.example"])).as_deref(),
+            Some("partner.example")
+        );
+        assert_eq!(common_name(&cert_with_cns(&[])), None);
+        assert_eq!(common_name(&CertificateDer::from(vec![0x30, 0x03])), None);
+    }
+
+    #[test]
+    fn a_failed_replace_keeps_the_certificate_and_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, k) = ensure_self_signed(dir.path()).expect("generate");
+        let tls = settings(&c, &k);
+        let acceptors = TlsAcceptors::load(&tls).expect("load");
+        let (_, good) = acceptors.source().expect("loaded from files").clone();
+        // Another key: the pair does not match.
+        let other = tempfile::tempdir().expect("tempdir");
+        let (_, other_key) = ensure_self_signed(other.path()).expect("generate");
+        let mismatched = TlsFiles {
+            key: fs::read(other_key).expect("key"),
+            ..good.clone()
+        };
+        let e = acceptors
+            .replace(&tls, &mismatched)
+            .expect_err("mismatch")
+            .to_string();
+        assert!(e.contains("does not match"), "{e}");
+        acceptors.replace(&tls, &good).expect("the good files");
+
+        let mut with_ca = tls.clone();
+        with_ca.client_auth = ClientAuth::Required;
+        with_ca.client_ca_file = Some(dir.path().join("ca.pem"));
+        fs::write(dir.path().join("ca.pem"), "garbage").expect("write");
+        let e = TlsAcceptors::load(&with_ca)
+            .err()
+            .expect("no CA")
+            .to_string();
+        assert!(e.starts_with("tls.client_ca_file:"), "{e}");
+        fs::copy(&c, dir.path().join("ca.pem")).expect("copy");
+        TlsAcceptors::load(&with_ca).expect("a CA bundle that parses");
     }
 
     #[test]
@@ -264,7 +474,7 @@ mod tests {
         let (c, _) = ensure_self_signed(dir.path()).expect("generate");
         let bad = dir.path().join("bad.pem");
         fs::write(&bad, "not a key").expect("write");
-        let e = TlsAcceptors::load(&c, &bad)
+        let e = TlsAcceptors::load(&settings(&c, &bad))
             .err()
             .expect("must fail")
             .to_string();
@@ -291,6 +501,15 @@ impl MaybeTls {
                 s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
             }
             MaybeTls::Plain(_) => false,
+        }
+    }
+
+    /// The client's certificate (the leaf), when it presented one and the verifier accepted it.
+    /// On a resumed handshake it is the certificate of the session resumed.
+    pub fn peer_certificate(&self) -> Option<&CertificateDer<'static>> {
+        match self {
+            MaybeTls::Tls(s) => s.get_ref().1.peer_certificates()?.first(),
+            MaybeTls::Plain(_) => None,
         }
     }
 

@@ -12,12 +12,29 @@
 //! Passwords are stored only as argon2 PHC strings (`ftps-s3 hash-password` makes one). A login
 //! for an unknown user still verifies against a fixed hash, so the reply and its timing are the
 //! same as for a wrong password.
+//!
+//! A user may also (or instead) be bound to a client certificate (`certificate_cn`, with
+//! `tls.client_auth`): with only `password_hash` the password logs in; with only
+//! `certificate_cn` a verified client certificate with that subject CN logs in at USER (`232`,
+//! RFC 2228 §3: "user logged in, authorized by security data exchange"); with both, the
+//! certificate must match and the password too. A missing or wrong certificate is not an oracle:
+//! the client gets the `331` → `530` of a wrong password, after the same work, and the failure
+//! counts towards throttling; only the audit line says why.
+//!
+//! The store can be replaced while the server runs ([`Authenticator::replace_users`], the
+//! reloader): new logins see the new users, logged-in sessions keep the `User` they logged in as.
 
 mod password;
 mod permissions;
 mod throttle;
 
-use std::{collections::HashMap, net::IpAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use ipnet::IpNet;
 
@@ -34,7 +51,10 @@ pub use throttle::LoginThrottle;
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
-    password_hash: String,
+    /// `None`: a certificate-only user.
+    password_hash: Option<String>,
+    /// The subject CN a verified client certificate must carry to log in as this user.
+    pub certificate_cn: Option<String>,
     /// Key prefix, as written in the users file.
     pub home: String,
     /// The user's own bucket, if not the default one.
@@ -55,7 +75,8 @@ struct UsersFile {
 #[serde(deny_unknown_fields)]
 struct UserEntry {
     name: String,
-    password_hash: String,
+    password_hash: Option<String>,
+    certificate_cn: Option<String>,
     home: String,
     bucket: Option<String>,
     permissions: Vec<Permission>,
@@ -79,6 +100,9 @@ pub enum UsersError {
 #[derive(Clone, Debug, Default)]
 pub struct UserStore {
     users: Arc<HashMap<String, Arc<User>>>,
+    /// The file it was loaded from and its contents; `None` when built in code (nothing to
+    /// reload).
+    source: Option<(PathBuf, String)>,
 }
 
 /// Verified against when the user does not exist, so unknown users cost the same as known ones.
@@ -93,10 +117,32 @@ impl UserStore {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| UsersError::Invalid {
+        Self::parse_file(path, text)
+    }
+
+    /// Parses `text`, read from `path` (the reloader reads the file itself, and parses exactly
+    /// the text it compared).
+    pub fn parse_file(path: &Path, text: String) -> Result<Self, UsersError> {
+        let mut store = Self::parse(&text).map_err(|message| UsersError::Invalid {
             path: path.display().to_string(),
             message,
-        })
+        })?;
+        store.source = Some((path.to_path_buf(), text));
+        Ok(store)
+    }
+
+    /// The file and the text it was loaded from, where the reloader starts.
+    pub fn source(&self) -> Option<&(PathBuf, String)> {
+        self.source.as_ref()
+    }
+
+    /// Users bound to a client certificate (`certificate_cn`), who cannot log in while
+    /// `tls.client_auth = "none"`.
+    pub fn certificate_users(&self) -> impl Iterator<Item = &str> {
+        self.users
+            .values()
+            .filter(|u| u.certificate_cn.is_some())
+            .map(|u| u.name.as_str())
     }
 
     /// Parses users-file text; the error says which user and field is wrong.
@@ -108,10 +154,23 @@ impl UserStore {
             if e.name.is_empty() || e.name.chars().any(|c| c.is_control() || c == ' ') {
                 return Err(format!("{at}: name must be non-empty, without spaces"));
             }
-            PasswordHash::new(&e.password_hash)
-                .map_err(|err| format!("{at}: password_hash is not a PHC string: {err}"))?;
-            if !e.password_hash.starts_with("$argon2") {
-                return Err(format!("{at}: password_hash must be an argon2 hash"));
+            match (&e.password_hash, &e.certificate_cn) {
+                (None, None) => {
+                    return Err(format!(
+                        "{at}: needs password_hash, certificate_cn, or both"
+                    ))
+                }
+                (_, Some(cn)) if cn.is_empty() || cn.chars().any(char::is_control) => {
+                    return Err(format!("{at}: certificate_cn must be a non-empty name"));
+                }
+                _ => {}
+            }
+            if let Some(hash) = &e.password_hash {
+                PasswordHash::new(hash)
+                    .map_err(|err| format!("{at}: password_hash is not a PHC string: {err}"))?;
+                if !hash.starts_with("$argon2") {
+                    return Err(format!("{at}: password_hash must be an argon2 hash"));
+                }
             }
             if e.home.split('/').any(|s| s == ".." || s == ".") || e.home.contains(['\\', '\0']) {
                 return Err(format!(
@@ -121,6 +180,7 @@ impl UserStore {
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,
+                certificate_cn: e.certificate_cn,
                 home: e.home,
                 bucket: e.bucket.filter(|b| !b.is_empty()),
                 permissions: Permissions::from_list(&e.permissions),
@@ -132,6 +192,7 @@ impl UserStore {
         }
         Ok(UserStore {
             users: Arc::new(users),
+            source: None,
         })
     }
 
@@ -143,6 +204,7 @@ impl UserStore {
             .collect();
         UserStore {
             users: Arc::new(users),
+            source: None,
         }
     }
 
@@ -154,17 +216,27 @@ impl UserStore {
         self.users.is_empty()
     }
 
-    /// Checks a login. CPU- and memory-heavy (argon2): see [`password`] for how it is bounded.
+    pub fn get(&self, name: &str) -> Option<Arc<User>> {
+        self.users.get(name).cloned()
+    }
+
+    /// Checks a name and password (the certificate is not looked at). CPU- and memory-heavy
+    /// (argon2): see [`password`] for how it is bounded. A certificate-only user has no password that could match.
     pub async fn verify(&self, name: &str, password: &str) -> Option<Arc<User>> {
-        let user = self.users.get(name).cloned();
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| DUMMY_HASH.to_string());
-        let password = password.to_string();
-        let ok = password::verify(password, hash).await;
+        let user = self.get(name);
+        let ok = password_matches(user.as_deref(), password).await;
         user.filter(|_| ok)
     }
+}
+
+/// Whether `password` is `user`'s. Always one argon2 verification, against a fixed hash when
+/// there is no user or no password: every answer costs the same.
+async fn password_matches(user: Option<&User>, password: &str) -> bool {
+    let hash = user.and_then(|u| u.password_hash.clone());
+    let has_hash = hash.is_some();
+    let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_string());
+    let ok = password::verify(password.to_string(), hash).await;
+    ok && has_hash
 }
 
 impl User {
@@ -177,12 +249,34 @@ impl User {
     ) -> Result<Self, String> {
         Ok(User {
             name: name.to_string(),
-            password_hash: hash_password(password)?,
+            password_hash: Some(hash_password(password)?),
+            certificate_cn: None,
             home: home.to_string(),
             bucket: None,
             permissions,
             allowed_ips: Vec::new(),
         })
+    }
+
+    /// Logs in by certificate alone (no password to give).
+    pub fn is_certificate_only(&self) -> bool {
+        self.password_hash.is_none() && self.certificate_cn.is_some()
+    }
+
+    fn address_allowed(&self, client: IpAddr) -> bool {
+        let client = client.to_canonical();
+        self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|n| n.contains(&client))
+    }
+
+    /// The certificate rule: nothing to check without `certificate_cn`, else the session's
+    /// verified client certificate must carry exactly that CN.
+    fn certificate_matches(&self, presented_cn: Option<&str>) -> Result<(), LoginFailure> {
+        match (&self.certificate_cn, presented_cn) {
+            (None, _) => Ok(()),
+            (Some(_), None) => Err(LoginFailure::NoCertificate),
+            (Some(want), Some(cn)) if want == cn => Ok(()),
+            (Some(_), Some(_)) => Err(LoginFailure::CertificateMismatch),
+        }
     }
 }
 
@@ -195,6 +289,10 @@ pub enum LoginFailure {
     Throttled,
     /// The user may not log in from this address (`allowed_ips`).
     AddressNotAllowed,
+    /// The user needs a client certificate (`certificate_cn`) and the session has none.
+    NoCertificate,
+    /// The session's client certificate carries another CN than the user's `certificate_cn`.
+    CertificateMismatch,
 }
 
 impl LoginFailure {
@@ -203,44 +301,99 @@ impl LoginFailure {
             LoginFailure::BadCredentials => "bad_credentials",
             LoginFailure::Throttled => "throttled",
             LoginFailure::AddressNotAllowed => "address_not_allowed",
+            LoginFailure::NoCertificate => "no_client_certificate",
+            LoginFailure::CertificateMismatch => "client_certificate_mismatch",
         }
     }
 }
 
-/// Every rule of logging in, in order: throttle, password, address allow list.
+/// Every rule of logging in, in order: throttle, password, client certificate, address allow
+/// list.
 pub struct Authenticator {
-    users: UserStore,
+    users: RwLock<UserStore>,
     throttle: LoginThrottle,
 }
 
 impl Authenticator {
     pub fn new(users: UserStore, max_failures: u32, ban: Duration) -> Self {
         Authenticator {
-            users,
+            users: RwLock::new(users),
             throttle: LoginThrottle::new(max_failures, ban),
         }
     }
 
+    /// The users logins are checked against now.
+    pub fn users(&self) -> UserStore {
+        self.users.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// New logins use `users` from now on (the throttle's counts are kept).
+    pub fn replace_users(&self, users: UserStore) {
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
+    /// At USER: a certificate-only user whose session presented a verified client certificate
+    /// with their CN is logged in without a password. `None` in every other case, success or
+    /// not: the session asks for a password (`331`) and [`Authenticator::login`] at PASS gives
+    /// the verdict, so a missing certificate looks like a wrong password and is counted once.
+    pub fn login_by_certificate(
+        &self,
+        client: IpAddr,
+        name: &str,
+        presented_cn: Option<&str>,
+    ) -> Option<Arc<User>> {
+        let user = self.users().get(name)?;
+        let ok = user.is_certificate_only()
+            && !self.throttle.is_banned(client, name)
+            && user.certificate_matches(presented_cn).is_ok()
+            && user.address_allowed(client);
+        if !ok {
+            return None;
+        }
+        self.throttle.succeeded(client.to_canonical(), name);
+        Some(user)
+    }
+
+    /// At PASS: `password` and the session's client certificate CN (`presented_cn`, if any)
+    /// against the user's `password_hash` and `certificate_cn`. A certificate-only user's
+    /// password is not looked at (argon2 still runs, so the timing is that of any user).
     pub async fn login(
         &self,
         client: IpAddr,
         name: &str,
         password: &str,
+        presented_cn: Option<&str>,
     ) -> Result<Arc<User>, LoginFailure> {
         if self.throttle.is_banned(client, name) {
             return Err(LoginFailure::Throttled);
         }
-        let Some(user) = self.users.verify(name, password).await else {
-            self.throttle.failed(client, name);
-            return Err(LoginFailure::BadCredentials);
+        let user = self.users().get(name);
+        let password_ok = password_matches(user.as_deref(), password).await;
+        let verdict = match &user {
+            None => Err(LoginFailure::BadCredentials),
+            Some(u) if u.password_hash.is_some() && !password_ok => {
+                Err(LoginFailure::BadCredentials)
+            }
+            Some(u) => u.certificate_matches(presented_cn).and_then(|()| {
+                if u.address_allowed(client) {
+                    Ok(())
+                } else {
+                    Err(LoginFailure::AddressNotAllowed)
+                }
+            }),
         };
         let client = client.to_canonical();
-        if !user.allowed_ips.is_empty() && !user.allowed_ips.iter().any(|n| n.contains(&client)) {
-            self.throttle.failed(client, name);
-            return Err(LoginFailure::AddressNotAllowed);
+        match (verdict, user) {
+            (Ok(()), Some(user)) => {
+                self.throttle.succeeded(client, name);
+                Ok(user)
+            }
+            (Err(why), _) => {
+                self.throttle.failed(client, name);
+                Err(why)
+            }
+            (Ok(()), None) => Err(LoginFailure::BadCredentials),
         }
-        self.throttle.succeeded(client, name);
-        Ok(user)
     }
 }
 
@@ -288,27 +441,101 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.1.2.3".parse().expect("ip");
         let v6: IpAddr = "2001:db8::7".parse().expect("ip");
         let outside: IpAddr = "192.0.2.1".parse().expect("ip");
-        assert!(auth.login(inside, "a", "pw").await.is_ok());
-        assert!(auth.login(mapped, "a", "pw").await.is_ok());
-        assert!(auth.login(v6, "a", "pw").await.is_ok());
+        assert!(auth.login(inside, "a", "pw", None).await.is_ok());
+        assert!(auth.login(mapped, "a", "pw", None).await.is_ok());
+        assert!(auth.login(v6, "a", "pw", None).await.is_ok());
         assert_eq!(
-            auth.login(outside, "a", "pw").await.err(),
+            auth.login(outside, "a", "pw", None).await.err(),
             Some(LoginFailure::AddressNotAllowed)
         );
         assert_eq!(
-            auth.login(inside, "a", "bad").await.err(),
+            auth.login(inside, "a", "bad", None).await.err(),
             Some(LoginFailure::BadCredentials)
         );
         assert_eq!(
-            auth.login(inside, "a", "bad").await.err(),
+            auth.login(inside, "a", "bad", None).await.err(),
             Some(LoginFailure::BadCredentials)
         );
         // Three failures for "a" (the refused address counts too): banned, even with the right
         // password.
         assert_eq!(
-            auth.login(inside, "a", "pw").await.err(),
+            auth.login(inside, "a", "pw", None).await.err(),
             Some(LoginFailure::Throttled)
         );
+    }
+
+    #[tokio::test]
+    async fn certificate_rules() {
+        let h = hash_password("pw").expect("hash");
+        let text = format!(
+            "[[user]]\nname = \"cert\"\ncertificate_cn = \"cert.example\"\nhome = \"\"\npermissions = []\n\n\
+             [[user]]\nname = \"both\"\ncertificate_cn = \"both.example\"\npassword_hash = \"{h}\"\nhome = \"\"\npermissions = []\n\n\
+             [[user]]\nname = \"pw\"\npassword_hash = \"{h}\"\nhome = \"\"\npermissions = []\n"
+        );
+        let auth = Authenticator::new(
+            UserStore::parse(&text).expect("parse"),
+            100,
+            Duration::from_secs(60),
+        );
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        // USER: only a certificate-only user with the right certificate logs in at once.
+        assert!(auth
+            .login_by_certificate(ip, "cert", Some("cert.example"))
+            .is_some());
+        assert!(auth
+            .login_by_certificate(ip, "cert", Some("other"))
+            .is_none());
+        assert!(auth.login_by_certificate(ip, "cert", None).is_none());
+        assert!(auth
+            .login_by_certificate(ip, "both", Some("both.example"))
+            .is_none());
+        assert!(auth.login_by_certificate(ip, "pw", Some("pw")).is_none());
+        assert!(auth.login_by_certificate(ip, "nobody", Some("x")).is_none());
+        // PASS: the reasons are told apart (for the audit line only).
+        let login = |name: &'static str, pw: &'static str, cn: Option<&'static str>| {
+            let auth = &auth;
+            async move { auth.login(ip, name, pw, cn).await.map(|u| u.name.clone()) }
+        };
+        assert_eq!(
+            login("cert", "", None).await,
+            Err(LoginFailure::NoCertificate)
+        );
+        assert_eq!(
+            login("cert", "", Some("x")).await,
+            Err(LoginFailure::CertificateMismatch)
+        );
+        assert_eq!(
+            login("both", "pw", Some("both.example")).await,
+            Ok("both".into())
+        );
+        assert_eq!(
+            login("both", "bad", Some("both.example")).await,
+            Err(LoginFailure::BadCredentials)
+        );
+        assert_eq!(
+            login("both", "pw", None).await,
+            Err(LoginFailure::NoCertificate)
+        );
+        assert_eq!(
+            login("both", "pw", Some("cert.example")).await,
+            Err(LoginFailure::CertificateMismatch)
+        );
+        // A password-only user ignores any certificate.
+        assert_eq!(login("pw", "pw", Some("x")).await, Ok("pw".into()));
+        // A certificate-only user cannot be logged into with a password.
+        assert!(auth.users().verify("cert", "").await.is_none());
+    }
+
+    #[test]
+    fn a_user_needs_a_password_or_a_certificate() {
+        let e = UserStore::parse("[[user]]\nname = \"a\"\nhome = \"\"\npermissions = []\n")
+            .expect_err("fail");
+        assert!(e.contains("password_hash, certificate_cn, or both"), "{e}");
+        let e = UserStore::parse(
+            "[[user]]\nname = \"a\"\ncertificate_cn = \"\"\nhome = \"\"\npermissions = []\n",
+        )
+        .expect_err("fail");
+        assert!(e.contains("certificate_cn"), "{e}");
     }
 
     #[test]

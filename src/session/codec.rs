@@ -62,6 +62,12 @@ impl Connection {
         self.stream.as_ref().and_then(MaybeTls::tls_info)
     }
 
+    /// The subject CN of the client certificate verified in this connection's TLS handshake;
+    /// `None` in plain TCP, without a certificate, or with a certificate that has no single CN.
+    pub fn client_cert_cn(&self) -> Option<String> {
+        crate::tls::common_name(self.stream.as_ref()?.peer_certificate()?)
+    }
+
     fn stream(&mut self) -> io::Result<&mut MaybeTls> {
         self.stream
             .as_mut()

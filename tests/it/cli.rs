@@ -83,6 +83,53 @@ async fn check_config_names_a_missing_certificate() {
     );
 }
 
+/// `write_config`'s config with `lines` added to its `[tls]` table.
+fn with_tls(config: &Path, lines: &str) {
+    let text = std::fs::read_to_string(config).expect("config");
+    let text = text.replacen("[tls]\n", &format!("[tls]\n{lines}\n"), 1);
+    std::fs::write(config, text).expect("config");
+}
+
+#[tokio::test]
+async fn check_config_checks_the_client_certificate_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
+    std::fs::write(
+        dir.path().join("users.toml"),
+        "[[user]]\nname = \"partner\"\ncertificate_cn = \"partner.example\"\nhome = \"p/\"\npermissions = [\"list\"]\n",
+    )
+    .expect("users");
+    // A certificate-only user while no certificate is asked for: valid, with a warning.
+    let (ok, text) = check_config(&config).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warning: user partner has a certificate_cn but tls.client_auth = \"none\""),
+        "{text}"
+    );
+
+    with_tls(&config, "client_auth = \"required\"");
+    let (ok, text) = check_config(&config).await;
+    assert!(!ok, "must fail: {text}");
+    assert!(text.contains("tls.client_ca_file: must be set"), "{text}");
+
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate").expect("ca");
+    with_tls(&config, &format!("client_ca_file = \"{}\"", ca.display()));
+    let (ok, text) = check_config(&config).await;
+    assert!(!ok, "must fail: {text}");
+    assert!(
+        text.contains("tls.client_ca_file:") && text.contains("ca.pem"),
+        "{text}"
+    );
+
+    // Any CA certificate will do for the check: the server's own self-signed one.
+    std::fs::copy(dir.path().join("cert.pem"), &ca).expect("ca");
+    let (ok, text) = check_config(&config).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("client certificates: required"), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+}
+
 #[tokio::test]
 async fn hash_password_ignores_the_trailing_newline() {
     let mut c = bin();

@@ -10,3 +10,4 @@ mod common;
 mod hostile;
 mod protocol;
 mod storage;
+mod tlsauth;

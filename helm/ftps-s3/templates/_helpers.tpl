@@ -120,6 +120,9 @@ render with a message naming the value.
 {{- if and .Values.users.existingSecret .Values.users.usersToml }}
 {{- fail "users.existingSecret and users.usersToml are exclusive" }}
 {{- end }}
+{{- if and (ne .Values.config.tls.client_auth "none") (not .Values.clientCA.existingSecret) }}
+{{- fail (printf "config.tls.client_auth %q needs clientCA.existingSecret: a Secret with the CA bundle that issues client certificates" .Values.config.tls.client_auth) }}
+{{- end }}
 {{- $range := include "ftps-s3.passiveRange" . | fromJson }}
 {{- if or (lt (int $range.first) 1024) (gt (int $range.first) (int $range.last)) (gt (int $range.last) 65535) }}
 {{- fail (printf "config.passive.ports %q: need first-last with 1024 <= first <= last <= 65535" .Values.config.passive.ports) }}
@@ -185,6 +188,11 @@ require_tls = {{ $c.listeners.require_tls }}
 cert_file = "/etc/ftps-s3/tls/tls.crt"
 key_file = "/etc/ftps-s3/tls/tls.key"
 allow_ccc = {{ $c.tls.allow_ccc }}
+client_auth = {{ $c.tls.client_auth | toJson }}
+{{- if ne $c.tls.client_auth "none" }}
+client_ca_file = "/etc/ftps-s3/client-ca/ca.crt"
+{{- end }}
+reload_interval_secs = {{ int $c.tls.reload_interval_secs }}
 
 [passive]
 ports = {{ toString $c.passive.ports | toJson }}
@@ -210,6 +218,7 @@ max_attempts = {{ int $c.s3.max_attempts }}
 [auth]
 users_file = "/etc/ftps-s3/users/users.toml"
 failure_delay_ms = {{ int $c.auth.failure_delay_ms }}
+reload_interval_secs = {{ int $c.auth.reload_interval_secs }}
 
 [limits]
 max_line_length = {{ int $c.limits.max_line_length }}

@@ -1,9 +1,10 @@
 //! Login and security: USER, PASS, AUTH, PBSZ, PROT, CCC, REIN, HOST (RFC 959 §4.1.1, RFC 4217,
 //! MS-FTPS §3.2.5, RFC 7151).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use crate::audit;
+use crate::auth::User;
 use crate::limits::LimitHit;
 use crate::session::command::{AuthMechanism, ProtLevel};
 use crate::session::reply::Reply;
@@ -11,7 +12,22 @@ use crate::session::state::{DataProtection, ListenerKind, LoggedIn, Login};
 use crate::session::{ControlSecurity, Outcome, Session};
 
 impl Session {
+    /// RFC 959 USER. A certificate-only user whose client certificate matches is logged in here
+    /// (RFC 2228 §3: `232`); everyone else, matching or not, gets the same `331`.
     pub(in crate::session) async fn user(&mut self, name: String) -> Outcome {
+        // Only the certificate of the control connection as it is now: after CCC it is plain
+        // and proves nothing about who sends the next commands.
+        let cn = self.conn.client_cert_cn();
+        if let Some(user) =
+            self.ctx
+                .auth
+                .login_by_certificate(self.state.peer.ip(), &name, cn.as_deref())
+        {
+            return self.logged_in(
+                user,
+                Reply::new(232, "User logged in, authorized by client certificate"),
+            );
+        }
         // The same reply whether or not the user exists.
         self.state.login = Login::UserGiven(name);
         Reply::new(331, "Password required").into()
@@ -20,46 +36,25 @@ impl Session {
     pub(in crate::session) async fn pass(&mut self, password: String) -> Outcome {
         let name = match std::mem::replace(&mut self.state.login, Login::Fresh) {
             Login::UserGiven(name) => name,
+            // RFC 959 §5.4 lists 202 for PASS: a client that sends a password after a login by
+            // certificate (232) is told it was not needed, not that it erred.
+            logged_in @ Login::LoggedIn(_) => {
+                self.state.login = logged_in;
+                return Reply::new(202, "Already logged in").into();
+            }
             other => {
                 self.state.login = other;
                 return Reply::bad_sequence("Send USER first").into();
             }
         };
+        let cn = self.conn.client_cert_cn();
         match self
             .ctx
             .auth
-            .login(self.state.peer.ip(), &name, &password)
+            .login(self.state.peer.ip(), &name, &password, cn.as_deref())
             .await
         {
-            Ok(user) => {
-                let permit = match self.ctx.limits.admit_user(&user.name) {
-                    Ok(p) => p,
-                    Err(hit) => {
-                        crate::metrics::login("refused");
-                        let actor = audit::Actor {
-                            user: &user.name,
-                            ..self.actor()
-                        };
-                        audit::login(actor, audit::Outcome::Failed(limit_reason(hit)));
-                        return Outcome::Close(Reply::new(421, hit.to_string()));
-                    }
-                };
-                let home = self.ctx.stores.home_for(&user);
-                self.span.record("user", user.name.as_str());
-                crate::metrics::login("ok");
-                let actor = audit::Actor {
-                    user: &user.name,
-                    ..self.actor()
-                };
-                audit::login(actor, audit::Outcome::Ok);
-                self.state.login = Login::LoggedIn(LoggedIn {
-                    user,
-                    home,
-                    _permit: permit,
-                });
-                self.state.cwd = crate::vfs::VirtualPath::root();
-                Reply::new(230, "Login successful").into()
-            }
+            Ok(user) => self.logged_in(user, Reply::new(230, "Login successful")),
             Err(why) => {
                 crate::metrics::login("failed");
                 let actor = audit::Actor {
@@ -72,6 +67,37 @@ impl Session {
                 Reply::new(530, "Login incorrect").into()
             }
         }
+    }
+
+    /// A login the authenticator accepted: take a per-user session slot, record it, reply.
+    fn logged_in(&mut self, user: Arc<User>, reply: Reply) -> Outcome {
+        let permit = match self.ctx.limits.admit_user(&user.name) {
+            Ok(p) => p,
+            Err(hit) => {
+                crate::metrics::login("refused");
+                let actor = audit::Actor {
+                    user: &user.name,
+                    ..self.actor()
+                };
+                audit::login(actor, audit::Outcome::Failed(limit_reason(hit)));
+                return Outcome::Close(Reply::new(421, hit.to_string()));
+            }
+        };
+        let home = self.ctx.stores.home_for(&user);
+        self.span.record("user", user.name.as_str());
+        crate::metrics::login("ok");
+        let actor = audit::Actor {
+            user: &user.name,
+            ..self.actor()
+        };
+        audit::login(actor, audit::Outcome::Ok);
+        self.state.login = Login::LoggedIn(LoggedIn {
+            user,
+            home,
+            _permit: permit,
+        });
+        self.state.cwd = crate::vfs::VirtualPath::root();
+        reply.into()
     }
 
     pub(in crate::session) fn auth(&mut self, mech: AuthMechanism) -> Outcome {

@@ -4,8 +4,11 @@
 //!   each test takes its own bucket from it.
 //! - [`server`]: a real ftps-s3 server per test, on that SeaweedFS.
 //! - [`clients`]: curl, lftp and Python ftplib as child processes; [`raw`]: a line-level client.
+//! - [`pki`]: a throwaway CA issuing client certificates; [`logs`]: the server's log lines.
 
 pub mod clients;
+pub mod logs;
+pub mod pki;
 pub mod raw;
 pub mod seaweedfs;
 pub mod server;

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    pki_types::{CertificateDer, ServerName, UnixTime},
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime},
     DigitallySignedStruct, SignatureScheme,
 };
 use tokio::{
@@ -36,20 +36,37 @@ pub struct RawClient {
     buf: Vec<u8>,
     pub addr: SocketAddr,
     connector: TlsConnector,
+    /// Presented in every TLS handshake, control and data.
+    client_cert: Option<ClientCert>,
+}
+
+/// A client certificate chain (leaf first) and its PKCS#8 key, DER.
+#[derive(Clone)]
+pub struct ClientCert {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key_pkcs8: Vec<u8>,
 }
 
 /// TLS 1.2, so that data connections can resume the control connection's session as often as
 /// they like: rustls clients use each TLS 1.3 ticket once, and a server that sends no tickets on
 /// data connections (ours, on purpose) leaves them only the control connection's two. curl,
 /// lftp (GnuTLS) and Python reuse a TLS 1.3 session freely; they cover TLS 1.3.
-fn connector(resume: bool) -> TlsConnector {
+fn connector(resume: bool, client_cert: Option<&ClientCert>) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)));
+    let mut config = match client_cert {
+        Some(c) => builder
+            .with_client_auth_cert(
+                c.chain.clone(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(c.key_pkcs8.clone())),
+            )
+            .expect("client certificate"),
+        None => builder.with_no_client_auth(),
+    };
     if !resume {
         config.resumption = rustls::client::Resumption::disabled();
     }
@@ -59,29 +76,55 @@ fn connector(resume: bool) -> TlsConnector {
 impl RawClient {
     /// Connects in the clear (explicit port) and reads the greeting.
     pub async fn connect(addr: SocketAddr) -> (RawClient, Reply) {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let mut c = RawClient {
-            stream: Stream::Plain(tcp),
-            buf: Vec::new(),
-            addr,
-            connector: connector(true),
-        };
+        Self::connect_as(addr, None).await
+    }
+
+    /// Connects in the clear (explicit port); TLS handshakes will present `client_cert`.
+    pub async fn connect_as(
+        addr: SocketAddr,
+        client_cert: Option<ClientCert>,
+    ) -> (RawClient, Reply) {
+        let mut c = Self::tcp(addr, client_cert).await;
         let greeting = c.reply().await;
         (c, greeting)
     }
 
-    /// Connects to the implicit port: TLS first, then the greeting.
-    pub async fn connect_implicit(addr: SocketAddr) -> (RawClient, Reply) {
+    async fn tcp(addr: SocketAddr, client_cert: Option<ClientCert>) -> RawClient {
         let tcp = TcpStream::connect(addr).await.expect("connect");
-        let mut c = RawClient {
+        RawClient {
             stream: Stream::Plain(tcp),
             buf: Vec::new(),
             addr,
-            connector: connector(true),
-        };
-        c.handshake().await.expect("implicit handshake");
-        let greeting = c.reply().await;
-        (c, greeting)
+            connector: connector(true, client_cert.as_ref()),
+            client_cert,
+        }
+    }
+
+    /// Connects to the implicit port: TLS first, then the greeting.
+    pub async fn connect_implicit(addr: SocketAddr) -> (RawClient, Reply) {
+        Self::try_connect_implicit(addr, None)
+            .await
+            .expect("implicit handshake and greeting")
+    }
+
+    /// Connects to the implicit port presenting `client_cert`; `None` if the server refuses
+    /// the handshake (with TLS 1.3 that shows only when the greeting never comes).
+    pub async fn try_connect_implicit(
+        addr: SocketAddr,
+        client_cert: Option<ClientCert>,
+    ) -> Option<(RawClient, Reply)> {
+        let mut c = Self::tcp(addr, client_cert).await;
+        c.handshake().await.ok()?;
+        let greeting = c.try_reply().await?;
+        Some((c, greeting))
+    }
+
+    /// The DER certificate the server presented in the control connection's handshake.
+    pub fn server_certificate(&self) -> Option<Vec<u8>> {
+        match &self.stream {
+            Stream::Tls(s) => Some(s.get_ref().1.peer_certificates()?.first()?.to_vec()),
+            _ => None,
+        }
     }
 
     /// Explicit FTPS up to a logged-in session with PROT P.
@@ -100,7 +143,7 @@ impl RawClient {
 
     /// From now on, TLS handshakes (data connections) never resume a session.
     pub fn without_resumption(&mut self) {
-        self.connector = connector(false);
+        self.connector = connector(false, self.client_cert.as_ref());
     }
 
     pub fn is_tls(&self) -> bool {

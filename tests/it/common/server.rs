@@ -9,7 +9,7 @@
 //! tests of the abort-everything behaviour set it to 0.
 //! - `drop`, home `partners/drop/`, `list` + `write` only (a drop box).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use aws_sdk_s3::Client;
 use ftps_s3::{
@@ -32,6 +32,8 @@ pub struct TestServer {
     /// The admin HTTP listener, when the test set `admin.listen`.
     pub admin: Option<SocketAddr>,
     pub bucket: String,
+    /// The users file the server loaded (and reloads, with `auth.reload_interval_secs`).
+    pub users_file: PathBuf,
     /// Certificate and users file; removed when the server is dropped.
     _dir: tempfile::TempDir,
     s3: Client,
@@ -45,6 +47,15 @@ impl TestServer {
 
     /// Starts with the test defaults, after `adjust` has changed the config.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_with_users("", adjust).await
+    }
+
+    /// As [`TestServer::start_with`], with `extra_users` (`[[user]]` tables) added to the users
+    /// file.
+    pub async fn start_with_users(
+        extra_users: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let sw = seaweedfs::s3().await;
         let bucket = sw.new_bucket().await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -67,6 +78,7 @@ impl TestServer {
                 "[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{name}/\"\npermissions = {perms}\n\n"
             ));
         }
+        users.push_str(extra_users);
         std::fs::write(&users_file, users).expect("users file");
 
         let mut config = Config::default();
@@ -74,7 +86,7 @@ impl TestServer {
         config.listeners.implicit = Some("127.0.0.1:0".parse().expect("addr"));
         config.tls.cert_file = cert_file.clone();
         config.tls.key_file = key_file;
-        config.auth.users_file = users_file;
+        config.auth.users_file = users_file.clone();
         config.auth.failure_delay_ms = 50;
         config.passive.ports = "40000-44999".into();
         config.storage.backend = Backend::S3;
@@ -84,7 +96,7 @@ impl TestServer {
         adjust(&mut config);
         config.validate().expect("valid test config");
 
-        let tls = TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file).expect("tls");
+        let tls = TlsAcceptors::load(&config.tls).expect("tls");
         let users = UserStore::load(&config.auth.users_file).expect("users");
         let client = client_from_sdk_config(&sw.sdk_config(), &config.s3);
         let stores = Stores::s3_with_client(client, &config);
@@ -97,6 +109,7 @@ impl TestServer {
             implicit: running.implicit_addr.expect("implicit listener"),
             admin: running.admin_addr,
             bucket,
+            users_file,
             _dir: dir,
             s3: sw.client(),
             running: Some(running),

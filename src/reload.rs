@@ -1,0 +1,203 @@
+//! Hot reload of the certificate (with its key and the client CA bundle) and of the users file,
+//! by polling their contents (`tls.reload_interval_secs`, `auth.reload_interval_secs`).
+//!
+//! Each poll reads the files and compares them byte for byte with what is in use. Contents,
+//! not change events or mtimes: Kubernetes updates a mounted secret by pointing the `..data`
+//! symlink at a new directory (`tls.crt -> ..data/tls.crt` keeps its own inode and mtime, and
+//! inotify on it sees nothing), cert-manager renewals arrive the same way, and other tools write
+//! in place or rename over; reading a few kilobytes every few seconds sees all of them alike.
+//!
+//! Contents that load are put in use at once: new handshakes get the new certificate, new
+//! logins the new users, and sessions in progress keep what they started with. Contents that
+//! do not load leave the old ones in use; the error is logged (and counted in
+//! `ftps_reloads_total{result="failed"}`) once they have been read unchanged on two polls in a
+//! row, because files replaced one at a time (a certificate, then its key) are briefly a
+//! mismatched pair, which is not worth an alarm.
+
+use std::{fmt::Debug, sync::Arc, time::Duration};
+
+use tracing::{debug, error, info, warn};
+
+use crate::auth::UserStore;
+use crate::config::ClientAuth;
+use crate::server::ServerContext;
+use crate::tls::TlsFiles;
+
+/// Starts the polling tasks for what was loaded from files and has a non-zero interval. They
+/// end when the server shuts down.
+pub fn spawn(ctx: &Arc<ServerContext>) {
+    let tls_every = ctx.config.tls.reload_interval_secs;
+    if let (Some((settings, files)), true) = (ctx.tls.source(), tls_every > 0) {
+        let settings = Arc::new(settings.clone());
+        let read = {
+            let settings = settings.clone();
+            move || TlsFiles::read(&settings).map_err(|e| e.to_string())
+        };
+        let ctx2 = ctx.clone();
+        let apply = move |files: &TlsFiles| {
+            ctx2.tls
+                .replace(&settings, files)
+                .map_err(|e| e.to_string())
+        };
+        let watch = Watch::new("certificate", files.clone());
+        spawn_polls(ctx, tls_every, watch, read, apply);
+    }
+    let users_every = ctx.config.auth.reload_interval_secs;
+    if let (Some((path, text)), true) = (ctx.auth.users().source(), users_every > 0) {
+        let path = Arc::new(path.clone());
+        let read = {
+            let path = path.clone();
+            move || {
+                std::fs::read_to_string(&*path)
+                    .map_err(|e| format!("auth.users_file: cannot read {}: {e}", path.display()))
+            }
+        };
+        let ctx2 = ctx.clone();
+        let apply = move |text: &String| {
+            let users = UserStore::parse_file(&path, text.clone()).map_err(|e| e.to_string())?;
+            warn_unusable_certificate_users(&users, ctx2.config.tls.client_auth);
+            ctx2.auth.replace_users(users);
+            Ok(())
+        };
+        let watch = Watch::new("users", text.clone());
+        spawn_polls(ctx, users_every, watch, read, apply);
+    }
+}
+
+/// Every `secs` seconds until shutdown: `read` the files (on the blocking pool: a mounted volume
+/// may be slow) and hand what was read to `watch`, which calls `apply` when it is new. Logging
+/// stays on the task, inside the server's tracing context.
+fn spawn_polls<C>(
+    ctx: &Arc<ServerContext>,
+    secs: u64,
+    mut watch: Watch<C>,
+    read: impl Fn() -> Result<C, String> + Clone + Send + 'static,
+    mut apply: impl FnMut(&C) -> Result<(), String> + Send + 'static,
+) where
+    C: PartialEq + Debug + Send + 'static,
+{
+    let shutdown = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(secs));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate, and the files were just loaded.
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let seen = tokio::task::spawn_blocking(read.clone())
+                .await
+                .unwrap_or_else(|e| Err(format!("reading the files failed: {e}")));
+            watch.observe(seen, &mut apply);
+        }
+    });
+}
+
+/// Logs users with a `certificate_cn` when no client certificate is ever asked for: they cannot
+/// log in (certificate-only) or not at all (certificate and password).
+pub fn warn_unusable_certificate_users(users: &UserStore, client_auth: ClientAuth) {
+    if client_auth != ClientAuth::None {
+        return;
+    }
+    for name in users.certificate_users() {
+        warn!(
+            user = name,
+            "user has a certificate_cn but tls.client_auth = \"none\": it cannot log in"
+        );
+    }
+}
+
+/// One watched set of files: the contents in use, and new contents that did not load.
+struct Watch<C> {
+    /// `"certificate"` or `"users"`, in logs and metrics.
+    file: &'static str,
+    in_use: C,
+    /// What the last poll read that did not load, and whether its error was logged.
+    failing: Option<(Result<C, String>, bool)>,
+}
+
+impl<C: PartialEq + Debug> Watch<C> {
+    fn new(file: &'static str, in_use: C) -> Self {
+        Watch {
+            file,
+            in_use,
+            failing: None,
+        }
+    }
+
+    /// One poll's reading (`Err`: the files could not be read). New contents are handed to
+    /// `apply`, which puts them in use or says why not.
+    fn observe(&mut self, seen: Result<C, String>, apply: impl FnOnce(&C) -> Result<(), String>) {
+        let outcome = match &seen {
+            Ok(c) if *c == self.in_use => {
+                self.failing = None;
+                return;
+            }
+            Ok(c) => apply(c),
+            Err(e) => Err(e.clone()),
+        };
+        match (outcome, seen) {
+            (Ok(()), Ok(c)) => {
+                info!(file = self.file, "reloaded: new sessions use the new file");
+                crate::metrics::reload(self.file, "ok");
+                self.in_use = c;
+                self.failing = None;
+            }
+            (Err(e), seen) => match &mut self.failing {
+                Some((before, reported)) if *before == seen => {
+                    if !*reported {
+                        *reported = true;
+                        error!(
+                            file = self.file,
+                            error = %e,
+                            "reload failed: keeping the one in use"
+                        );
+                        crate::metrics::reload(self.file, "failed");
+                    }
+                }
+                _ => {
+                    debug!(file = self.file, error = %e, "changed file does not load yet; next poll retries");
+                    self.failing = Some((seen, false));
+                }
+            },
+            // `apply` is only called with contents that were read.
+            (Ok(()), Err(_)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_contents_are_retried_then_reported_once_and_good_ones_applied() {
+        let mut w = Watch::new("users", "a".to_string());
+        let applied = std::cell::RefCell::new(Vec::new());
+        let apply = |c: &String| {
+            applied.borrow_mut().push(c.clone());
+            if c.starts_with("bad") {
+                Err("bad".to_string())
+            } else {
+                Ok(())
+            }
+        };
+        w.observe(Ok("a".into()), apply);
+        assert!(applied.borrow().is_empty(), "unchanged: nothing to apply");
+        w.observe(Ok("bad1".into()), apply);
+        assert!(
+            matches!(w.failing, Some((_, false))),
+            "first sight: not yet reported"
+        );
+        w.observe(Ok("bad1".into()), apply);
+        assert!(matches!(w.failing, Some((_, true))), "seen twice: reported");
+        w.observe(Err("gone".into()), apply);
+        assert!(matches!(w.failing, Some((Err(_), false))));
+        w.observe(Ok("b".into()), apply);
+        assert_eq!(w.in_use, "b");
+        assert!(w.failing.is_none());
+        assert_eq!(*applied.borrow(), ["bad1", "bad1", "b"]);
+    }
+}

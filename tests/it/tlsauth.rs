@@ -464,3 +464,55 @@ async fn the_users_file_is_reloaded_and_a_bad_one_keeps_the_old_users() {
     newbie.expect("NOOP", 200).await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn python_ftplib_and_lftp_log_in_with_a_client_certificate() {
+    let ca = Ca::new("test CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(&ca, dir.path(), ClientAuth::Required).await;
+    let (cert, key) = ca.client("partner.example").write(dir.path(), "partner");
+    let src = dir.path().join("src.bin");
+    let body = random_bytes(100_000);
+    std::fs::write(&src, &body).expect("write");
+    let src = src.to_string_lossy().into_owned();
+    let cert = cert.to_string_lossy().into_owned();
+    let key = key.to_string_lossy().into_owned();
+
+    // ftplib sends PASS only after a 3xx to USER: the 232 ends its login.
+    for (mode, addr) in [
+        (clients::Mode::Explicit, srv.explicit),
+        (clients::Mode::Implicit, srv.implicit),
+    ] {
+        let remote = format!("py-{}.bin", mode.name());
+        let out = clients::run(clients::python_with(
+            mode,
+            addr,
+            "partner",
+            "unused",
+            &["--cert", &cert, "--key", &key],
+            &["put", &src, &remote, "size", &remote],
+        ))
+        .await;
+        assert_ok(&out, "python with a client certificate");
+        assert_eq!(
+            srv.object(&format!("partners/partner/{remote}"))
+                .await
+                .as_deref(),
+            Some(&body[..])
+        );
+    }
+
+    let got = dir.path().join("got.bin");
+    let mut c = tokio::process::Command::new("lftp");
+    c.arg("-c").arg(format!(
+        "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 30; \
+         set ssl:verify-certificate no; set ftp:ssl-force yes; set ftp:ssl-protect-data yes; \
+         set ssl:cert-file {cert}; set ssl:key-file {key}; \
+         open -u partner,unused ftp://{}; get py-explicit.bin -o {}",
+        srv.explicit,
+        got.display()
+    ));
+    assert_ok(&clients::run(c).await, "lftp with a client certificate");
+    assert!(std::fs::read(&got).expect("read") == body, "bytes differ");
+    srv.stop().await;
+}

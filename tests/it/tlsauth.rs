@@ -202,16 +202,21 @@ async fn a_missing_or_wrong_certificate_is_answered_like_a_wrong_password() {
         let (mut c, code) = explicit_user(&srv, cert, "partner").await;
         assert_eq!(code, 331, "{reason}");
         c.expect("PASS guess", 530).await;
-        logs.wait_for(
-            &[
-                ("event", "login"),
-                ("result", "failed"),
-                ("user", "partner"),
-                ("reason", reason),
-            ],
-            Duration::from_secs(5),
-        )
-        .await;
+        let line = logs
+            .wait_for(
+                &[
+                    ("event", "login"),
+                    ("result", "failed"),
+                    ("user", "partner"),
+                    ("reason", reason),
+                ],
+                Duration::from_secs(5),
+            )
+            .await;
+        // The audit line names the certificate that was presented, if any.
+        let presented = line.get("client_cert_cn").and_then(|v| v.as_str());
+        let expected = (reason == "client_certificate_mismatch").then_some("someone.else");
+        assert_eq!(presented, expected, "{line}");
     }
     // Those were failures like any other: the user is now throttled, and even the right
     // certificate gets 331 and 530 until the ban ends.

@@ -13,7 +13,7 @@ use crate::session::{ControlSecurity, Outcome, Session};
 
 impl Session {
     /// RFC 959 USER. A certificate-only user whose client certificate matches is logged in here
-    /// (RFC 2228 §3: `232`); everyone else, matching or not, gets the same `331`.
+    /// (RFC 2228 reply `232`); everyone else, matching or not, gets the same `331`.
     pub(in crate::session) async fn user(&mut self, name: String) -> Outcome {
         // Only the certificate of the control connection as it is now: after CCC it is plain
         // and proves nothing about who sends the next commands.

@@ -4,7 +4,7 @@
 //! - `/healthz`: 200 while the process serves HTTP at all (liveness).
 //! - `/readyz`: 200 when the server should get new sessions, else 503; the body says which
 //!   check failed. Ready means: the FTP listeners are bound and accepting, the certificate is
-//!   loaded, the storage answered its last check, and shutdown has not started (it fails at
+//!   loaded (a changed certificate that did not load is shown, but the one in use still serves), the storage answered its last check, and shutdown has not started (it fails at
 //!   once on SIGTERM, while transfers drain, so the load balancer stops sending sessions).
 //!   Storage is checked in the background every `admin.storage_check_interval_secs` and the
 //!   probe reads the cached result: probes never cause S3 requests.
@@ -64,6 +64,9 @@ enum StorageState {
 pub struct Readiness {
     listeners: AtomicBool,
     certificate: AtomicBool,
+    /// Why the last changed certificate did not load (the previous one still serves); `None`
+    /// once a changed one loads.
+    certificate_reload_error: Mutex<Option<String>>,
     storage: Mutex<StorageState>,
     shutdown: CancellationToken,
 }
@@ -82,6 +85,7 @@ impl Readiness {
         Arc::new(Readiness {
             listeners: AtomicBool::new(false),
             certificate: AtomicBool::new(false),
+            certificate_reload_error: Mutex::new(None),
             storage: Mutex::new(StorageState::NotChecked),
             shutdown,
         })
@@ -95,6 +99,15 @@ impl Readiness {
     /// A usable certificate is loaded (a failed reload that keeps the old one leaves this on).
     pub fn set_certificate_loaded(&self, loaded: bool) {
         self.certificate.store(loaded, Ordering::Relaxed);
+    }
+
+    /// Records a certificate reload: `Err` when changed files did not load and the previous
+    /// certificate stays in use (still ready: it serves), `Ok` when changed files were loaded.
+    pub fn record_certificate_reload(&self, result: Result<(), String>) {
+        *self
+            .certificate_reload_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = result.err();
     }
 
     /// Records a storage check's result.
@@ -121,11 +134,19 @@ impl Readiness {
             if listeners { "ok" } else { "not accepting yet" },
         );
         let certificate = self.certificate.load(Ordering::Relaxed);
-        line(
-            certificate,
-            "certificate",
-            if certificate { "ok" } else { "not loaded" },
-        );
+        let reload_error = self
+            .certificate_reload_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let detail = match (certificate, reload_error) {
+            (false, _) => "not loaded".to_string(),
+            (true, None) => "ok".to_string(),
+            (true, Some(e)) => {
+                format!("ok (changed files did not load, the previous certificate serves: {e})")
+            }
+        };
+        line(certificate, "certificate", &detail);
         let storage = self
             .storage
             .lock()
@@ -400,6 +421,20 @@ mod tests {
         assert!(!report.ready);
         assert!(report.text.contains("NoSuchBucket"), "{}", report.text);
         r.record_storage(Ok(()));
+        // A failed certificate reload is reported but does not make the server unready.
+        r.record_certificate_reload(Err("tls.key_file: no usable PEM private key".into()));
+        let report = r.report();
+        assert!(report.ready, "{}", report.text);
+        assert!(
+            report
+                .text
+                .contains("certificate: ok (changed files did not load")
+                && report.text.contains("tls.key_file"),
+            "{}",
+            report.text
+        );
+        r.record_certificate_reload(Ok(()));
+        assert!(r.report().text.contains("certificate: ok\n"));
         shutdown.cancel();
         let report = r.report();
         assert!(!report.ready);

@@ -21,6 +21,7 @@
 //! | `sha256` | upload | SHA-256 of the stored content, lowercase hex, when known |
 //! | `duration_ms` | upload, download | from `150` to the final reply |
 //! | `reason` | result ≠ ok | why, in words |
+//! | `client_cert_cn` | login | the subject CN of the verified client certificate, when one was presented |
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -78,39 +79,57 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// A login attempt (PASS) ended.
-pub fn login(actor: Actor<'_>, outcome: Outcome<'_>) {
-    emit("login", actor, outcome, None, None, None);
+/// A login attempt ended (PASS, or USER answered `232`). `client_cert_cn`: the CN of the
+/// session's verified client certificate, if any, so a certificate login names its certificate
+/// and a refused one shows what was presented.
+pub fn login(actor: Actor<'_>, outcome: Outcome<'_>, client_cert_cn: Option<&str>) {
+    emit("login", actor, outcome, None, None, None, client_cert_cn);
 }
 
 /// A STOR (or APPE) ended: committed (`Ok`), or not (nothing new is visible at `key`).
 pub fn upload(actor: Actor<'_>, file: Object<'_>, transfer: Transfer<'_>, outcome: Outcome<'_>) {
-    emit("upload", actor, outcome, Some(file), None, Some(transfer));
+    emit(
+        "upload",
+        actor,
+        outcome,
+        Some(file),
+        None,
+        Some(transfer),
+        None,
+    );
 }
 
 /// A RETR ended.
 pub fn download(actor: Actor<'_>, file: Object<'_>, transfer: Transfer<'_>, outcome: Outcome<'_>) {
-    emit("download", actor, outcome, Some(file), None, Some(transfer));
+    emit(
+        "download",
+        actor,
+        outcome,
+        Some(file),
+        None,
+        Some(transfer),
+        None,
+    );
 }
 
 /// A DELE ended.
 pub fn delete(actor: Actor<'_>, file: Object<'_>, outcome: Outcome<'_>) {
-    emit("delete", actor, outcome, Some(file), None, None);
+    emit("delete", actor, outcome, Some(file), None, None, None);
 }
 
 /// An RNFR + RNTO ended.
 pub fn rename(actor: Actor<'_>, from: Object<'_>, to: Object<'_>, outcome: Outcome<'_>) {
-    emit("rename", actor, outcome, Some(from), Some(to), None);
+    emit("rename", actor, outcome, Some(from), Some(to), None, None);
 }
 
 /// A MKD ended.
 pub fn mkdir(actor: Actor<'_>, dir: Object<'_>, outcome: Outcome<'_>) {
-    emit("mkdir", actor, outcome, Some(dir), None, None);
+    emit("mkdir", actor, outcome, Some(dir), None, None, None);
 }
 
 /// An RMD ended.
 pub fn rmdir(actor: Actor<'_>, dir: Object<'_>, outcome: Outcome<'_>) {
-    emit("rmdir", actor, outcome, Some(dir), None, None);
+    emit("rmdir", actor, outcome, Some(dir), None, None, None);
 }
 
 /// The one place an audit line is written (so every line has the same shape). Fields that do
@@ -122,6 +141,7 @@ fn emit(
     object: Option<Object<'_>>,
     to: Option<Object<'_>>,
     transfer: Option<Transfer<'_>>,
+    client_cert_cn: Option<&str>,
 ) {
     tracing::info!(
         target: TARGET,
@@ -138,6 +158,7 @@ fn emit(
         sha256 = transfer.and_then(|t| t.sha256),
         duration_ms = transfer.map(|t| u64::try_from(t.duration.as_millis()).unwrap_or(u64::MAX)),
         reason = outcome.reason(),
+        client_cert_cn,
         "audit"
     );
 }
@@ -225,7 +246,8 @@ mod tests {
     #[test]
     fn failures_carry_a_reason_and_renames_both_names() {
         let lines = json_lines(|| {
-            login(actor(), Outcome::Failed("wrong password"));
+            login(actor(), Outcome::Failed("wrong password"), None);
+            login(actor(), Outcome::Ok, Some("partner.example"));
             rename(
                 actor(),
                 Object {
@@ -243,8 +265,10 @@ mod tests {
         assert_eq!(lines[0]["result"], "failed");
         assert_eq!(lines[0]["reason"], "wrong password");
         assert!(lines[0].get("path").is_none());
-        assert_eq!(lines[1]["event"], "rename");
-        assert_eq!(lines[1]["path"], "/a");
-        assert_eq!(lines[1]["to_key"], "partners/acme/b");
+        assert!(lines[0].get("client_cert_cn").is_none());
+        assert_eq!(lines[1]["client_cert_cn"], "partner.example");
+        assert_eq!(lines[2]["event"], "rename");
+        assert_eq!(lines[2]["path"], "/a");
+        assert_eq!(lines[2]["to_key"], "partners/acme/b");
     }
 }

@@ -40,7 +40,9 @@ pub fn spawn(ctx: &Arc<ServerContext>) {
                 .map_err(|e| e.to_string())
         };
         let watch = Watch::new("certificate", files.clone());
-        spawn_polls(ctx, tls_every, watch, read, apply);
+        let readiness = ctx.readiness.clone();
+        let reported = move |r| readiness.record_certificate_reload(r);
+        spawn_polls(ctx, tls_every, watch, read, apply, reported);
     }
     let users_every = ctx.config.auth.reload_interval_secs;
     if let (Some((path, text)), true) = (ctx.auth.users().source(), users_every > 0) {
@@ -60,19 +62,21 @@ pub fn spawn(ctx: &Arc<ServerContext>) {
             Ok(())
         };
         let watch = Watch::new("users", text.clone());
-        spawn_polls(ctx, users_every, watch, read, apply);
+        spawn_polls(ctx, users_every, watch, read, apply, |_| {});
     }
 }
 
 /// Every `secs` seconds until shutdown: `read` the files (on the blocking pool: a mounted volume
-/// may be slow) and hand what was read to `watch`, which calls `apply` when it is new. Logging
-/// stays on the task, inside the server's tracing context.
+/// may be slow) and hand what was read to `watch`, which calls `apply` when it is new; a reload
+/// done or a failure reported is passed on to `reported`. Logging stays on the task, inside the
+/// server's tracing context.
 fn spawn_polls<C>(
     ctx: &Arc<ServerContext>,
     secs: u64,
     mut watch: Watch<C>,
     read: impl Fn() -> Result<C, String> + Clone + Send + 'static,
     mut apply: impl FnMut(&C) -> Result<(), String> + Send + 'static,
+    mut reported: impl FnMut(Result<(), String>) + Send + 'static,
 ) where
     C: PartialEq + Debug + Send + 'static,
 {
@@ -90,7 +94,9 @@ fn spawn_polls<C>(
             let seen = tokio::task::spawn_blocking(read.clone())
                 .await
                 .unwrap_or_else(|e| Err(format!("reading the files failed: {e}")));
-            watch.observe(seen, &mut apply);
+            if let Some(result) = watch.observe(seen, &mut apply) {
+                reported(result);
+            }
         }
     });
 }
@@ -128,12 +134,19 @@ impl<C: PartialEq + Debug> Watch<C> {
     }
 
     /// One poll's reading (`Err`: the files could not be read). New contents are handed to
-    /// `apply`, which puts them in use or says why not.
-    fn observe(&mut self, seen: Result<C, String>, apply: impl FnOnce(&C) -> Result<(), String>) {
+    /// `apply`, which puts them in use or says why not. Returns `Err` when a failure is reported
+    /// (once per bad contents), `Ok` when that is over (new contents put in use, or the files
+    /// back to those in use), else `None`.
+    fn observe(
+        &mut self,
+        seen: Result<C, String>,
+        apply: impl FnOnce(&C) -> Result<(), String>,
+    ) -> Option<Result<(), String>> {
         let outcome = match &seen {
             Ok(c) if *c == self.in_use => {
-                self.failing = None;
-                return;
+                // Back to the contents in use after a reported failure: nothing is wrong now.
+                let was_reported = matches!(self.failing.take(), Some((_, true)));
+                return was_reported.then_some(Ok(()));
             }
             Ok(c) => apply(c),
             Err(e) => Err(e.clone()),
@@ -144,26 +157,30 @@ impl<C: PartialEq + Debug> Watch<C> {
                 crate::metrics::reload(self.file, "ok");
                 self.in_use = c;
                 self.failing = None;
+                Some(Ok(()))
             }
             (Err(e), seen) => match &mut self.failing {
                 Some((before, reported)) if *before == seen => {
-                    if !*reported {
-                        *reported = true;
-                        error!(
-                            file = self.file,
-                            error = %e,
-                            "reload failed: keeping the one in use"
-                        );
-                        crate::metrics::reload(self.file, "failed");
+                    if *reported {
+                        return None;
                     }
+                    *reported = true;
+                    error!(
+                        file = self.file,
+                        error = %e,
+                        "reload failed: keeping the one in use"
+                    );
+                    crate::metrics::reload(self.file, "failed");
+                    Some(Err(e))
                 }
                 _ => {
                     debug!(file = self.file, error = %e, "changed file does not load yet; next poll retries");
                     self.failing = Some((seen, false));
+                    None
                 }
             },
             // `apply` is only called with contents that were read.
-            (Ok(()), Err(_)) => {}
+            (Ok(()), Err(_)) => None,
         }
     }
 }
@@ -184,20 +201,31 @@ mod tests {
                 Ok(())
             }
         };
-        w.observe(Ok("a".into()), apply);
+        assert_eq!(w.observe(Ok("a".into()), apply), None);
         assert!(applied.borrow().is_empty(), "unchanged: nothing to apply");
-        w.observe(Ok("bad1".into()), apply);
-        assert!(
-            matches!(w.failing, Some((_, false))),
-            "first sight: not yet reported"
+        assert_eq!(w.observe(Ok("bad1".into()), apply), None, "first sight");
+        assert_eq!(
+            w.observe(Ok("bad1".into()), apply),
+            Some(Err("bad".into())),
+            "seen twice: reported"
         );
-        w.observe(Ok("bad1".into()), apply);
-        assert!(matches!(w.failing, Some((_, true))), "seen twice: reported");
-        w.observe(Err("gone".into()), apply);
+        assert_eq!(w.observe(Ok("bad1".into()), apply), None, "reported once");
+        assert_eq!(w.observe(Err("gone".into()), apply), None);
         assert!(matches!(w.failing, Some((Err(_), false))));
-        w.observe(Ok("b".into()), apply);
+        assert_eq!(w.observe(Ok("bad2".into()), apply), None);
+        assert_eq!(w.observe(Ok("bad2".into()), apply), Some(Err("bad".into())));
+        assert_eq!(
+            w.observe(Ok("a".into()), apply),
+            Some(Ok(())),
+            "back to the contents in use: the failure is over"
+        );
+        assert_eq!(w.observe(Ok("a".into()), apply), None);
+        assert_eq!(w.observe(Ok("b".into()), apply), Some(Ok(())));
         assert_eq!(w.in_use, "b");
         assert!(w.failing.is_none());
-        assert_eq!(*applied.borrow(), ["bad1", "bad1", "b"]);
+        assert_eq!(
+            *applied.borrow(),
+            ["bad1", "bad1", "bad1", "bad2", "bad2", "b"]
+        );
     }
 }

@@ -11,6 +11,14 @@
 //! own tag (`BoundSessions`), so a data connection can only resume a TLS session that its own
 //! control connection created, and `tls.require_session_reuse` can insist that it does.
 //!
+//! Client certificates (`tls.client_auth`): rustls' webpki verifier checks them against
+//! `tls.client_ca_file` during the handshake, on control and data connections alike; the
+//! session reads the verified certificate's subject CN ([`common_name`]) to match users'
+//! `certificate_cn`. A resumed handshake carries the certificate of the session it resumes.
+//!
+//! The configs can be swapped while the server runs ([`TlsAcceptors::replace`], driven by
+//! `crate::reload`): new sessions get the new ones, running sessions keep theirs.
+//!
 //! rustls supports TLS 1.2 and 1.3 only, so SSLv3/TLS 1.0/1.1 ClientHellos are refused by design.
 
 use std::{

@@ -16,7 +16,7 @@
 //! A user may also (or instead) be bound to a client certificate (`certificate_cn`, with
 //! `tls.client_auth`): with only `password_hash` the password logs in; with only
 //! `certificate_cn` a verified client certificate with that subject CN logs in at USER (`232`,
-//! RFC 2228 §3: "user logged in, authorized by security data exchange"); with both, the
+//! RFC 2228: "user logged in, authorized by security data exchange"); with both, the
 //! certificate must match and the password too. A missing or wrong certificate is not an oracle:
 //! the client gets the `331` → `530` of a wrong password, after the same work, and the failure
 //! counts towards throttling; only the audit line says why.

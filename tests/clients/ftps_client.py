@@ -13,6 +13,8 @@ Connection options:
     --host H --port N --user U --password P
     --insecure                 do not verify the server certificate (self-signed test certs)
     --cafile PATH              verify the server certificate against PATH (and its name against --host)
+    --cert FILE --key FILE     present this client certificate (PEM) in every TLS handshake; a
+                               user logged in by it (232 to USER) is sent no password
     --reuse-session            data connections resume the control connection's TLS session
                                (what vsftpd require_ssl_reuse / proftpd / FileZilla Server demand)
     --tls-min 1.2|1.3, --tls-max 1.2|1.3   bound the TLS version (both channels)
@@ -158,6 +160,8 @@ def make_context(opts):
     if opts.insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    if opts.cert:
+        ctx.load_cert_chain(opts.cert, opts.key)
     if opts.tls_min:
         ctx.minimum_version = TLS_VERSIONS[opts.tls_min]
     if opts.tls_max:
@@ -251,6 +255,8 @@ def build_parser():
     verify = p.add_mutually_exclusive_group(required=True)
     verify.add_argument("--insecure", action="store_true", help="no certificate verification")
     verify.add_argument("--cafile", help="verify the server certificate against this CA file")
+    p.add_argument("--cert", help="client certificate (PEM) to present")
+    p.add_argument("--key", help="private key (PEM) of --cert")
     p.add_argument("--reuse-session", action="store_true")
     p.add_argument("--tls-min", choices=tuple(TLS_VERSIONS))
     p.add_argument("--tls-max", choices=tuple(TLS_VERSIONS))
@@ -269,6 +275,8 @@ def main(argv=None):
         steps = parse_steps(opts.steps)
     except UsageError as e:
         parser.error(str(e))
+    if bool(opts.cert) != bool(opts.key):
+        parser.error("--cert and --key go together")
 
     out = sys.stdout
     # ftplib's debug output goes to stdout through print(); send it to stderr instead.

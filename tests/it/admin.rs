@@ -26,7 +26,7 @@ fn admin_addr(srv: &TestServer) -> SocketAddr {
 }
 
 /// `GET path` over HTTP/1.1; the status code and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let exchange = async {
         let mut tcp = TcpStream::connect(addr).await?;
         tcp.write_all(
@@ -63,7 +63,7 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 }
 
 /// Polls `/readyz` until its status is `status`; the last body.
-async fn readyz_until(addr: SocketAddr, status: u16) -> String {
+pub(crate) async fn readyz_until(addr: SocketAddr, status: u16) -> String {
     let mut last = String::new();
     for _ in 0..100 {
         let (code, body) = get(addr, "/readyz").await;

@@ -92,15 +92,15 @@ async fn required_mode_refuses_handshakes_without_a_client_certificate() {
             .await
             .is_none()
     );
-    // Explicit: AUTH TLS is accepted, the handshake is not.
+    // Explicit: AUTH TLS is accepted, the handshake is not (the raw client speaks TLS 1.2, where
+    // the server's refusal ends the handshake itself).
     let (mut c, g) = RawClient::connect(srv.explicit).await;
     assert_eq!(g.code, 220);
     c.expect("AUTH TLS", 234).await;
-    let refused = match c.handshake().await {
-        Err(_) => true,
-        Ok(()) => c.try_reply().await.is_none() || c.try_reply().await.is_none(),
-    };
-    assert!(refused, "a handshake without a certificate went through");
+    assert!(
+        c.handshake().await.is_err(),
+        "a handshake without a certificate went through"
+    );
 
     // With a certificate from the CA, a password user still logs in with the password: the
     // certificate only lets the handshake through.
@@ -202,16 +202,21 @@ async fn a_missing_or_wrong_certificate_is_answered_like_a_wrong_password() {
         let (mut c, code) = explicit_user(&srv, cert, "partner").await;
         assert_eq!(code, 331, "{reason}");
         c.expect("PASS guess", 530).await;
-        logs.wait_for(
-            &[
-                ("event", "login"),
-                ("result", "failed"),
-                ("user", "partner"),
-                ("reason", reason),
-            ],
-            Duration::from_secs(5),
-        )
-        .await;
+        let line = logs
+            .wait_for(
+                &[
+                    ("event", "login"),
+                    ("result", "failed"),
+                    ("user", "partner"),
+                    ("reason", reason),
+                ],
+                Duration::from_secs(5),
+            )
+            .await;
+        // The audit line names the certificate that was presented, if any.
+        let presented = line.get("client_cert_cn").and_then(|v| v.as_str());
+        let expected = (reason == "client_certificate_mismatch").then_some("someone.else");
+        assert_eq!(presented, expected, "{line}");
     }
     // Those were failures like any other: the user is now throttled, and even the right
     // certificate gets 331 and 530 until the ban ends.
@@ -346,8 +351,10 @@ async fn a_swapped_kubernetes_secret_serves_the_new_certificate_and_keeps_sessio
         c.tls.cert_file = secret.join("tls.crt");
         c.tls.key_file = secret.join("tls.key");
         c.tls.reload_interval_secs = 1;
+        c.admin.listen = Some("127.0.0.1:0".parse().expect("addr"));
     })
     .await;
+    let admin = srv.admin.expect("admin listener");
     let mut old = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
     assert!(
         old.server_certificate().as_deref() == Some(&der1[..]),
@@ -412,6 +419,13 @@ async fn a_swapped_kubernetes_secret_serves_the_new_certificate_and_keeps_sessio
         "c was not served certificate 2"
     );
     old.expect("NOOP", 200).await;
+    // /readyz stays ready (the good certificate serves) and says what went wrong.
+    let body = crate::admin::readyz_until(admin, 200).await;
+    assert!(
+        body.contains("certificate: ok (changed files did not load")
+            && body.contains("tls.cert_file"),
+        "{body}"
+    );
     // Reported once, not at every check.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
@@ -462,5 +476,57 @@ async fn the_users_file_is_reloaded_and_a_bad_one_keeps_the_old_users() {
     RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
     session.expect("NOOP", 200).await;
     newbie.expect("NOOP", 200).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn python_ftplib_and_lftp_log_in_with_a_client_certificate() {
+    let ca = Ca::new("test CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(&ca, dir.path(), ClientAuth::Required).await;
+    let (cert, key) = ca.client("partner.example").write(dir.path(), "partner");
+    let src = dir.path().join("src.bin");
+    let body = random_bytes(100_000);
+    std::fs::write(&src, &body).expect("write");
+    let src = src.to_string_lossy().into_owned();
+    let cert = cert.to_string_lossy().into_owned();
+    let key = key.to_string_lossy().into_owned();
+
+    // ftplib sends PASS only after a 3xx to USER: the 232 ends its login.
+    for (mode, addr) in [
+        (clients::Mode::Explicit, srv.explicit),
+        (clients::Mode::Implicit, srv.implicit),
+    ] {
+        let remote = format!("py-{}.bin", mode.name());
+        let out = clients::run(clients::python_with(
+            mode,
+            addr,
+            "partner",
+            "unused",
+            &["--cert", &cert, "--key", &key],
+            &["put", &src, &remote, "size", &remote],
+        ))
+        .await;
+        assert_ok(&out, "python with a client certificate");
+        assert_eq!(
+            srv.object(&format!("partners/partner/{remote}"))
+                .await
+                .as_deref(),
+            Some(&body[..])
+        );
+    }
+
+    let got = dir.path().join("got.bin");
+    let mut c = tokio::process::Command::new("lftp");
+    c.arg("-c").arg(format!(
+        "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 30; \
+         set ssl:verify-certificate no; set ftp:ssl-force yes; set ftp:ssl-protect-data yes; \
+         set ssl:cert-file {cert}; set ssl:key-file {key}; \
+         open -u partner,unused ftp://{}; get py-explicit.bin -o {}",
+        srv.explicit,
+        got.display()
+    ));
+    assert_ok(&clients::run(c).await, "lftp with a client certificate");
+    assert!(std::fs::read(&got).expect("read") == body, "bytes differ");
     srv.stop().await;
 }

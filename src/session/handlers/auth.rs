@@ -13,7 +13,7 @@ use crate::session::{ControlSecurity, Outcome, Session};
 
 impl Session {
     /// RFC 959 USER. A certificate-only user whose client certificate matches is logged in here
-    /// (RFC 2228 §3: `232`); everyone else, matching or not, gets the same `331`.
+    /// (RFC 2228 reply `232`); everyone else, matching or not, gets the same `331`.
     pub(in crate::session) async fn user(&mut self, name: String) -> Outcome {
         // Only the certificate of the control connection as it is now: after CCC it is plain
         // and proves nothing about who sends the next commands.
@@ -25,6 +25,7 @@ impl Session {
         {
             return self.logged_in(
                 user,
+                cn.as_deref(),
                 Reply::new(232, "User logged in, authorized by client certificate"),
             );
         }
@@ -54,14 +55,14 @@ impl Session {
             .login(self.state.peer.ip(), &name, &password, cn.as_deref())
             .await
         {
-            Ok(user) => self.logged_in(user, Reply::new(230, "Login successful")),
+            Ok(user) => self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful")),
             Err(why) => {
                 crate::metrics::login("failed");
                 let actor = audit::Actor {
                     user: &name,
                     ..self.actor()
                 };
-                audit::login(actor, audit::Outcome::Failed(why.reason()));
+                audit::login(actor, audit::Outcome::Failed(why.reason()), cn.as_deref());
                 let delay = Duration::from_millis(self.ctx.config.auth.failure_delay_ms);
                 tokio::time::sleep(delay).await;
                 Reply::new(530, "Login incorrect").into()
@@ -70,7 +71,7 @@ impl Session {
     }
 
     /// A login the authenticator accepted: take a per-user session slot, record it, reply.
-    fn logged_in(&mut self, user: Arc<User>, reply: Reply) -> Outcome {
+    fn logged_in(&mut self, user: Arc<User>, cert_cn: Option<&str>, reply: Reply) -> Outcome {
         let permit = match self.ctx.limits.admit_user(&user.name) {
             Ok(p) => p,
             Err(hit) => {
@@ -79,7 +80,7 @@ impl Session {
                     user: &user.name,
                     ..self.actor()
                 };
-                audit::login(actor, audit::Outcome::Failed(limit_reason(hit)));
+                audit::login(actor, audit::Outcome::Failed(limit_reason(hit)), cert_cn);
                 return Outcome::Close(Reply::new(421, hit.to_string()));
             }
         };
@@ -90,7 +91,7 @@ impl Session {
             user: &user.name,
             ..self.actor()
         };
-        audit::login(actor, audit::Outcome::Ok);
+        audit::login(actor, audit::Outcome::Ok, cert_cn);
         self.state.login = Login::LoggedIn(LoggedIn {
             user,
             home,

@@ -296,6 +296,17 @@ pub enum LoginFailure {
 }
 
 impl LoginFailure {
+    /// The `result` label of `ftps_logins_total`: `failed` for credentials that did not match,
+    /// `refused` when the server would not even consider them.
+    pub fn metric_result(self) -> &'static str {
+        match self {
+            LoginFailure::Throttled | LoginFailure::AddressNotAllowed => "refused",
+            LoginFailure::BadCredentials
+            | LoginFailure::NoCertificate
+            | LoginFailure::CertificateMismatch => "failed",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             LoginFailure::BadCredentials => "bad_credentials",

@@ -214,3 +214,34 @@ async fn metrics_time_s3_requests() {
     assert!(put.unwrap_or(0.0) >= 1.0, "no PutObject timed:\n{text}");
     srv.stop().await;
 }
+
+/// `failed` counts credentials that did not match, `refused` logins the throttle turned away
+/// before looking at them (README, metrics table).
+#[tokio::test]
+async fn metrics_tell_failed_from_refused_logins() {
+    let srv = start_with_admin(|c| {
+        c.auth.max_failures = 1;
+        c.auth.failure_delay_ms = 0;
+    })
+    .await;
+    let addr = admin_addr(&srv);
+    let (_, before) = get(addr, "/metrics").await;
+    let failed_before = metric(&before, "ftps_logins_total{result=\"failed\"}").unwrap_or(0.0);
+    let refused_before = metric(&before, "ftps_logins_total{result=\"refused\"}").unwrap_or(0.0);
+    let (mut c, _) = RawClient::connect(srv.explicit).await;
+    c.expect("AUTH TLS", 234).await;
+    c.handshake().await.expect("handshake");
+    for _ in 0..2 {
+        c.expect("USER acme", 331).await;
+        c.expect("PASS wrong", 530).await;
+    }
+    let (_, after) = get(addr, "/metrics").await;
+    let failed = metric(&after, "ftps_logins_total{result=\"failed\"}").unwrap_or(0.0);
+    let refused = metric(&after, "ftps_logins_total{result=\"refused\"}").unwrap_or(0.0);
+    assert!(failed >= failed_before + 1.0, "{failed_before} -> {failed}");
+    assert!(
+        refused >= refused_before + 1.0,
+        "{refused_before} -> {refused}"
+    );
+    srv.stop().await;
+}

@@ -57,7 +57,7 @@ impl Session {
         {
             Ok(user) => self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful")),
             Err(why) => {
-                crate::metrics::login("failed");
+                crate::metrics::login(why.metric_result());
                 let actor = audit::Actor {
                     user: &name,
                     ..self.actor()

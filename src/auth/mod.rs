@@ -16,7 +16,7 @@
 mod permissions;
 mod throttle;
 
-use std::{collections::HashMap, net::IpAddr, path::Path, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 use ipnet::IpNet;
 
@@ -26,6 +26,7 @@ use argon2::{
 };
 use serde::Deserialize;
 
+use crate::proxy::ClientAddr;
 pub use permissions::{Permission, Permissions};
 pub use throttle::LoginThrottle;
 
@@ -222,12 +223,14 @@ impl Authenticator {
         }
     }
 
+    /// Checks a login by `client` (throttle, password, `allowed_ips`), and records its result.
     pub async fn login(
         &self,
-        client: IpAddr,
+        client: ClientAddr,
         name: &str,
         password: &str,
     ) -> Result<Arc<User>, LoginFailure> {
+        let client = client.ip();
         if self.throttle.is_banned(client, name) {
             return Err(LoginFailure::Throttled);
         }
@@ -235,7 +238,6 @@ impl Authenticator {
             self.throttle.failed(client, name);
             return Err(LoginFailure::BadCredentials);
         };
-        let client = client.to_canonical();
         if !user.allowed_ips.is_empty() && !user.allowed_ips.iter().any(|n| n.contains(&client)) {
             self.throttle.failed(client, name);
             return Err(LoginFailure::AddressNotAllowed);
@@ -296,10 +298,11 @@ mod tests {
             3,
             Duration::from_secs(60),
         );
-        let inside: IpAddr = "10.1.2.3".parse().expect("ip");
-        let mapped: IpAddr = "::ffff:10.1.2.3".parse().expect("ip");
-        let v6: IpAddr = "2001:db8::7".parse().expect("ip");
-        let outside: IpAddr = "192.0.2.1".parse().expect("ip");
+        let at = |s: &str| ClientAddr::direct(s.parse().expect("addr"));
+        let inside = at("10.1.2.3:1000");
+        let mapped = at("[::ffff:10.1.2.3]:1000");
+        let v6 = at("[2001:db8::7]:1000");
+        let outside = at("192.0.2.1:1000");
         assert!(auth.login(inside, "a", "pw").await.is_ok());
         assert!(auth.login(mapped, "a", "pw").await.is_ok());
         assert!(auth.login(v6, "a", "pw").await.is_ok());

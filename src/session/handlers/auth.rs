@@ -28,7 +28,7 @@ impl Session {
         match self
             .ctx
             .auth
-            .login(self.state.peer.ip(), &name, &password)
+            .login(self.state.client, &name, &password)
             .await
         {
             Ok(user) => {

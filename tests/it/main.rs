@@ -9,4 +9,5 @@ mod clients;
 mod common;
 mod hostile;
 mod protocol;
+mod proxy;
 mod storage;

@@ -59,7 +59,13 @@ fn connector(resume: bool) -> TlsConnector {
 impl RawClient {
     /// Connects in the clear (explicit port) and reads the greeting.
     pub async fn connect(addr: SocketAddr) -> (RawClient, Reply) {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
+        Self::connect_after(addr, &[]).await
+    }
+
+    /// As [`RawClient::connect`], sending `preamble` (a PROXY protocol header) first.
+    pub async fn connect_after(addr: SocketAddr, preamble: &[u8]) -> (RawClient, Reply) {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(preamble).await.expect("preamble");
         let mut c = RawClient {
             stream: Stream::Plain(tcp),
             buf: Vec::new(),
@@ -72,7 +78,13 @@ impl RawClient {
 
     /// Connects to the implicit port: TLS first, then the greeting.
     pub async fn connect_implicit(addr: SocketAddr) -> (RawClient, Reply) {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
+        Self::connect_implicit_after(addr, &[]).await
+    }
+
+    /// As [`RawClient::connect_implicit`], sending `preamble` (a PROXY protocol header) first.
+    pub async fn connect_implicit_after(addr: SocketAddr, preamble: &[u8]) -> (RawClient, Reply) {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(preamble).await.expect("preamble");
         let mut c = RawClient {
             stream: Stream::Plain(tcp),
             buf: Vec::new(),
@@ -88,14 +100,19 @@ impl RawClient {
     pub async fn login_explicit(addr: SocketAddr, user: &str, password: &str) -> RawClient {
         let (mut c, g) = Self::connect(addr).await;
         assert_eq!(g.code, 220);
-        c.expect("AUTH TLS", 234).await;
-        c.handshake().await.expect("handshake");
-        c.expect(&format!("USER {user}"), 331).await;
-        c.expect(&format!("PASS {password}"), 230).await;
-        c.expect("PBSZ 0", 200).await;
-        c.expect("PROT P", 200).await;
-        c.expect("TYPE I", 200).await;
+        c.secure_login(user, password).await;
         c
+    }
+
+    /// After the greeting on the explicit port: AUTH TLS, login, PBSZ 0, PROT P, TYPE I.
+    pub async fn secure_login(&mut self, user: &str, password: &str) {
+        self.expect("AUTH TLS", 234).await;
+        self.handshake().await.expect("handshake");
+        self.expect(&format!("USER {user}"), 331).await;
+        self.expect(&format!("PASS {password}"), 230).await;
+        self.expect("PBSZ 0", 200).await;
+        self.expect("PROT P", 200).await;
+        self.expect("TYPE I", 200).await;
     }
 
     /// From now on, TLS handshakes (data connections) never resume a session.
@@ -238,19 +255,32 @@ impl RawClient {
     }
 
     pub async fn data_connect(&self, port: u16, tls: bool) -> DataStream {
-        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((self.addr.ip(), port)))
+        self.try_data_connect_after(port, &[], tls)
+            .await
+            .expect("data TLS")
+    }
+
+    /// Opens a data connection that starts with `preamble` (a PROXY protocol header); under TLS
+    /// the handshake's error is returned (a server that refuses the connection closes it).
+    pub async fn try_data_connect_after(
+        &self,
+        port: u16,
+        preamble: &[u8],
+        tls: bool,
+    ) -> std::io::Result<DataStream> {
+        let mut tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((self.addr.ip(), port)))
             .await
             .expect("data connect timeout")
             .expect("data connect");
+        tcp.write_all(preamble).await?;
         if !tls {
-            return DataStream::Plain(tcp);
+            return Ok(DataStream::Plain(tcp));
         }
         let name = ServerName::try_from("localhost").expect("name");
         let s = tokio::time::timeout(TIMEOUT, self.connector.connect(name, tcp))
             .await
-            .expect("data TLS timeout")
-            .expect("data TLS");
-        DataStream::Tls(Box::new(s))
+            .expect("data TLS timeout")?;
+        Ok(DataStream::Tls(Box::new(s)))
     }
 }
 

@@ -77,7 +77,8 @@ async fn bytes_before_close(tcp: &mut TcpStream, limit: Duration) -> Vec<u8> {
     }
 }
 
-/// The header's source is the client: STAT shows it, the upload records it in S3, the data
+/// The header's source is the client: STAT shows it, EPRT may target only it, the upload records
+/// it in S3, the data
 /// connection through the "proxy" is accepted only with a header naming the same client
 /// (another address, or no header at all, is port stealing), and per-address session limits
 /// count the header's address, not the proxy's.
@@ -90,6 +91,9 @@ async fn the_header_names_the_client_on_control_and_data_connections() {
     assert_eq!(greeting.code, 220);
     c.secure_login(USER, PASSWORD).await;
     assert_connected_from(&mut c, "198.51.100.7:50123").await;
+    // Active mode targets the client too: the proxy's own address is someone else.
+    c.expect("EPRT |1|127.0.0.1|40000|", 504).await;
+    c.expect("EPRT |1|198.51.100.7|40000|", 200).await;
 
     let body = random_bytes(300_000);
     let port = c.epsv().await;

@@ -142,6 +142,35 @@ async fn the_header_names_the_client_on_control_and_data_connections() {
     c.expect("QUIT", 221).await;
 }
 
+/// Login throttling counts the header's address: behind one proxy, a client guessing passwords
+/// is refused, the next client is not (without the header both would share the proxy's address).
+#[tokio::test]
+async fn login_throttling_counts_clients_not_the_proxy() {
+    let srv = TestServer::start_with(|c| {
+        c.listeners.proxy_protocol = true;
+        c.listeners.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")];
+        c.auth.max_failures = 2;
+    })
+    .await;
+    let login = |from: &'static str, user: &'static str, password: &'static str| {
+        let addr = srv.explicit;
+        async move {
+            let (mut c, g) = RawClient::connect_after(addr, &v2_header(sa(from), addr)).await;
+            assert_eq!(g.code, 220);
+            c.expect("AUTH TLS", 234).await;
+            c.handshake().await.expect("handshake");
+            c.expect(&format!("USER {user}"), 331).await;
+            c.cmd(&format!("PASS {password}")).await.code
+        }
+    };
+    assert_eq!(login("198.51.100.30:1", "drop", "wrong").await, 530);
+    assert_eq!(login("198.51.100.30:2", "drop", "wrong").await, 530);
+    // The guesser's address is now refused, even with acme's right password.
+    assert_eq!(login("198.51.100.30:3", USER, PASSWORD).await, 530);
+    // Another client behind the same proxy is not.
+    assert_eq!(login("198.51.100.31:1", USER, PASSWORD).await, 230);
+}
+
 /// The implicit port reads the header before the TLS ClientHello; v1 headers work too, and a
 /// `LOCAL` header (a load balancer's health check) is served as the proxy itself.
 #[tokio::test]

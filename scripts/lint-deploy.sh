@@ -192,6 +192,7 @@ must_fail = [
     ("advertise address not IPv4", {"config": {"passive": {"advertise_address": "ftp.example.com"}}}, "advertise_address"),
     ("statefulset short of addresses", {"mode": "statefulset", "replicaCount": 3,
         "statefulset": {"advertiseAddresses": ["203.0.113.1"]}}, "advertiseAddresses has 1 entries"),
+    ("proxy protocol without trusted sources", {"config": {"listeners": {"proxy_protocol": True}}}, "needs config.listeners.trusted_proxies"),
     ("passive range over the admin port", {"config": {"passive": {"ports": "9000-9100"}}}, "lies inside config.passive.ports"),
     ("grace period shorter than the drain", {"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds must exceed"),
     ("client certificates without a CA", {"config": {"tls": {"client_auth": "required"}}}, "needs clientCA.existingSecret"),

@@ -12,7 +12,7 @@
 //! | `event` | all | `login`, `upload`, `download`, `delete`, `rename`, `mkdir`, `rmdir` |
 //! | `result` | all | `ok`, `failed`, `aborted` |
 //! | `user` | all | the FTP user name (for a failed login: the name given) |
-//! | `client_addr` | all | the client's `ip:port` (control connection) |
+//! | `client_addr` | all | the client's `ip:port` (control connection; with `listeners.proxy_protocol`, from the PROXY header) |
 //! | `session_id` | all | the session's number, as in every log line of the session |
 //! | `path` | all but login | the client's path, absolute (`/in/a.csv`) |
 //! | `key` | all but login | the storage key (`partners/acme/in/a.csv`) |
@@ -23,7 +23,9 @@
 //! | `reason` | result ≠ ok | why, in words |
 //! | `client_cert_cn` | login | the subject CN of the verified client certificate, when one was presented |
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
+
+use crate::proxy::ClientAddr;
 
 /// The `target` of every audit event.
 pub const TARGET: &str = "audit";
@@ -32,7 +34,7 @@ pub const TARGET: &str = "audit";
 #[derive(Clone, Copy, Debug)]
 pub struct Actor<'a> {
     pub session_id: u64,
-    pub client_addr: SocketAddr,
+    pub client_addr: ClientAddr,
     /// The logged-in user, or for a login the name given with USER.
     pub user: &'a str,
 }
@@ -204,7 +206,7 @@ mod tests {
     fn actor() -> Actor<'static> {
         Actor {
             session_id: 7,
-            client_addr: "203.0.113.7:51234".parse().expect("addr"),
+            client_addr: ClientAddr::direct("203.0.113.7:51234".parse().expect("addr")),
             user: "acme",
         }
     }

@@ -56,6 +56,12 @@ pub struct Listeners {
     /// Explicit listener: refuse USER/PASS (and everything but AUTH, FEAT, HOST, QUIT…) before
     /// `AUTH TLS`/`AUTH SSL`, and refuse `PROT C` data connections.
     pub require_tls: bool,
+    /// Expect a PROXY protocol header (v2 or v1, as a TCP load balancer sends it) at the start
+    /// of every control and passive data connection, and take the client's address from it.
+    pub proxy_protocol: bool,
+    /// With `proxy_protocol`: the only sources (CIDRs, IPv4 and IPv6) allowed to connect, i.e.
+    /// the load balancer's addresses. Connections from anywhere else are closed unread.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -278,6 +284,8 @@ impl Default for Config {
                 explicit: Some(SocketAddr::from(([0, 0, 0, 0], 21))),
                 implicit: Some(SocketAddr::from(([0, 0, 0, 0], 990))),
                 require_tls: true,
+                proxy_protocol: false,
+                trusted_proxies: Vec::new(),
             },
             tls: Tls {
                 cert_file: PathBuf::from("/etc/ftps-s3/tls/tls.crt"),
@@ -477,6 +485,12 @@ impl Config {
             return Err(invalid(
                 "listeners",
                 "neither listeners.explicit nor listeners.implicit is set",
+            ));
+        }
+        if self.listeners.proxy_protocol && self.listeners.trusted_proxies.is_empty() {
+            return Err(invalid(
+                "listeners.trusted_proxies",
+                "must name the load balancer's addresses when listeners.proxy_protocol = true",
             ));
         }
         self.passive_ports()?;
@@ -723,6 +737,26 @@ mod tests {
             .expect_err("fail")
             .to_string();
         assert!(e.contains("client_auth"), "{e}");
+    }
+
+    #[test]
+    fn proxy_protocol_needs_trusted_sources() {
+        let e = from_toml("[listeners]\nproxy_protocol = true\n[s3]\nbucket = \"b\"\n")
+            .expect_err("fail");
+        assert!(
+            e.to_string().starts_with("listeners.trusted_proxies:"),
+            "{e}"
+        );
+        let c = from_toml(
+            "[listeners]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\", \"fd00::/8\"]\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect("config");
+        assert_eq!(c.listeners.trusted_proxies.len(), 2);
+        let e = from_toml(
+            "[listeners]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/33\"]\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect_err("fail");
+        assert!(e.to_string().contains("trusted_proxies"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod datachan;
 pub mod limits;
 pub mod listing;
 pub mod metrics;
+pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod session;

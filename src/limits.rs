@@ -11,6 +11,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use crate::proxy::ClientAddr;
+
 /// Which limit was hit; each gets its own `421` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LimitHit {
@@ -63,9 +65,9 @@ impl SessionLimits {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A slot for a new connection from `ip`.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, LimitHit> {
-        let ip = ip.to_canonical();
+    /// A slot for a new connection from `client`.
+    pub fn admit(self: &Arc<Self>, client: ClientAddr) -> Result<ConnectionPermit, LimitHit> {
+        let ip = client.ip();
         let mut c = self.counts();
         if c.total >= self.max_total {
             return Err(LimitHit::Total);
@@ -130,11 +132,15 @@ impl Drop for UserPermit {
 mod tests {
     use super::*;
 
+    fn client(s: &str) -> ClientAddr {
+        ClientAddr::direct(s.parse().expect("addr"))
+    }
+
     #[test]
     fn limits_are_enforced_and_released() {
         let l = SessionLimits::new(3, 2, 1);
-        let a: IpAddr = "192.0.2.1".parse().expect("ip");
-        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        let a = client("192.0.2.1:1000");
+        let b = client("192.0.2.2:1000");
         let p1 = l.admit(a).expect("1");
         let _p2 = l.admit(a).expect("2");
         assert_eq!(l.admit(a).err(), Some(LimitHit::PerAddress));
@@ -151,9 +157,9 @@ mod tests {
     #[test]
     fn mapped_ipv4_counts_as_ipv4() {
         let l = SessionLimits::new(10, 1, 1);
-        let _p = l.admit("192.0.2.1".parse().expect("ip")).expect("1");
+        let _p = l.admit(client("192.0.2.1:1000")).expect("1");
         assert_eq!(
-            l.admit("::ffff:192.0.2.1".parse().expect("ip")).err(),
+            l.admit(client("[::ffff:192.0.2.1]:1001")).err(),
             Some(LimitHit::PerAddress)
         );
     }

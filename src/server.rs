@@ -24,6 +24,7 @@ use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
 use crate::limits::SessionLimits;
+use crate::proxy::ProxyPolicy;
 use crate::session::{self, state::ListenerKind};
 use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
@@ -36,6 +37,8 @@ pub struct ServerContext {
     pub stores: Stores,
     pub passive_ports: PassivePortPool,
     pub limits: Arc<SessionLimits>,
+    /// `listeners.proxy_protocol`: whom to trust for PROXY headers; `None` when off.
+    pub proxy: Option<Arc<ProxyPolicy>>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
@@ -115,8 +118,10 @@ impl Server {
         let readiness = Readiness::new(shutdown.clone());
         // Loaded by the caller: a bad certificate would have stopped the start.
         readiness.set_certificate_loaded(true);
+        let proxy = ProxyPolicy::from_config(&config.listeners).map(Arc::new);
         let ctx = Arc::new(ServerContext {
             limits,
+            proxy,
             auth,
             config,
             tls,

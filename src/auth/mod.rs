@@ -44,6 +44,7 @@ use argon2::{
 };
 use serde::Deserialize;
 
+use crate::proxy::ClientAddr;
 pub use permissions::{Permission, Permissions};
 pub use throttle::LoginThrottle;
 
@@ -370,11 +371,12 @@ impl Authenticator {
     /// password is not looked at (argon2 still runs, so the timing is that of any user).
     pub async fn login(
         &self,
-        client: IpAddr,
+        client: ClientAddr,
         name: &str,
         password: &str,
         presented_cn: Option<&str>,
     ) -> Result<Arc<User>, LoginFailure> {
+        let client = client.ip();
         if self.throttle.is_banned(client, name) {
             return Err(LoginFailure::Throttled);
         }
@@ -448,10 +450,11 @@ mod tests {
             3,
             Duration::from_secs(60),
         );
-        let inside: IpAddr = "10.1.2.3".parse().expect("ip");
-        let mapped: IpAddr = "::ffff:10.1.2.3".parse().expect("ip");
-        let v6: IpAddr = "2001:db8::7".parse().expect("ip");
-        let outside: IpAddr = "192.0.2.1".parse().expect("ip");
+        let at = |s: &str| ClientAddr::direct(s.parse().expect("addr"));
+        let inside = at("10.1.2.3:1000");
+        let mapped = at("[::ffff:10.1.2.3]:1000");
+        let v6 = at("[2001:db8::7]:1000");
+        let outside = at("192.0.2.1:1000");
         assert!(auth.login(inside, "a", "pw", None).await.is_ok());
         assert!(auth.login(mapped, "a", "pw", None).await.is_ok());
         assert!(auth.login(v6, "a", "pw", None).await.is_ok());
@@ -505,7 +508,11 @@ mod tests {
         // PASS: the reasons are told apart (for the audit line only).
         let login = |name: &'static str, pw: &'static str, cn: Option<&'static str>| {
             let auth = &auth;
-            async move { auth.login(ip, name, pw, cn).await.map(|u| u.name.clone()) }
+            async move {
+                auth.login(ClientAddr::direct((ip, 1000).into()), name, pw, cn)
+                    .await
+                    .map(|u| u.name.clone())
+            }
         };
         assert_eq!(
             login("cert", "", None).await,

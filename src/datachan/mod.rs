@@ -2,9 +2,10 @@
 //! (plain or TLS by PROT level), and an idle timeout on every read and write.
 //!
 //! Rules enforced here, once:
-//! - Passive: a data connection must come from the control connection's peer address;
-//!   connections from anywhere else are dropped and we keep waiting (port stealing).
-//! - Active (PORT/EPRT): we connect only to the control connection's peer address, on a port
+//! - Passive: a data connection must come from the control connection's client address (with
+//!   the PROXY protocol: from a trusted proxy, with a header naming that client); connections
+//!   from anywhere else are dropped and we keep waiting (port stealing).
+//! - Active (PORT/EPRT): we connect only to the control connection's client address, on a port
 //!   of at least 1024 (no FTP bounce); the address check is in [`active_target`].
 //! - Under PROT P the data connection is TLS with the session's data acceptor, which sends no
 //!   TLS 1.3 tickets (see `tls.rs` for why) and can resume only this session's TLS sessions;
@@ -28,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 pub use idle::IdleTimeout;
 pub use passive::{PassiveListener, PassivePortPool};
 
+use crate::proxy::{ClientAddr, ProxyPolicy};
 use crate::tls::MaybeTls;
 
 /// How the next data connection will be made.
@@ -40,8 +42,11 @@ pub enum DataPlan {
 
 /// What to require of a data connection.
 pub struct DataSecurity<'a> {
-    /// The control connection's peer: the only address allowed at the other end.
-    pub peer: IpAddr,
+    /// The control connection's client: the only address allowed at the other end.
+    pub client: ClientAddr,
+    /// With the PROXY protocol, passive data connections come through the proxy too: their
+    /// header names the client, which must be the control connection's.
+    pub proxy: Option<&'a ProxyPolicy>,
     /// TLS acceptor under PROT P, `None` in the clear.
     pub tls: Option<&'a TlsAcceptor>,
     /// Refuse TLS handshakes that do not resume this session's TLS session.
@@ -75,13 +80,13 @@ pub enum ActiveRefusal {
 /// elsewhere would make us attack a third host for the client (the FTP bounce attack, RFC 2577).
 pub fn active_target(
     target: SocketAddr,
-    peer: IpAddr,
+    client: ClientAddr,
     enabled: bool,
 ) -> Result<SocketAddr, ActiveRefusal> {
     if !enabled {
         return Err(ActiveRefusal::Disabled);
     }
-    if target.ip().to_canonical() != peer.to_canonical() {
+    if target.ip().to_canonical() != client.ip() {
         return Err(ActiveRefusal::OtherAddress);
     }
     if target.port() < 1024 {
@@ -102,7 +107,11 @@ pub async fn open(
 ) -> Result<MaybeTls, OpenError> {
     let open = async {
         let tcp = match plan {
-            DataPlan::Passive(listener) => listener.accept_from(security.peer).await?,
+            DataPlan::Passive(listener) => {
+                listener
+                    .accept_from(security.client, security.proxy)
+                    .await?
+            }
             DataPlan::Active(target) => {
                 let socket = match target {
                     SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -141,7 +150,7 @@ mod tests {
 
     #[test]
     fn active_targets_must_be_the_peer_on_a_high_port() {
-        let peer: IpAddr = "192.0.2.7".parse().expect("ip");
+        let peer = ClientAddr::direct(sa("192.0.2.7:50000"));
         assert_eq!(
             active_target(sa("192.0.2.7:40000"), peer, true),
             Ok(sa("192.0.2.7:40000"))

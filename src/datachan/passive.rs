@@ -10,6 +10,7 @@ use std::{
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::config::PortRange;
+use crate::proxy::{ClientAddr, ProxyPolicy};
 
 /// Hands out listeners on ports of the configured range. A port is "in use" exactly while its
 /// listener is bound, so the kernel is the bookkeeper: we try ports round-robin from a cursor
@@ -73,19 +74,39 @@ impl PassiveListener {
         self.port
     }
 
-    /// The next connection from `peer`; connections from other addresses are closed at once.
-    pub async fn accept_from(&self, peer: IpAddr) -> io::Result<TcpStream> {
+    /// The next connection from `client`; connections from other addresses are closed at once.
+    /// With `proxy`, connections come from the proxy: its header must name the client, and it
+    /// is read here, so the stream returned starts with the client's first byte.
+    pub async fn accept_from(
+        &self,
+        client: ClientAddr,
+        proxy: Option<&ProxyPolicy>,
+    ) -> io::Result<TcpStream> {
         loop {
-            let (stream, from) = self.listener.accept().await?;
-            if from.ip().to_canonical() == peer.to_canonical() {
+            let (mut stream, from) = self.listener.accept().await?;
+            let data_client = match proxy {
+                None => ClientAddr::direct(from),
+                Some(policy) => match policy.client_of(&mut stream, from).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(
+                            client_addr = %client,
+                            data_peer = %from,
+                            error = %e,
+                            "refused a data connection: PROXY protocol"
+                        );
+                        continue;
+                    }
+                },
+            };
+            if data_client.ip() == client.ip() {
                 return Ok(stream);
             }
             tracing::warn!(
-                client_addr = %peer,
-                data_peer = %from,
+                client_addr = %client,
+                data_peer = %data_client,
                 "refused a data connection from another address than the control connection's"
             );
-            drop(stream);
         }
     }
 }

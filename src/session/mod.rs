@@ -13,12 +13,13 @@ pub mod reply;
 pub mod state;
 mod transfer;
 
-use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::auth::Permission;
+use crate::proxy::ClientAddr;
 use crate::server::ServerContext;
 use crate::tls::{MaybeTls, SessionTls};
 use crate::vfs::{Entry, EntryKind, Home, ObjectKey, StorageError, VirtualPath};
@@ -92,25 +93,47 @@ pub(crate) struct Session {
 }
 
 /// Serves one control connection until QUIT, EOF, timeout or server shutdown.
-pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id: u64) {
-    let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
+pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind, id: u64) {
+    let (tcp_peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
         _ => return,
     };
     let _ = tcp.set_nodelay(true);
+    // Before anything is sent or read: the header comes first on the wire, and every rule
+    // below (limits, logs) needs the client's address from it.
+    let client = match &ctx.proxy {
+        None => ClientAddr::direct(tcp_peer),
+        Some(policy) => match policy.client_of(&mut tcp, tcp_peer).await {
+            Ok(client) => client,
+            Err(e) => {
+                warn!(
+                    session_id = id,
+                    tcp_peer = %tcp_peer,
+                    listener = kind.name(),
+                    error = %e,
+                    "connection refused: PROXY protocol"
+                );
+                return;
+            }
+        },
+    };
     let span = tracing::info_span!(
         "session",
         session_id = id,
-        client_addr = %peer,
+        client_addr = %client,
+        proxy_addr = tracing::field::Empty,
         listener = kind.name(),
         user = tracing::field::Empty,
         tls_version = tracing::field::Empty,
         tls_cipher = tracing::field::Empty,
     );
     let session_span = span.clone();
+    if let Some(proxy) = client.via() {
+        span.record("proxy_addr", tracing::field::display(proxy));
+    }
     async move {
         // Held for the whole session; dropping it frees the slot however the session ends.
-        let _permit = match ctx.limits.admit(peer.ip()) {
+        let _permit = match ctx.limits.admit(client) {
             Ok(p) => p,
             Err(hit) => {
                 info!(reason = %hit, "connection refused: limit reached");
@@ -125,7 +148,7 @@ pub async fn run(ctx: Arc<ServerContext>, tcp: TcpStream, kind: ListenerKind, id
             id,
             conn,
             tls,
-            state: SessionState::new(kind, peer, local),
+            state: SessionState::new(kind, client, local),
             security: ControlSecurity::Plain,
             ctx,
             pending: VecDeque::new(),
@@ -418,15 +441,16 @@ impl Session {
         })
     }
 
-    fn peer(&self) -> SocketAddr {
-        self.state.peer
+    /// The client, as every rule sees it (see `proxy.rs`).
+    fn client(&self) -> ClientAddr {
+        self.state.client
     }
 
     /// Who is acting, for audit lines.
     fn actor(&self) -> crate::audit::Actor<'_> {
         crate::audit::Actor {
             session_id: self.id,
-            client_addr: self.state.peer,
+            client_addr: self.state.client,
             user: self.state.user_name().unwrap_or(""),
         }
     }

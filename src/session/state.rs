@@ -8,6 +8,7 @@ use crate::auth::User;
 use crate::datachan::DataPlan;
 use crate::limits::UserPermit;
 use crate::listing::MlstFacts;
+use crate::proxy::ClientAddr;
 use crate::session::command::TransferType;
 use crate::vfs::{Home, VirtualPath};
 
@@ -58,7 +59,9 @@ pub enum DataProtection {
 /// Everything a session remembers between commands.
 pub struct SessionState {
     pub listener: ListenerKind,
-    pub peer: SocketAddr,
+    /// The client (from the PROXY header behind a load balancer): the address every rule uses.
+    pub client: ClientAddr,
+    /// Our end of the control connection (passive listeners bind here).
     pub local: SocketAddr,
     pub login: Login,
     pub protection: DataProtection,
@@ -114,10 +117,10 @@ impl HashAlgorithm {
 }
 
 impl SessionState {
-    pub fn new(listener: ListenerKind, peer: SocketAddr, local: SocketAddr) -> Self {
+    pub fn new(listener: ListenerKind, client: ClientAddr, local: SocketAddr) -> Self {
         SessionState {
             listener,
-            peer,
+            client,
             local,
             login: Login::Fresh,
             protection: DataProtection::NoPbsz,
@@ -137,7 +140,7 @@ impl SessionState {
     /// Back to the just-connected state (REIN). On the implicit port that includes the implicit
     /// PBSZ 0 + PROT P, which the caller re-applies after the new TLS handshake.
     pub fn reset(&mut self) {
-        *self = SessionState::new(self.listener, self.peer, self.local);
+        *self = SessionState::new(self.listener, self.client, self.local);
     }
 
     /// MS-FTPS §3.2.5.1: after the implicit handshake the server behaves as if PBSZ 0 and PROT P

@@ -12,7 +12,7 @@
 //! the clear) or `abort` (ABOR, reset, TLS error, timeout, store failure): a truncated file is
 //! never committed.
 
-use std::{io, net::IpAddr, time::Duration, time::Instant, time::SystemTime};
+use std::{io, net::IpAddr, sync::Arc, time::Duration, time::Instant, time::SystemTime};
 
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +25,7 @@ use crate::auth::{Permission, Permissions};
 use crate::datachan::ascii::{FromCrlf, ToCrlf};
 use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, OpenError};
 use crate::listing::{self, MlstFacts};
+use crate::proxy::{ClientAddr, ProxyPolicy};
 use crate::session::codec::Line;
 use crate::session::command::{Command, TransferType};
 use crate::session::handlers::storage_reply;
@@ -225,7 +226,7 @@ impl Session {
         let spec = UploadSpec {
             mode,
             uploader: self.state.user_name().unwrap_or_default().to_string(),
-            client_addr: self.state.peer.ip(),
+            client_addr: self.state.client.ip(),
         };
         match storage.begin_upload(&r.key, spec).await {
             Ok(upload) => Outcome::Transfer(TransferJob {
@@ -321,7 +322,8 @@ impl Session {
         }
         let limits = &self.ctx.config.limits;
         let params = DataParams {
-            peer: self.state.peer.ip(),
+            client: self.state.client,
+            proxy: self.ctx.proxy.clone(),
             local_ip: self.state.local.ip(),
             source_port: match self.state.listener {
                 ListenerKind::Implicit => self.ctx.config.active.implicit_source_port,
@@ -452,7 +454,8 @@ struct JobInfo {
 }
 
 struct DataParams {
-    peer: IpAddr,
+    client: ClientAddr,
+    proxy: Option<Arc<ProxyPolicy>>,
     local_ip: IpAddr,
     source_port: Option<u16>,
     tls: Option<TlsAcceptor>,
@@ -471,7 +474,8 @@ async fn execute(
     cancel: CancellationToken,
 ) -> JobResult {
     let security = DataSecurity {
-        peer: params.peer,
+        client: params.client,
+        proxy: params.proxy.as_deref(),
         tls: params.tls.as_ref(),
         require_resumption: params.require_resumption,
     };

@@ -21,6 +21,8 @@ Connection options:
     --active                   use PORT/EPRT instead of PASV/EPSV
     --implicit-prot            implicit mode only: still send PBSZ 0 / PROT P after login
     --timeout SECONDS          socket timeout (default 30)
+    --source-address IP        bind control and data connections to this local address (so a
+                               load balancer with source-IP stickiness sees distinct clients)
     -v, --verbose              log commands and replies to stderr
 
 Steps, run in order on one session; the first failing step ends the run:
@@ -263,6 +265,7 @@ def build_parser():
     p.add_argument("--active", action="store_true", help="active mode (PORT/EPRT)")
     p.add_argument("--implicit-prot", action="store_true", help="implicit mode: still send PBSZ/PROT")
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--source-address", help="local address for control and data connections")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("steps", nargs=argparse.REMAINDER, metavar="STEP")
     return p
@@ -283,7 +286,9 @@ def main(argv=None):
     debug_to_stderr = contextlib.redirect_stdout(sys.stderr) if opts.verbose else contextlib.nullcontext()
 
     cls = ImplicitFTPS if opts.mode == "implicit" else ExplicitFTPS
-    ftp = cls(context=make_context(opts), timeout=opts.timeout)
+    # ftplib binds data connections to source_address too (ntransfercmd).
+    source = (opts.source_address, 0) if opts.source_address else None
+    ftp = cls(context=make_context(opts), timeout=opts.timeout, source_address=source)
     ftp.reuse_session = opts.reuse_session
     if opts.verbose:
         ftp.set_debuglevel(1)

@@ -123,6 +123,9 @@ render with a message naming the value.
 {{- if and (ne .Values.config.tls.client_auth "none") (not .Values.clientCA.existingSecret) }}
 {{- fail (printf "config.tls.client_auth %q needs clientCA.existingSecret: a Secret with the CA bundle that issues client certificates" .Values.config.tls.client_auth) }}
 {{- end }}
+{{- if and .Values.config.listeners.proxy_protocol (not .Values.config.listeners.trusted_proxies) }}
+{{- fail "config.listeners.proxy_protocol needs config.listeners.trusted_proxies: the load balancer's source CIDRs" }}
+{{- end }}
 {{- $range := include "ftps-s3.passiveRange" . | fromJson }}
 {{- if or (lt (int $range.first) 1024) (gt (int $range.first) (int $range.last)) (gt (int $range.last) 65535) }}
 {{- fail (printf "config.passive.ports %q: need first-last with 1024 <= first <= last <= 65535" .Values.config.passive.ports) }}
@@ -183,6 +186,10 @@ Strings go through toJson: a JSON string is a valid TOML basic string.
 explicit = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.explicit) | toJson }}
 implicit = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.implicit) | toJson }}
 require_tls = {{ $c.listeners.require_tls }}
+{{- if $c.listeners.proxy_protocol }}
+proxy_protocol = true
+trusted_proxies = {{ $c.listeners.trusted_proxies | toJson }}
+{{- end }}
 
 [tls]
 cert_file = "/etc/ftps-s3/tls/tls.crt"

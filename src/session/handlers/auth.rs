@@ -21,7 +21,7 @@ impl Session {
         if let Some(user) =
             self.ctx
                 .auth
-                .login_by_certificate(self.state.peer.ip(), &name, cn.as_deref())
+                .login_by_certificate(self.state.client.ip(), &name, cn.as_deref())
         {
             return self.logged_in(
                 user,
@@ -52,7 +52,7 @@ impl Session {
         match self
             .ctx
             .auth
-            .login(self.state.peer.ip(), &name, &password, cn.as_deref())
+            .login(self.state.client, &name, &password, cn.as_deref())
             .await
         {
             Ok(user) => self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful")),

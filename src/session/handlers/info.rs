@@ -280,7 +280,7 @@ impl Session {
             211,
             vec![
                 "ftps-s3 status:".to_string(),
-                format!("Connected from {}", self.peer()),
+                format!("Connected from {}", self.client()),
                 format!("Logged in as {user}"),
                 format!("Control connection TLS: {tls}"),
                 format!("Data protection: {:?}", self.state.protection),

@@ -116,7 +116,7 @@ impl Session {
             return Reply::bad_sequence("EPSV ALL is in effect: use EPSV").into();
         }
         let enabled = self.ctx.config.active.enabled;
-        match active_target(target, self.state.peer.ip(), enabled) {
+        match active_target(target, self.state.client, enabled) {
             Ok(target) => {
                 self.state.data = Some(DataPlan::Active(target));
                 Reply::ok("Active data connection target accepted").into()

@@ -84,13 +84,30 @@ impl RawClient {
         addr: SocketAddr,
         client_cert: Option<ClientCert>,
     ) -> (RawClient, Reply) {
-        let mut c = Self::tcp(addr, client_cert).await;
+        let mut c = Self::tcp(addr, client_cert, &[]).await;
         let greeting = c.reply().await;
         (c, greeting)
     }
 
-    async fn tcp(addr: SocketAddr, client_cert: Option<ClientCert>) -> RawClient {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
+    /// As [`RawClient::connect`], sending `preamble` (a PROXY protocol header) first.
+    pub async fn connect_after(addr: SocketAddr, preamble: &[u8]) -> (RawClient, Reply) {
+        let mut c = Self::tcp(addr, None, preamble).await;
+        let greeting = c.reply().await;
+        (c, greeting)
+    }
+
+    /// As [`RawClient::connect_implicit`], sending `preamble` (a PROXY protocol header) first.
+    pub async fn connect_implicit_after(addr: SocketAddr, preamble: &[u8]) -> (RawClient, Reply) {
+        let mut c = Self::tcp(addr, None, preamble).await;
+        c.handshake().await.expect("implicit handshake");
+        let greeting = c.reply().await;
+        (c, greeting)
+    }
+
+    /// A TCP connection to `addr` that has sent `preamble`, not yet TLS.
+    async fn tcp(addr: SocketAddr, client_cert: Option<ClientCert>, preamble: &[u8]) -> RawClient {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(preamble).await.expect("preamble");
         RawClient {
             stream: Stream::Plain(tcp),
             buf: Vec::new(),
@@ -113,7 +130,7 @@ impl RawClient {
         addr: SocketAddr,
         client_cert: Option<ClientCert>,
     ) -> Option<(RawClient, Reply)> {
-        let mut c = Self::tcp(addr, client_cert).await;
+        let mut c = Self::tcp(addr, client_cert, &[]).await;
         c.handshake().await.ok()?;
         let greeting = c.try_reply().await?;
         Some((c, greeting))
@@ -131,14 +148,19 @@ impl RawClient {
     pub async fn login_explicit(addr: SocketAddr, user: &str, password: &str) -> RawClient {
         let (mut c, g) = Self::connect(addr).await;
         assert_eq!(g.code, 220);
-        c.expect("AUTH TLS", 234).await;
-        c.handshake().await.expect("handshake");
-        c.expect(&format!("USER {user}"), 331).await;
-        c.expect(&format!("PASS {password}"), 230).await;
-        c.expect("PBSZ 0", 200).await;
-        c.expect("PROT P", 200).await;
-        c.expect("TYPE I", 200).await;
+        c.secure_login(user, password).await;
         c
+    }
+
+    /// After the greeting on the explicit port: AUTH TLS, login, PBSZ 0, PROT P, TYPE I.
+    pub async fn secure_login(&mut self, user: &str, password: &str) {
+        self.expect("AUTH TLS", 234).await;
+        self.handshake().await.expect("handshake");
+        self.expect(&format!("USER {user}"), 331).await;
+        self.expect(&format!("PASS {password}"), 230).await;
+        self.expect("PBSZ 0", 200).await;
+        self.expect("PROT P", 200).await;
+        self.expect("TYPE I", 200).await;
     }
 
     /// From now on, TLS handshakes (data connections) never resume a session.
@@ -281,19 +303,32 @@ impl RawClient {
     }
 
     pub async fn data_connect(&self, port: u16, tls: bool) -> DataStream {
-        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((self.addr.ip(), port)))
+        self.try_data_connect_after(port, &[], tls)
+            .await
+            .expect("data TLS")
+    }
+
+    /// Opens a data connection that starts with `preamble` (a PROXY protocol header); under TLS
+    /// the handshake's error is returned (a server that refuses the connection closes it).
+    pub async fn try_data_connect_after(
+        &self,
+        port: u16,
+        preamble: &[u8],
+        tls: bool,
+    ) -> std::io::Result<DataStream> {
+        let mut tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((self.addr.ip(), port)))
             .await
             .expect("data connect timeout")
             .expect("data connect");
+        tcp.write_all(preamble).await?;
         if !tls {
-            return DataStream::Plain(tcp);
+            return Ok(DataStream::Plain(tcp));
         }
         let name = ServerName::try_from("localhost").expect("name");
         let s = tokio::time::timeout(TIMEOUT, self.connector.connect(name, tcp))
             .await
-            .expect("data TLS timeout")
-            .expect("data TLS");
-        DataStream::Tls(Box::new(s))
+            .expect("data TLS timeout")?;
+        Ok(DataStream::Tls(Box::new(s)))
     }
 }
 

@@ -217,18 +217,27 @@ impl TestServer {
 
     /// The object's ETag (multipart ETags end in `-<number of parts>`).
     pub async fn etag(&self, key: &str) -> String {
-        let head = self
-            .s3
+        self.head(key)
+            .await
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// The object's user metadata (`x-amz-meta-*`, without the prefix).
+    pub async fn metadata(&self, key: &str) -> std::collections::HashMap<String, String> {
+        self.head(key).await.metadata().cloned().unwrap_or_default()
+    }
+
+    async fn head(&self, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.s3
             .head_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .expect("HeadObject");
-        head.e_tag()
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_string()
+            .expect("HeadObject")
     }
 
     /// Polls `check` until it holds (cleanup after a cut connection is asynchronous).

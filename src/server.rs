@@ -99,6 +99,7 @@ impl Server {
         users: UserStore,
         stores: Stores,
     ) -> Result<Server, StartError> {
+        let tls = tls.sized_for(config.limits.max_sessions);
         let passive_ports = PassivePortPool::new(config.passive_ports()?);
         let explicit = bind_opt("listeners.explicit", config.listeners.explicit).await?;
         let implicit = bind_opt("listeners.implicit", config.listeners.implicit).await?;

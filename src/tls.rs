@@ -36,8 +36,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{self, ClientAuth};
 
-/// Session cache entries (TLS 1.2 session ids and TLS 1.3 stateful tickets).
+/// Session cache entries (TLS 1.2 session ids and TLS 1.3 stateful tickets), at least.
 const SESSION_CACHE_SIZE: usize = 16 * 1024;
+
+/// Cache entries to keep per allowed session: a TLS 1.3 control connection stores the two
+/// tickets rustls sends, a TLS 1.2 one its session id; with room to spare, a full server's
+/// live sessions never evict each other's entries (an evicted entry means a data connection
+/// cannot resume, which `tls.require_session_reuse` turns into a `522`).
+const CACHE_ENTRIES_PER_SESSION: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -160,6 +166,16 @@ impl TlsAcceptors {
             cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
             source,
         }
+    }
+
+    /// Sizes the session cache for `max_sessions` concurrent sessions (`limits.max_sessions`).
+    /// Entries of sessions that have ended are evicted first-in first-out as new ones arrive.
+    pub fn sized_for(mut self, max_sessions: usize) -> Self {
+        let entries = max_sessions
+            .saturating_mul(CACHE_ENTRIES_PER_SESSION)
+            .max(SESSION_CACHE_SIZE);
+        self.cache = ServerSessionMemoryCache::new(entries);
+        self
     }
 
     /// The settings and file contents it was loaded from (`None` if built in code): where the
@@ -402,6 +418,33 @@ mod tests {
         // A second call keeps the existing certificate.
         ensure_self_signed(dir.path()).expect("again");
         assert_eq!(fs::read(&c).expect("cert"), before);
+    }
+
+    #[test]
+    fn the_session_cache_holds_entries_for_every_allowed_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, k) = ensure_self_signed(dir.path()).expect("generate");
+        // The oldest session's entry survives 3 more per session for 10,000 sessions only
+        // when the cache is sized for them.
+        let entries: u64 = 10_000 * 3;
+        for (max_sessions, kept) in [(1000, false), (10_000, true)] {
+            let tls = TlsAcceptors::load(&settings(&c, &k))
+                .expect("load")
+                .sized_for(max_sessions);
+            let first = BoundSessions {
+                cache: tls.cache.clone(),
+                tag: 0,
+            };
+            first.put(b"first".to_vec(), b"state".to_vec());
+            for i in 1..=entries {
+                let other = BoundSessions {
+                    cache: tls.cache.clone(),
+                    tag: i,
+                };
+                other.put(i.to_be_bytes().to_vec(), b"state".to_vec());
+            }
+            assert_eq!(first.get(b"first").is_some(), kept, "{max_sessions}");
+        }
     }
 
     #[test]

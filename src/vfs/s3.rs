@@ -908,22 +908,38 @@ impl Storage for S3Storage {
         }
     }
 
+    /// Pages of a listing, fetched one ahead: while the session writes page N to the client,
+    /// the request for page N + 1 (its continuation token came with page N) is already out, so
+    /// a long listing costs about the sum of the ListObjectsV2 round trips, not that plus the
+    /// writing. At most two pages wait; when the reader goes away the fetching stops.
     fn list(&self, dir: &ObjectKey) -> ListPages {
-        let lister = Arc::new(Lister {
+        let lister = Lister {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             prefix: dir.dir_prefix(),
-        });
-        stream::unfold(Some(None), move |cursor: Option<Option<String>>| {
-            let lister = lister.clone();
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(
             async move {
-                // `None`: the last page was yielded (or failed). `Some(token)`: fetch a page.
-                let token = cursor?;
-                Some(match lister.page(token).await {
-                    Ok((entries, next)) => (Ok(entries), next.map(Some)),
-                    Err(e) => (Err(e), None),
-                })
+                let mut token = None;
+                loop {
+                    let (page, next) = match lister.page(token).await {
+                        Ok((entries, next)) => (Ok(entries), next),
+                        Err(e) => (Err(e), None),
+                    };
+                    if tx.send(page).await.is_err() {
+                        return;
+                    }
+                    match next {
+                        Some(t) => token = Some(t),
+                        None => return,
+                    }
+                }
             }
+            .in_current_span(),
+        );
+        stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|page| (page, rx))
         })
         .boxed()
     }

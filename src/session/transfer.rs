@@ -18,7 +18,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::audit;
 use crate::auth::{Permission, Permissions};
@@ -37,6 +37,9 @@ use crate::vfs::{
     Entry, EntryKind, ListPages, ReadStream, StorageError, Upload, UploadError, VirtualPath,
 };
 use crate::vfs::{ObjectKey, UploadMode, UploadSpec};
+
+/// How long a finished data connection waits for the client to close it (see [`linger`]).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Copy buffer for downloads: large enough for full TLS records, small enough to not matter.
 const COPY_BUF: usize = 256 * 1024;
@@ -504,7 +507,7 @@ async fn execute(
         }
     };
     let mut data = IdleTimeout::new(data, params.idle_timeout);
-    match work {
+    let result = match work {
         Work::Download(reader) => download(&mut data, reader, ascii, &cancel).await,
         Work::Upload(upload) => upload_to(&mut data, upload, ascii, &cancel).await,
         Work::Listing {
@@ -513,7 +516,13 @@ async fn execute(
             perms,
             facts,
         } => send_listing(&mut data, source, format, perms, facts, &cancel).await,
+    };
+    if matches!(result, JobResult::Done(_)) {
+        // Our side is closed (close_notify + FIN). Some clients close theirs only after the
+        // 226: wait for that in the background, not before the reply.
+        tokio::spawn(linger(data).in_current_span());
     }
+    result
 }
 
 type DataConn = IdleTimeout<MaybeTls>;
@@ -659,13 +668,17 @@ async fn send_listing(
     }
 }
 
-/// Ends a data connection cleanly: close_notify (TLS) and FIN, then a short wait for the client's
-/// own close so our socket is not closed with unread bytes (which would reset the connection
-/// under the client's last reads).
+/// Ends our side of a data connection cleanly: TLS close_notify, then FIN.
 async fn close(data: &mut DataConn) -> io::Result<()> {
-    data.shutdown().await?;
+    data.shutdown().await
+}
+
+/// After [`close`]: a short wait for the client's own close before the socket is dropped, so
+/// it is not closed with unread bytes, which would reset the connection under the client's
+/// last reads.
+async fn linger(mut data: DataConn) {
     let mut sink = [0u8; 1024];
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    let _ = tokio::time::timeout(LINGER, async {
         while let Ok(n) = data.read(&mut sink).await {
             if n == 0 {
                 break;
@@ -673,5 +686,4 @@ async fn close(data: &mut DataConn) -> io::Result<()> {
         }
     })
     .await;
-    Ok(())
 }

@@ -8,7 +8,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::common::clients::random_bytes;
 use crate::common::raw::RawClient;
-use crate::common::server::{TestServer, PASSWORD, USER};
+use crate::common::server::{TestServer, HOME, PASSWORD, USER};
 
 #[tokio::test]
 async fn implicit_rejects_auth_tls_and_ccc_and_feat_lists_auth_ssl() {
@@ -808,5 +808,38 @@ async fn ipv6_listener_uses_epsv_and_eprt() {
     assert_eq!(c.reply().await.code, 226);
     c.expect("EPRT |2|::1|50000|", 200).await;
     c.expect("EPRT |2|2001:db8::1|50000|", 504).await;
+    srv.stop().await;
+}
+
+/// Some clients close a download's data connection only after the `226`: the server must not
+/// wait for that close before replying (it waits in the background, bounded).
+#[tokio::test]
+async fn transfer_complete_does_not_wait_for_the_client_to_close_the_data_connection() {
+    let srv = TestServer::start().await;
+    let body = random_bytes(300_000);
+    srv.put_object(&format!("{HOME}r.bin"), &body).await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    for verb in ["RETR r.bin", "LIST", "NLST"] {
+        let port = c.epsv().await;
+        c.send_raw(format!("{verb}\r\n").as_bytes()).await;
+        let mut data = c.data_connect(port, true).await;
+        assert_eq!(c.reply().await.code, 150, "{verb}");
+        let got = data.read_all().await.expect("read to the end");
+        if verb.starts_with("RETR") {
+            assert!(got == body, "RETR content");
+        }
+        // `data` stays open while the reply is awaited.
+        let started = std::time::Instant::now();
+        let done = tokio::time::timeout(Duration::from_secs(5), c.reply())
+            .await
+            .expect("a reply");
+        assert_eq!(done.code, 226, "{verb}: {}", done.text);
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{verb}: 226 came {:?} after the data ended",
+            started.elapsed()
+        );
+        drop(data);
+    }
     srv.stop().await;
 }

@@ -474,6 +474,10 @@ impl Session {
             }
             got += n as u64;
         }
+        // Close our side at once, as curl does: the server waits (up to 2 s) for the client's
+        // close before it sends 226.
+        let _ = data.shutdown().await;
+        drop(data);
         self.expect(226).await?;
         if got != size {
             bail!("RETR {name}: {got} bytes, expected {size}");
@@ -771,6 +775,8 @@ async fn list(c: Conn, path: &str, repeat: usize) -> Result<serde_json::Value> {
             bytes += n as u64;
             lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
         }
+        let _ = data.shutdown().await;
+        drop(data);
         s.expect(226).await?;
         runs.push(serde_json::json!({
             "first_byte_seconds": first.unwrap_or_default(), "seconds": t0.elapsed().as_secs_f64(),

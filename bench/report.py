@@ -44,10 +44,16 @@ checks = [
     ("retr / vsftpd", ratio("ftps_retr", "vsftpd_retr"), "ftps_retr / vsftpd_retr", None),
     ("peak RSS, one large STOR (MiB)", med("rss_stor_peak"), "rss_stor_peak", ("<=", 64)),
 ]
-for name in sorted(rows):
-    if name.startswith("idle_") and name.endswith("_per_session"):
-        n = name.split("_")[1]
-        checks.append((f"idle TLS session at {n} (KiB)", med(name), name, ("<=", 64)))
+for name in sorted((n for n in rows if n.startswith("idle_") and n.endswith("_per_session")),
+                   key=lambda n: int(n.split("_")[1])):
+    n = name.split("_")[1]
+    checks.append((f"idle TLS session at {n} (KiB)", med(name), name, ("<=", 64)))
+idle = sorted((int(n.split("_")[1]), med(n)) for n in rows
+              if n.startswith("idle_") and n.endswith("_rss"))
+if len(idle) >= 2:
+    (n0, r0), (n1, r1) = idle[0], idle[-1]
+    checks.append((f"idle session, marginal {n0}->{n1} (KiB)", (r1 - r0) * 1024 / (n1 - n0),
+                   f"(idle_{n1}_rss - idle_{n0}_rss) / {n1 - n0}", None))
 checks += [
     ("LIST first byte / first ListObjectsV2 page", ratio("list_first_byte", "raw_list_first_page"),
      "list_first_byte / raw_list_first_page", ("<=", 1.5)),

@@ -48,8 +48,8 @@ cleanup() {
     trap - EXIT INT TERM
     bench_cleanup
     if [ "$rc" != 0 ]; then
-        for f in "$TMP"/*.log; do
-            [ -f "$f" ] || continue
+        # The two newest logs belong to the step that failed.
+        for f in $(ls -t "$TMP"/*.log 2>/dev/null | head -2); do
             log "failed (exit $rc); last lines of $f:"
             tail -15 "$f" >&2
         done

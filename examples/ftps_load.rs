@@ -12,7 +12,9 @@
 //! Every session is a real FTPS session: TLS 1.3 (explicit `AUTH TLS` or implicit), USER/PASS,
 //! `PBSZ 0`, `PROT P`, `TYPE I`; every data connection is EPSV + TLS resuming the control
 //! connection's session (each session has its own resumption store, as the server binds data
-//! to control). Certificates are not verified (the bench uses a throw-away self-signed one), but
+//! to control). rustls uses each TLS 1.3 ticket once and the server sends two per control
+//! connection, so a session here makes at most two data connections (one STOR, one RETR; LIST
+//! opens a session per listing). Certificates are not verified (the bench uses a throw-away self-signed one), but
 //! handshake signatures are, so a handshake costs what it costs a real client. Results are one
 //! JSON object on stdout; the exit code is 1 if any session or transfer failed.
 
@@ -758,9 +760,12 @@ async fn handshakes(
 
 async fn list(c: Conn, path: &str, repeat: usize) -> Result<serde_json::Value> {
     let base = base_tls()?;
-    let mut s = Session::open(&c, &base).await?;
     let mut runs = Vec::new();
     for _ in 0..repeat {
+        // A session per LIST: the server sends two TLS 1.3 tickets on the control connection
+        // and none on data connections, and a rustls client uses each ticket once, so a third
+        // data connection in one session could not resume (the server then answers 522).
+        let mut s = Session::open(&c, &base).await?;
         let t0 = Instant::now();
         let (mut data, _) = s.data(&format!("LIST {path}")).await?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -782,7 +787,7 @@ async fn list(c: Conn, path: &str, repeat: usize) -> Result<serde_json::Value> {
             "first_byte_seconds": first.unwrap_or_default(), "seconds": t0.elapsed().as_secs_f64(),
             "bytes": bytes, "lines": lines,
         }));
+        s.quit().await;
     }
-    s.quit().await;
     Ok(serde_json::json!({ "mode": "list", "path": path, "runs": runs, "errors": 0 }))
 }

@@ -49,6 +49,7 @@ cleanup() {
     bench_cleanup
     if [ "$rc" != 0 ]; then
         # The two newest logs belong to the step that failed.
+        # shellcheck disable=SC2012 # our own file names: no spaces
         for f in $(ls -t "$TMP"/*.log 2>/dev/null | head -2); do
             log "failed (exit $rc); last lines of $f:"
             tail -15 "$f" >&2

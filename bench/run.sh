@@ -228,19 +228,12 @@ EOF
 fi
 
 # --- peak server RSS, one large STOR and RETR, default settings ---------------------------------
-# glibc raises its mmap threshold to the size of the largest block freed so far (up to 32 MiB),
-# after which 8 MiB part buffers come from the heap and stay there. Pinning the threshold with
-# MALLOC_MMAP_THRESHOLD_ (which turns the dynamic raise off) shows how much of the peak that is:
-# an informational row, not a setting of the product.
-GLIBC_FIXED_MMAP=MALLOC_MMAP_THRESHOLD_=131072
 if want rss; then
     SRC=$TMP/big-src.bin
     write_source "$SRC" "$BIG_MIB"
-    for variant in stor retr stor_fixed_mmap; do
-        op=${variant%%_*}
-        wrap=
-        [ "$variant" = "$op" ] || wrap="env $GLIBC_FIXED_MMAP"
-        SERVER_WRAP=$wrap start_server "rss-$variant"
+    for variant in stor retr; do
+        op=$variant
+        start_server "rss-$variant"
         idle=$(status_kib "$SERVER_PID" VmRSS)
         url=ftp://127.0.0.1:$FTP_PORT/huge.bin
         if [ "$op" = stor ]; then
@@ -252,7 +245,6 @@ if want rss; then
         hwm=$(status_kib "$SERVER_PID" VmHWM)
         stop_server
         how="default settings"
-        [ -z "$wrap" ] || how="default settings, server run with $GLIBC_FIXED_MMAP (info)"
         record "rss_${variant}_peak" MiB "ftps-s3 peak RSS (VmHWM) during one $BIG_MIB MiB ${op^^}, $how" \
             "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
         record "rss_${variant}_mibps" MiB/s "ftps-s3 ${op^^} $BIG_MIB MiB throughput ($how)" "$(mibps "$BIG_MIB" "$t")"
@@ -282,16 +274,10 @@ fi
 
 # --- idle sessions -----------------------------------------------------------------------------
 if want idle; then
-    # Every count with the defaults, then the smallest again with glibc's mmap threshold pinned
-    # (info: each login's argon2 block otherwise lands in the heap, between sessions' memory).
-    variants=$IDLE_COUNTS
-    variants+=" ${IDLE_COUNTS%% *}_fixed_mmap"
-    for variant in $variants; do
-        n=${variant%%_*}
-        wrap=
-        [ "$variant" = "$n" ] || wrap="env $GLIBC_FIXED_MMAP"
+    for variant in $IDLE_COUNTS; do
+        n=$variant
         # Limits raised so that N sessions from one address and one user are allowed.
-        SERVER_WRAP=$wrap start_server "idle-$variant" "[limits]
+        start_server "idle-$variant" "[limits]
 max_sessions = $((n + 100))
 max_sessions_per_ip = $((n + 100))
 max_sessions_per_user = $((n + 100))"
@@ -315,7 +301,6 @@ max_sessions_per_user = $((n + 100))"
         [ "$(json_get "$TMP/idle-$variant.json" 'j["alive_at_end"]')" = "$n" ] || die "not all $n sessions alive"
         stop_server
         how=
-        [ -z "$wrap" ] || how=", server run with $GLIBC_FIXED_MMAP (info)"
         record "idle_${variant}_per_session" KiB "RSS per logged-in idle TLS session at $n sessions ((RSS - RSS before) / N)$how" \
             "$(awk -v a="$rss" -v b="$base" -v n="$n" 'BEGIN { printf "%.1f", (a - b) / n }')"
         record "idle_${variant}_rss" MiB "server RSS holding $n idle TLS sessions$how" \

@@ -115,7 +115,12 @@ enum ListingSource {
 
 /// How a job ended.
 enum JobResult {
-    Done(u64),
+    /// Bytes moved over the data connection; for an upload, the SHA-256 of the stored content
+    /// when the store computed it.
+    Done {
+        bytes: u64,
+        sha256: Option<String>,
+    },
     Aborted,
     /// No data connection (timeout, handshake failure, no TLS resumption).
     NoDataConnection(OpenError),
@@ -382,7 +387,7 @@ impl Session {
             return false;
         }
         let replies = match (result, aborted) {
-            (JobResult::Done(_), _) => vec![Reply::transfer_complete()],
+            (JobResult::Done { .. }, _) => vec![Reply::transfer_complete()],
             (_, true) => vec![
                 Reply::transfer_aborted("ABOR received"),
                 Reply::new(226, "ABOR successful"),
@@ -414,7 +419,7 @@ impl Session {
     fn log_transfer(&self, job: &JobInfo, result: &JobResult, started: Instant) {
         let duration = started.elapsed();
         let (outcome, bytes, detail) = match result {
-            JobResult::Done(bytes) => (audit::Outcome::Ok, *bytes, String::new()),
+            JobResult::Done { bytes, .. } => (audit::Outcome::Ok, *bytes, String::new()),
             JobResult::Aborted => (audit::Outcome::Aborted("abor"), 0, String::new()),
             JobResult::NoDataConnection(e) => (
                 audit::Outcome::Failed("no_data_connection"),
@@ -437,7 +442,10 @@ impl Session {
         let transfer = audit::Transfer {
             bytes,
             duration,
-            sha256: None,
+            sha256: match result {
+                JobResult::Done { sha256, .. } => sha256.as_deref(),
+                _ => None,
+            },
         };
         match job.verb {
             "RETR" => audit::download(self.actor(), object, transfer, outcome),
@@ -517,7 +525,7 @@ async fn execute(
             facts,
         } => send_listing(&mut data, source, format, perms, facts, &cancel).await,
     };
-    if matches!(result, JobResult::Done(_)) {
+    if matches!(result, JobResult::Done { .. }) {
         // Our side is closed (close_notify + FIN). Some clients close theirs only after the
         // 226: wait for that in the background, not before the reply.
         tokio::spawn(linger(data).in_current_span());
@@ -567,7 +575,10 @@ async fn download(
     };
     match total {
         Ok(total) => match close(data).await {
-            Ok(()) => JobResult::Done(total),
+            Ok(()) => JobResult::Done {
+                bytes: total,
+                sha256: None,
+            },
             Err(e) => JobResult::Client(e),
         },
         Err(r) => r,
@@ -594,8 +605,9 @@ async fn upload_to(
         Some(Ok(_)) => {
             // Everything arrived (TLS: up to close_notify). Close our side, then publish.
             let _ = close(data).await;
+            let sha256 = upload.sha256();
             match upload.commit().await {
-                Ok(n) => JobResult::Done(n),
+                Ok(bytes) => JobResult::Done { bytes, sha256 },
                 Err(e) => JobResult::Storage(e),
             }
         }
@@ -661,7 +673,10 @@ async fn send_listing(
     };
     match sent {
         Ok(total) => match close(data).await {
-            Ok(()) => JobResult::Done(total),
+            Ok(()) => JobResult::Done {
+                bytes: total,
+                sha256: None,
+            },
             Err(e) => JobResult::Client(e),
         },
         Err(r) => r,

@@ -249,6 +249,13 @@ pub trait Upload: Send {
     /// is larger).
     async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
 
+    /// SHA-256 of the whole content so far (lowercase hex), when every byte of it passed
+    /// through this upload; `None` otherwise (a resume, an append by copy, a store that does not
+    /// hash). Asked after the last `copy_from`, for the audit line.
+    fn sha256(&self) -> Option<String> {
+        None
+    }
+
     /// Discards everything; the key keeps what it held before.
     async fn abort(self: Box<Self>);
 

@@ -1316,10 +1316,17 @@ impl ContentDigests {
     }
 
     fn finish(self) -> (String, u32) {
-        let sha = self.sha256.finalize();
-        let hex = sha.iter().map(|b| format!("{b:02x}")).collect();
-        (hex, self.crc32.finalize())
+        (hex(self.sha256.finalize()), self.crc32.finalize())
     }
+
+    /// The SHA-256 so far, without ending the digest.
+    fn sha256_so_far(&self) -> String {
+        hex(self.sha256.clone().finalize())
+    }
+}
+
+fn hex(bytes: impl AsRef<[u8]>) -> String {
+    bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What one listing stream needs, shared by its page fetches.
@@ -1796,6 +1803,10 @@ impl Upload for S3Upload {
                 return Ok(self.received);
             }
         }
+    }
+
+    fn sha256(&self) -> Option<String> {
+        self.digests.as_ref().map(ContentDigests::sha256_so_far)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {

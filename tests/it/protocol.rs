@@ -843,3 +843,27 @@ async fn transfer_complete_does_not_wait_for_the_client_to_close_the_data_connec
     }
     srv.stop().await;
 }
+
+/// The audit line of an upload carries the SHA-256 of what was stored, for a one-request
+/// upload and a multipart one alike (README: audit fields).
+#[tokio::test]
+async fn upload_audit_lines_carry_the_content_sha256() {
+    let (logs, _capture) = crate::common::logs::Logs::capture();
+    let srv = TestServer::start().await;
+    for (name, size) in [("small.bin", 100_000), ("multi.bin", 6 * 1024 * 1024 + 7)] {
+        let body = random_bytes(size);
+        let (mut c, data) = start_upload(&srv, name, &body).await;
+        data.finish().await.expect("close");
+        assert_eq!(c.reply().await.code, 226, "{name}");
+        let line = logs
+            .wait_for(
+                &[("event", "upload"), ("path", &format!("/{name}"))],
+                Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(line["result"], "ok", "{line}");
+        assert_eq!(line["sha256"], sha256_hex(&body).await.as_str(), "{line}");
+        assert!(srv.object(&srv.key(name)).await == Some(body), "{name}");
+    }
+    srv.stop().await;
+}

@@ -4,8 +4,10 @@
 //!   each test takes its own bucket from it.
 //! - [`server`]: a real ftps-s3 server per test, on that SeaweedFS.
 //! - [`clients`]: curl, lftp and Python ftplib as child processes; [`raw`]: a line-level client.
+//! - [`faultproxy`]: an HTTP fault injector between a server and SeaweedFS.
 
 pub mod clients;
+pub mod faultproxy;
 pub mod raw;
 pub mod seaweedfs;
 pub mod server;

@@ -45,6 +45,16 @@ impl TestServer {
 
     /// Starts with the test defaults, after `adjust` has changed the config.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_with_s3_client(adjust, |b| b).await
+    }
+
+    /// As [`TestServer::start_with`], with `tune` applied to the server's S3 client settings
+    /// after `client_from_sdk_config` (e.g. a shorter read timeout, so a stalled S3 request
+    /// fails in seconds instead of the product's minute).
+    pub async fn start_with_s3_client(
+        adjust: impl FnOnce(&mut Config),
+        tune: impl FnOnce(aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder,
+    ) -> TestServer {
         let sw = seaweedfs::s3().await;
         let bucket = sw.new_bucket().await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -87,6 +97,7 @@ impl TestServer {
         let tls = TlsAcceptors::load(&config.tls.cert_file, &config.tls.key_file).expect("tls");
         let users = UserStore::load(&config.auth.users_file).expect("users");
         let client = client_from_sdk_config(&sw.sdk_config(), &config.s3);
+        let client = Client::from_conf(tune(client.config().to_builder()).build());
         let stores = Stores::s3_with_client(client, &config);
         let server = Server::bind_with(config, tls, users, stores)
             .await
@@ -172,8 +183,13 @@ impl TestServer {
         out.uploads().len()
     }
 
-    /// Sizes of the completed parts of the open multipart upload for `key` (ListParts).
-    pub async fn kept_parts(&self, key: &str) -> Vec<i64> {
+    /// Multipart uploads still open for exactly `key`.
+    pub async fn open_multipart_uploads_for(&self, key: &str) -> usize {
+        self.upload_ids(key).await.len()
+    }
+
+    /// The ids of the multipart uploads open for exactly `key`.
+    async fn upload_ids(&self, key: &str) -> Vec<String> {
         let uploads = self
             .s3
             .list_multipart_uploads()
@@ -182,12 +198,17 @@ impl TestServer {
             .send()
             .await
             .expect("ListMultipartUploads");
-        let Some(id) = uploads
+        uploads
             .uploads()
             .iter()
-            .find(|u| u.key() == Some(key))
-            .and_then(|u| u.upload_id())
-        else {
+            .filter(|u| u.key() == Some(key))
+            .filter_map(|u| u.upload_id().map(str::to_string))
+            .collect()
+    }
+
+    /// Sizes of the completed parts of the open multipart upload for `key` (ListParts).
+    pub async fn kept_parts(&self, key: &str) -> Vec<i64> {
+        let Some(id) = self.upload_ids(key).await.into_iter().next() else {
             return Vec::new();
         };
         let parts = self

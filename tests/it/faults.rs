@@ -1,6 +1,6 @@
 //! Fault injection: uploads that go wrong on the client side (reset, ABOR, TLS error) or on the
 //! S3 side (5xx on a part or on the completion, connection reset mid-part, a stalled part, S3
-//! down for the rest of the upload).
+//! down for the rest of the upload), and SIGTERM of the real binary mid-upload.
 //!
 //! S3 faults come from [`FaultProxy`] between the server and SeaweedFS; results are read from
 //! SeaweedFS directly. Each scenario runs [`RUNS`] times (odd runs overwrite an existing object)
@@ -13,18 +13,25 @@
 //! `cargo test --test it faults:: -- --nocapture`
 
 use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use sha2::Digest;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::{Child, Command},
+};
 
 use crate::common::{
     clients::random_bytes,
     faultproxy::{Action, FaultProxy, Kind, Match},
     raw::{DataStream, RawClient, Reply},
     seaweedfs,
-    server::{TestServer, PASSWORD, USER},
+    server::{TestServer, HOME, PASSWORD, USER},
 };
 
 const MIB: usize = 1024 * 1024;
@@ -35,7 +42,7 @@ const BODY: usize = 12 * MIB + 5;
 /// How much a cut-off upload sends before the cut: two full parts are then stored or in flight.
 const CUT_AT: usize = 11 * MIB;
 /// The scenarios that record a row (the last one to finish prints the table).
-const SCENARIOS: usize = 11;
+const SCENARIOS: usize = 14;
 
 fn sha256_hex(data: &[u8]) -> String {
     sha2::Sha256::digest(data)
@@ -555,4 +562,317 @@ async fn s3_stalled_part_times_out_is_retried_and_the_upload_succeeds() {
         },
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGTERM of the real binary
+
+/// The `ftps-s3` binary on SeaweedFS (through nothing: SIGTERM is the fault), JSON logs on
+/// stderr so the test can read the listening addresses.
+struct Binary {
+    child: Child,
+    explicit: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    bucket: String,
+    _dir: tempfile::TempDir,
+}
+
+fn write_binary_config(
+    dir: &Path,
+    bucket: &str,
+    endpoint: &str,
+    grace: u64,
+    resume: u64,
+) -> PathBuf {
+    let (cert, key) = ftps_s3::tls::ensure_self_signed(dir).expect("cert");
+    let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
+    let users = dir.join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\nhome = \"{HOME}\"\n\
+             permissions = [\"list\", \"read\", \"write\", \"overwrite\", \"delete\"]\n"
+        ),
+    )
+    .expect("users file");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n\
+             [tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             [auth]\nusers_file = \"{}\"\nfailure_delay_ms = 50\n\
+             [passive]\nports = \"40000-44999\"\n\
+             [storage]\nbackend = \"s3\"\n\
+             [s3]\nbucket = \"{bucket}\"\nregion = \"{}\"\nendpoint = \"{endpoint}\"\n\
+             force_path_style = true\npart_size_mib = 5\nupload_concurrency = 2\n\
+             resume_window_secs = {resume}\n\
+             [shutdown]\ngrace_seconds = {grace}\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
+             [log]\nformat = \"json\"\nlevel = \"info\"\n",
+            cert.display(),
+            key.display(),
+            users.display(),
+            seaweedfs::REGION,
+        ),
+    )
+    .expect("config");
+    config
+}
+
+impl Binary {
+    async fn start(grace: u64, resume: u64) -> Binary {
+        let sw = seaweedfs::s3().await;
+        let bucket = sw.new_bucket().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("FTPS_S3_") || k.starts_with("AWS_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn ftps-s3");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let (mut explicit, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while explicit.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match tokio::time::timeout(left, lines.next_line()).await {
+                Ok(Ok(Some(l))) => l,
+                other => panic!("ftps-s3 did not report its listeners: {other:?}"),
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let addr = v["addr"].as_str().and_then(|a| a.parse().ok());
+            match (v["message"].as_str(), v["listener"].as_str()) {
+                (Some("listening"), Some("explicit")) => explicit = addr,
+                (Some(m), _) if m.starts_with("admin listener") => admin = addr,
+                _ => {}
+            }
+        }
+        // Keep draining the log so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Binary {
+            child,
+            explicit: explicit.expect("explicit address"),
+            admin: admin.expect("admin address"),
+            bucket,
+            _dir: dir,
+        }
+    }
+
+    fn sigterm(&self) {
+        let pid = self.child.id().expect("pid");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; its exit code.
+    async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("the server exits in time")
+            .expect("wait")
+            .code()
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{HOME}{name}")
+    }
+
+    async fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let client = seaweedfs::s3().await.client();
+        match client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Some(o.body.collect().await.expect("body").into_bytes().to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    async fn open_uploads(&self) -> usize {
+        let client = seaweedfs::s3().await.client();
+        let out = client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .expect("ListMultipartUploads");
+        out.uploads().len()
+    }
+}
+
+/// `GET path` on the admin listener: the status code.
+async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    let exchange = async {
+        let mut tcp = TcpStream::connect(addr).await?;
+        tcp.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut raw = Vec::new();
+        tcp.read_to_end(&mut raw).await?;
+        std::io::Result::Ok(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("admin answers")
+        .expect("admin exchange");
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code")
+}
+
+/// New connections are refused once the accept loop has seen the shutdown (it races the idle
+/// session's `421` by a few milliseconds); one that reached the backlog just before is closed
+/// without a greeting.
+async fn assert_refused(addr: std::net::SocketAddr) {
+    for _ in 0..40 {
+        let Ok(mut tcp) = TcpStream::connect(addr).await else {
+            return;
+        };
+        let mut greeting = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut greeting)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "a connection made while draining was served: {read:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} still accepts connections 2 s into the drain");
+}
+
+/// The drain, end to end on the real binary: SIGTERM → `/readyz` 503 at once while `/healthz`
+/// stays 200, new connections refused, an idle session told `421`, the upload in flight
+/// finishes with `226` and the right SHA-256, and the process exits 0. Repeated RUNS times.
+#[tokio::test]
+async fn sigterm_drains_an_upload_in_flight_within_the_grace_period() {
+    let mut tally = Tally::new("SIGTERM mid-upload, upload finishes within grace");
+    let body = random_bytes(BODY);
+    for i in 0..RUNS {
+        let mut bin = Binary::start(30, 0).await;
+        assert_eq!(http_status(bin.admin, "/healthz").await, 200);
+        let name = format!("drain-{i}.bin");
+        let mut idle = RawClient::login_explicit(bin.explicit, USER, PASSWORD).await;
+        let mut c = RawClient::login_explicit(bin.explicit, USER, PASSWORD).await;
+        let port = c.epsv().await;
+        c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+        assert_eq!(c.reply().await.code, 150);
+        let mut data = c.data_connect(port, true).await;
+        data.write_all(&body[..CUT_AT]).await.expect("first half");
+
+        bin.sigterm();
+        let r = idle.try_reply().await.expect("421 to the idle session");
+        assert_eq!(r.code, 421, "{}", r.text);
+        // Both checked right after the idle session heard of the shutdown.
+        assert_eq!(http_status(bin.admin, "/readyz").await, 503);
+        assert_eq!(http_status(bin.admin, "/healthz").await, 200);
+        assert_refused(bin.explicit).await;
+
+        data.write_all(&body[CUT_AT..]).await.expect("the rest");
+        data.finish().await.expect("close_notify");
+        let r = c.reply().await;
+        assert_eq!(r.code, 226, "{}", r.text);
+        assert_eq!(c.try_reply().await.map(|r| r.code), Some(421));
+        assert_eq!(bin.exit_code(Duration::from_secs(30)).await, Some(0));
+
+        let key = bin.key(&name);
+        tally.runs += 1;
+        let got = bin.object(&key).await;
+        let ok = got.as_deref() == Some(&body[..]);
+        tally.correct += usize::from(ok);
+        tally.partial += usize::from(got.is_some() && !ok);
+        let open = bin.open_uploads().await;
+        tally.leaked += open;
+        if !ok || open != 0 {
+            tally.failures.push(format!(
+                "{key}: sha256 {:?}, want {}; {open} open uploads",
+                got.as_deref().map(sha256_hex),
+                sha256_hex(&body)
+            ));
+        }
+    }
+    tally.finish();
+}
+
+/// An upload that cannot finish within a short grace period (the client stops sending): when
+/// the grace period is over the server ends it with `426`, aborts (resume window 0) or keeps
+/// (resume window on) the multipart upload, and exits 0; the key never holds a partial object.
+async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) {
+    let mut tally = Tally::new(scenario);
+    let body = random_bytes(BODY);
+    for i in 0..RUNS {
+        let mut bin = Binary::start(2, resume).await;
+        let name = format!("cut-{i}.bin");
+        let mut c = RawClient::login_explicit(bin.explicit, USER, PASSWORD).await;
+        let port = c.epsv().await;
+        c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+        assert_eq!(c.reply().await.code, 150);
+        let mut data = c.data_connect(port, true).await;
+        data.write_all(&body[..CUT_AT]).await.expect("first part");
+        // Two full parts are read; wait until they are stored so "kept" has something to keep.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        bin.sigterm();
+        let r = tokio::time::timeout(Duration::from_secs(30), c.reply())
+            .await
+            .expect("a reply when the grace period is over");
+        assert_eq!(r.code, 426, "{}", r.text);
+        let code = bin.exit_code(Duration::from_secs(30)).await;
+        let took = started.elapsed();
+        println!("{scenario}: run {i}: 426 and exit {code:?} {took:?} after SIGTERM");
+        assert_eq!(code, Some(0));
+        drop(data);
+
+        let key = bin.key(&name);
+        tally.runs += 1;
+        let got = bin.object(&key).await;
+        tally.correct += usize::from(got.is_none());
+        tally.partial += usize::from(got.is_some());
+        let open = bin.open_uploads().await;
+        let keep = usize::from(resume > 0);
+        tally.leaked += open.saturating_sub(keep);
+        tally.kept += open.min(keep);
+        if got.is_some() || open != keep {
+            tally.failures.push(format!(
+                "{key}: object {:?}; {open} open uploads, {keep} expected",
+                got.as_deref().map(sha256_hex)
+            ));
+        }
+    }
+    tally.finish();
+}
+
+#[tokio::test]
+async fn sigterm_past_the_grace_period_aborts_the_unfinished_upload() {
+    sigterm_cuts_an_unfinished_upload("SIGTERM, upload cannot finish in grace (resume off)", 0)
+        .await;
+}
+
+#[tokio::test]
+async fn sigterm_past_the_grace_period_keeps_the_unfinished_upload_for_resume() {
+    sigterm_cuts_an_unfinished_upload("SIGTERM, upload cannot finish in grace (resume on)", 86_400)
+        .await;
 }

@@ -153,6 +153,12 @@ const MAX_KEPT_CANDIDATES: usize = 16;
 /// Time to open a TCP (and TLS) connection to the store.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Retry backoff (the SDK's standard mode): before retry `n` the SDK sleeps a random fraction
+/// of `min(RETRY_INITIAL_BACKOFF × 2^(n-1), RETRY_MAX_BACKOFF)`. These are the SDK's defaults,
+/// set here so that README's "S3 retries and timeouts" stays true if a new SDK changes them.
+const RETRY_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(20);
+
 /// Metadata (`x-amz-meta-…`) and tag names.
 const META_UPLOADER: &str = "uploader";
 const META_CLIENT_ADDR: &str = "client-addr";
@@ -191,6 +197,11 @@ pub async fn build_client(cfg: &config::S3) -> Client {
 /// per-operation timeout: a 5 GiB part or a long download must not be cut at an arbitrary time;
 /// stalled transfers are caught by the SDK's stalled-stream protection and the session's data
 /// idle timeout.
+///
+/// Retries: the SDK's standard mode with `s3.max_attempts` attempts (the first included) and
+/// the backoff above. It retries connection errors, timeouts, 5xx and throttling (`SlowDown`)
+/// answers; bodies are in memory, so a part is sent again whole. The fault-injection tests
+/// (`tests/it/faults.rs`) check each case against SeaweedFS.
 pub fn client_from_sdk_config(sdk: &SdkConfig, cfg: &config::S3) -> Client {
     let checksums = match cfg.checksums {
         ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
@@ -204,7 +215,12 @@ pub fn client_from_sdk_config(sdk: &SdkConfig, cfg: &config::S3) -> Client {
         .region(Region::new(cfg.region.clone()))
         .force_path_style(cfg.force_path_style)
         .request_checksum_calculation(checksums)
-        .retry_config(RetryConfig::standard().with_max_attempts(cfg.max_attempts))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(cfg.max_attempts)
+                .with_initial_backoff(RETRY_INITIAL_BACKOFF)
+                .with_max_backoff(RETRY_MAX_BACKOFF),
+        )
         .timeout_config(timeouts);
     if let Some(endpoint) = &cfg.endpoint {
         builder = builder.endpoint_url(endpoint);

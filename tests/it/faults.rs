@@ -21,7 +21,7 @@ use std::{
 
 use sha2::Digest;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     net::TcpStream,
     process::{Child, Command},
 };
@@ -29,6 +29,7 @@ use tokio::{
 use crate::common::{
     clients::random_bytes,
     faultproxy::{Action, FaultProxy, Kind, Match},
+    http,
     raw::{DataStream, RawClient, Reply},
     seaweedfs,
     server::{TestServer, HOME, PASSWORD, USER},
@@ -698,51 +699,20 @@ impl Binary {
 
     async fn object(&self, key: &str) -> Option<Vec<u8>> {
         let client = seaweedfs::s3().await.client();
-        match client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => Some(o.body.collect().await.expect("body").into_bytes().to_vec()),
-            Err(_) => None,
-        }
+        seaweedfs::get_object(&client, &self.bucket, key).await
     }
 
     async fn open_uploads(&self) -> usize {
         let client = seaweedfs::s3().await.client();
-        let out = client
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .send()
+        seaweedfs::open_uploads(&client, &self.bucket, "")
             .await
-            .expect("ListMultipartUploads");
-        out.uploads().len()
+            .len()
     }
 }
 
 /// `GET path` on the admin listener: the status code.
 async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
-    let exchange = async {
-        let mut tcp = TcpStream::connect(addr).await?;
-        tcp.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw).await?;
-        std::io::Result::Ok(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .expect("admin answers")
-        .expect("admin exchange");
-    String::from_utf8_lossy(&raw)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code")
+    http::get(addr, path).await.0
 }
 
 /// New connections are refused once the accept loop has seen the shutdown (it races the idle

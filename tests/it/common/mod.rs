@@ -4,10 +4,12 @@
 //!   each test takes its own bucket from it.
 //! - [`server`]: a real ftps-s3 server per test, on that SeaweedFS.
 //! - [`clients`]: curl, lftp and Python ftplib as child processes; [`raw`]: a line-level client.
-//! - [`faultproxy`]: an HTTP fault injector between a server and SeaweedFS.
+//! - [`faultproxy`]: an HTTP fault injector between a server and SeaweedFS; [`http`]: a GET for
+//!   the admin listener.
 
 pub mod clients;
 pub mod faultproxy;
+pub mod http;
 pub mod raw;
 pub mod seaweedfs;
 pub mod server;

@@ -121,21 +121,7 @@ impl TestServer {
 
     /// The object's bytes, read straight from S3; `None` if there is no such object.
     pub async fn object(&self, key: &str) -> Option<Vec<u8>> {
-        match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => Some(o.body.collect().await.expect("body").into_bytes().to_vec()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
-            Err(e) => panic!(
-                "GetObject {key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            ),
-        }
+        seaweedfs::get_object(&self.s3, &self.bucket, key).await
     }
 
     /// Puts an object straight into S3 (setting up a test).
@@ -173,14 +159,9 @@ impl TestServer {
 
     /// Multipart uploads still open in the bucket (must be 0 after any failed upload).
     pub async fn open_multipart_uploads(&self) -> usize {
-        let out = self
-            .s3
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .send()
+        seaweedfs::open_uploads(&self.s3, &self.bucket, "")
             .await
-            .expect("ListMultipartUploads");
-        out.uploads().len()
+            .len()
     }
 
     /// Multipart uploads still open for exactly `key`.
@@ -190,19 +171,11 @@ impl TestServer {
 
     /// The ids of the multipart uploads open for exactly `key`.
     async fn upload_ids(&self, key: &str) -> Vec<String> {
-        let uploads = self
-            .s3
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .prefix(key)
-            .send()
+        seaweedfs::open_uploads(&self.s3, &self.bucket, key)
             .await
-            .expect("ListMultipartUploads");
-        uploads
-            .uploads()
-            .iter()
-            .filter(|u| u.key() == Some(key))
-            .filter_map(|u| u.upload_id().map(str::to_string))
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, id)| id)
             .collect()
     }
 

@@ -43,7 +43,7 @@ const BODY: usize = 12 * MIB + 5;
 /// How much a cut-off upload sends before the cut: two full parts are then stored or in flight.
 const CUT_AT: usize = 11 * MIB;
 /// The scenarios that record a row (the last one to finish prints the table).
-const SCENARIOS: usize = 14;
+const SCENARIOS: usize = 15;
 
 fn sha256_hex(data: &[u8]) -> String {
     sha2::Sha256::digest(data)
@@ -108,7 +108,7 @@ impl Tally {
         self.runs += 1;
         let mut open = srv.open_multipart_uploads_for(key).await;
         for _ in 0..100 {
-            if open <= keep {
+            if open <= keep + self.leak_expected {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -483,25 +483,28 @@ async fn s3_failing_for_the_rest_of_the_upload_fails_cleanly_with_451() {
             proxy.seen(Kind::AbortMultipartUpload) > i,
             "the upload was aborted"
         );
-        proxy.heal();
+        proxy.heal().await;
     }
     tally.finish();
     srv.stop().await;
 }
 
-/// S3 unreachable (every connection reset, AbortMultipartUpload included) from the moment the
-/// first part is on its way. The client gets `451` and the key keeps what it held; the abort
+/// S3 unreachable from the moment the first part is on its way, AbortMultipartUpload included
+/// (`go_down` takes it away). The client gets `451` and the key keeps what it held; the abort
 /// cannot reach S3, so the multipart upload stays open: this is what the bucket lifecycle rule
 /// `AbortIncompleteMultipartUpload` is for (README, "S3 retries and timeouts"). The row counts
-/// those as leaked on purpose, so the table shows what remains.
-#[tokio::test]
-async fn s3_unreachable_for_the_rest_fails_cleanly_and_names_what_remains() {
+/// it as leaked, and the test asserts exactly one per run, so the table shows what remains.
+async fn s3_gone_for_the_rest(
+    scenario: &'static str,
+    file: &str,
+    go_down: impl AsyncFn(&FaultProxy),
+) {
     let (srv, proxy) = start(false).await;
-    let mut tally = Tally::new("S3 unreachable after part 1 (abort fails too)");
+    let mut tally = Tally::new(scenario);
     tally.leak_expected = 1;
     let body = random_bytes(BODY);
     for i in 0..RUNS {
-        let (name, previous) = prepare(&srv, "unreachable", i).await;
+        let (name, previous) = prepare(&srv, file, i).await;
         let before = proxy.seen(Kind::UploadPart);
         let (mut c, mut data) = begin_upload(&srv, &name, &body[..5 * MIB + 1]).await;
         // Part 1 is full and on its way: from here on S3 is gone.
@@ -511,19 +514,19 @@ async fn s3_unreachable_for_the_rest_fails_cleanly_and_names_what_remains() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        proxy.always(
-            Match::Any,
-            Action::Reset {
-                after_body_bytes: 0,
-            },
-        );
+        go_down(&proxy).await;
         data.write_all(&body[5 * MIB + 1..])
             .await
             .expect("send the rest");
         data.finish().await.expect("close_notify");
+        let started = Instant::now();
         let r = c.reply().await;
         assert_eq!(r.code, 451, "{}", r.text);
-        proxy.heal();
+        println!(
+            "{scenario}: run {i}: 451 {:?} after the last byte",
+            started.elapsed()
+        );
+        proxy.heal().await;
         let key = srv.key(&name);
         assert_eq!(
             srv.open_multipart_uploads_for(&key).await,
@@ -536,6 +539,35 @@ async fn s3_unreachable_for_the_rest_fails_cleanly_and_names_what_remains() {
     }
     tally.finish();
     srv.stop().await;
+}
+
+/// Every connection to S3 reset (no HTTP answer at all).
+#[tokio::test]
+async fn s3_resetting_every_connection_fails_cleanly_and_names_what_remains() {
+    s3_gone_for_the_rest(
+        "S3 resets every connection after part 1 (abort fails too)",
+        "unreachable",
+        async |p| {
+            p.always(
+                Match::Any,
+                Action::Reset {
+                    after_body_bytes: 0,
+                },
+            )
+        },
+    )
+    .await;
+}
+
+/// S3's port closed: connection refused, open connections closed.
+#[tokio::test]
+async fn s3_refusing_connections_fails_cleanly_and_names_what_remains() {
+    s3_gone_for_the_rest(
+        "S3 refuses connections after part 1 (abort fails too)",
+        "refused",
+        async |p| p.refuse_connections().await,
+    )
+    .await;
 }
 
 /// A part whose request S3 neither reads nor answers: the SDK's read timeout ends the attempt

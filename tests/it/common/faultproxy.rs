@@ -14,8 +14,10 @@
 //! [`Action::Error`] answers an S3 XML error without forwarding the request (`503 SlowDown`,
 //! `500 InternalError`), [`Action::Reset`] forwards the head and `K` body bytes and then resets
 //! both connections (SO_LINGER 0 → RST), [`Action::Stall`] reads the head and then neither reads
-//! nor answers until the proxy is dropped. A rule applies `n` times or forever. Every request is
-//! counted by kind, so tests can assert that a retry really happened.
+//! nor answers until the proxy is dropped. A rule applies `n` times or forever.
+//! [`FaultProxy::refuse_connections`] takes S3 down altogether (connection refused) until
+//! [`FaultProxy::heal`]. Every request is counted by kind, so tests can assert that a retry
+//! really happened.
 
 use std::{
     collections::HashMap,
@@ -119,8 +121,12 @@ impl State {
 
 pub struct FaultProxy {
     pub addr: SocketAddr,
+    upstream: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// Ends everything when the proxy is dropped.
     stop: CancellationToken,
+    /// Ends the current listener and its connections ([`FaultProxy::refuse_connections`]).
+    listening: Mutex<CancellationToken>,
 }
 
 impl FaultProxy {
@@ -132,9 +138,23 @@ impl FaultProxy {
             .expect("upstream host:port");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let state = Arc::new(Mutex::new(State::default()));
         let stop = CancellationToken::new();
-        let (st, token) = (state.clone(), stop.clone());
+        let proxy = FaultProxy {
+            addr,
+            upstream,
+            state: Arc::new(Mutex::new(State::default())),
+            listening: Mutex::new(stop.child_token()),
+            stop,
+        };
+        proxy.accept(listener);
+        proxy
+    }
+
+    /// Accepts on `listener` until [`FaultProxy::refuse_connections`] or the drop.
+    fn accept(&self, listener: TcpListener) {
+        let token = self.stop.child_token();
+        *self.listening.lock().unwrap_or_else(|p| p.into_inner()) = token.clone();
+        let (state, upstream) = (self.state.clone(), self.upstream);
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -142,17 +162,29 @@ impl FaultProxy {
                     _ = token.cancelled() => return,
                 };
                 if let Ok((client, _)) = accepted {
-                    let (st, token) = (st.clone(), token.clone());
+                    let (state, token) = (state.clone(), token.clone());
                     tokio::spawn(async move {
                         tokio::select! {
-                            _ = serve(client, upstream, st) => {}
+                            _ = serve(client, upstream, state) => {}
                             _ = token.cancelled() => {}
                         }
                     });
                 }
             }
         });
-        FaultProxy { addr, state, stop }
+    }
+
+    /// S3 is down: the listening socket is closed (new connections are refused) and every open
+    /// connection is closed. [`FaultProxy::heal`] listens again on the same address.
+    pub async fn refuse_connections(&self) {
+        self.listening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cancel();
+        // Let the accept task see the cancellation and drop the listener.
+        while TcpStream::connect(self.addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The endpoint to give the server (`s3.endpoint`).
@@ -170,9 +202,18 @@ impl FaultProxy {
         self.add(when, action, None);
     }
 
-    /// Removes every rule: S3 is reachable again.
-    pub fn heal(&self) {
+    /// Removes every rule and listens again if connections were refused: S3 is back.
+    pub async fn heal(&self) {
         self.lock().rules.clear();
+        let refused = self
+            .listening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_cancelled();
+        if refused {
+            let listener = TcpListener::bind(self.addr).await.expect("listen again");
+            self.accept(listener);
+        }
     }
 
     /// Requests of `kind` seen so far (injected or forwarded).

@@ -27,7 +27,7 @@ use tokio::{
 };
 
 use crate::common::{
-    clients::random_bytes,
+    clients::{self, random_bytes},
     faultproxy::{Action, FaultProxy, Kind, Match},
     http,
     raw::{DataStream, RawClient, Reply},
@@ -43,7 +43,7 @@ const BODY: usize = 12 * MIB + 5;
 /// How much a cut-off upload sends before the cut: two full parts are then stored or in flight.
 const CUT_AT: usize = 11 * MIB;
 /// The scenarios that record a row (the last one to finish prints the table).
-const SCENARIOS: usize = 15;
+const SCENARIOS: usize = 16;
 
 fn sha256_hex(data: &[u8]) -> String {
     sha2::Sha256::digest(data)
@@ -451,6 +451,58 @@ async fn s3_connection_reset_mid_part_is_retried_and_the_upload_succeeds() {
         },
     )
     .await;
+}
+
+/// The same S3 faults under a real client: curl (OpenSSL, TLS 1.3 on both channels) uploads
+/// while S3 answers 503 to part 2 and 500 to the completion once each; the upload succeeds.
+/// Then, with S3 refusing connections, curl's STOR fails with `451` (the server's existence
+/// check fails before any data moves) and curl exits non-zero.
+#[tokio::test]
+async fn curl_uploads_through_s3_faults() {
+    let (srv, proxy) = start(false).await;
+    let mut tally = Tally::new("curl (TLS 1.3): 503 on part 2 and 500 on Complete (once each)");
+    let body = random_bytes(BODY);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, &body).expect("write");
+    let base = clients::url(clients::Mode::Explicit, srv.explicit);
+    for i in 0..RUNS {
+        let (name, previous) = prepare(&srv, "curl", i).await;
+        proxy.inject(Match::Part(2), Action::SLOW_DOWN, 1);
+        proxy.inject(
+            Match::Kind(Kind::CompleteMultipartUpload),
+            Action::INTERNAL_ERROR,
+            1,
+        );
+        let mut c = clients::curl(USER, PASSWORD);
+        c.arg("--tlsv1.3")
+            .arg("-T")
+            .arg(&src)
+            .arg(format!("{base}/{name}"));
+        clients::assert_ok(&clients::run(c).await, "curl upload");
+        assert_eq!(proxy.injected(Kind::UploadPart), i + 1);
+        assert_eq!(proxy.injected(Kind::CompleteMultipartUpload), i + 1);
+        let key = srv.key(&name);
+        tally
+            .check(&srv, &key, Expect::New, previous.as_deref(), &body, 0)
+            .await;
+    }
+    tally.finish();
+
+    // S3 gone before the upload starts: curl must fail, and show the reply.
+    proxy.refuse_connections().await;
+    let mut c = clients::curl(USER, PASSWORD);
+    c.arg("-T").arg(&src).arg(format!("{base}/refused.bin"));
+    let out = clients::run(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "curl succeeded with S3 down");
+    assert!(
+        stderr.contains("451"),
+        "curl's error names the reply: {stderr}"
+    );
+    proxy.heal().await;
+    assert_eq!(srv.object(&srv.key("refused.bin")).await, None);
+    srv.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------

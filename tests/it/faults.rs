@@ -3,14 +3,14 @@
 //! down for the rest of the upload), and SIGTERM of the real binary mid-upload.
 //!
 //! S3 faults come from [`FaultProxy`] between the server and SeaweedFS; results are read from
-//! SeaweedFS directly. Each scenario runs [`RUNS`] times (odd runs overwrite an existing object)
-//! and after every run checks the one property that matters: the key holds either the complete
-//! new object (same SHA-256 as what was sent) or exactly what it held before — never a partial
-//! object — and no multipart upload is left open unless the scenario keeps one for resume on
-//! purpose. Each scenario prints its row of the summary table; with `--nocapture` the last one
+//! SeaweedFS directly. Each scenario runs [`runs`] times, 3 by default (odd runs overwrite an
+//! existing object), and after every run checks the one property that matters: the key holds
+//! either the complete new object (same SHA-256 as what was sent) or exactly what it held
+//! before — never a partial object — and no multipart upload is left open unless the scenario
+//! keeps one for resume on purpose. Each scenario prints its row of the summary table; with `--nocapture` the last one
 //! to finish prints the whole table:
 //!
-//! `cargo test --test it faults:: -- --nocapture`
+//! `cargo test --test it faults:: -- --nocapture` (`FAULT_RUNS=10` for more runs of each).
 
 use std::{
     path::{Path, PathBuf},
@@ -36,8 +36,14 @@ use crate::common::{
 };
 
 const MIB: usize = 1024 * 1024;
-/// Runs per scenario.
-const RUNS: usize = 3;
+/// Runs per scenario: 3, or `FAULT_RUNS` from the environment for a longer soak.
+fn runs() -> usize {
+    std::env::var("FAULT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(3)
+}
 /// Uploads are 12 MiB + 5 bytes: three parts of the test part size (5 MiB), the last short.
 const BODY: usize = 12 * MIB + 5;
 /// How much a cut-off upload sends before the cut: two full parts are then stored or in flight.
@@ -165,7 +171,7 @@ impl Tally {
             self.scenario,
             self.failures.join("\n")
         );
-        assert_eq!(self.runs, RUNS);
+        assert_eq!(self.runs, runs());
     }
 }
 
@@ -227,7 +233,7 @@ async fn upload(srv: &TestServer, name: &str, body: &[u8]) -> Reply {
 // ---------------------------------------------------------------------------------------------
 // Client-side failures
 
-/// Runs RUNS uploads that the client breaks: each sends `sent` bytes of the body, then `cut`
+/// Runs [`runs`] uploads that the client breaks: each sends `sent` bytes of the body, then `cut`
 /// ends it (and checks the replies). The key must keep what it held. With `resume` the cut
 /// upload is kept on purpose: exactly one open multipart upload holding the two full parts.
 async fn client_fault(
@@ -240,7 +246,7 @@ async fn client_fault(
     let (srv, _proxy) = start(resume).await;
     let mut tally = Tally::new(scenario);
     let body = random_bytes(BODY);
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let (name, previous) = prepare(&srv, file, i).await;
         let (mut c, data) = begin_upload(&srv, &name, &body[..sent]).await;
         cut(&mut c, data).await;
@@ -357,7 +363,7 @@ async fn tls_close_without_close_notify_is_not_committed() {
 // ---------------------------------------------------------------------------------------------
 // S3-side failures the SDK retries: the upload succeeds
 
-/// Runs RUNS whole uploads with `fault` armed before each; each must end 226 with the object
+/// Runs [`runs`] whole uploads with `fault` armed before each; each must end 226 with the object
 /// intact, and `retried` must see the fault's retries in the proxy's counts.
 async fn retried_fault(
     scenario: &'static str,
@@ -379,7 +385,7 @@ async fn retried_fault_tuned(
     let (srv, proxy) = start_tuned(false, tune).await;
     let mut tally = Tally::new(scenario);
     let body = random_bytes(BODY);
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let (name, previous) = prepare(&srv, file, i).await;
         arm(&proxy);
         let started = Instant::now();
@@ -466,7 +472,7 @@ async fn curl_uploads_through_s3_faults() {
     let src = dir.path().join("src.bin");
     std::fs::write(&src, &body).expect("write");
     let base = clients::url(clients::Mode::Explicit, srv.explicit);
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let (name, previous) = prepare(&srv, "curl", i).await;
         proxy.inject(Match::Part(2), Action::SLOW_DOWN, 1);
         proxy.inject(
@@ -516,7 +522,7 @@ async fn s3_failing_for_the_rest_of_the_upload_fails_cleanly_with_451() {
     let (srv, proxy) = start(false).await;
     let mut tally = Tally::new("S3 503 on every later part and on Complete");
     let body = random_bytes(BODY);
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let (name, previous) = prepare(&srv, "down503", i).await;
         proxy.always(
             Match::Kind(Kind::CompleteMultipartUpload),
@@ -555,7 +561,7 @@ async fn s3_gone_for_the_rest(
     let mut tally = Tally::new(scenario);
     tally.leak_expected = 1;
     let body = random_bytes(BODY);
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let (name, previous) = prepare(&srv, file, i).await;
         let before = proxy.seen(Kind::UploadPart);
         let (mut c, mut data) = begin_upload(&srv, &name, &body[..5 * MIB + 1]).await;
@@ -820,12 +826,12 @@ async fn assert_refused(addr: std::net::SocketAddr) {
 
 /// The drain, end to end on the real binary: SIGTERM → `/readyz` 503 at once while `/healthz`
 /// stays 200, new connections refused, an idle session told `421`, the upload in flight
-/// finishes with `226` and the right SHA-256, and the process exits 0. Repeated RUNS times.
+/// finishes with `226` and the right SHA-256, and the process exits 0. Repeated [`runs`] times.
 #[tokio::test]
 async fn sigterm_drains_an_upload_in_flight_within_the_grace_period() {
     let mut tally = Tally::new("SIGTERM mid-upload, upload finishes within grace");
     let body = random_bytes(BODY);
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let mut bin = Binary::start(30, 0).await;
         assert_eq!(http_status(bin.admin, "/healthz").await, 200);
         let name = format!("drain-{i}.bin");
@@ -877,7 +883,7 @@ async fn sigterm_drains_an_upload_in_flight_within_the_grace_period() {
 async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) {
     let mut tally = Tally::new(scenario);
     let body = random_bytes(BODY);
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let mut bin = Binary::start(2, resume).await;
         let name = format!("cut-{i}.bin");
         let mut c = RawClient::login_explicit(bin.explicit, USER, PASSWORD).await;

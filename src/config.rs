@@ -40,7 +40,8 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shutdown {
-    /// On SIGTERM: seconds transfers in flight may take to finish before they are aborted.
+    /// On SIGTERM: seconds transfers in flight may take to finish; then they end with `426`,
+    /// their uploads kept for resume (`s3.resume_window_secs`) or aborted.
     pub grace_seconds: u64,
 }
 

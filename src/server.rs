@@ -5,6 +5,10 @@
 //! stops the start before anything is accepted. [`Server::spawn`] runs the accept loops; each
 //! connection becomes a `session::run` task. Shutdown is one `CancellationToken`: accept loops
 //! stop, idle sessions answer `421`, transfers in flight get `shutdown.grace_seconds` to finish.
+//! When the grace period is over a second token, `end_transfers`, cancels the transfers still
+//! running, so each upload ends through its own `suspend`/`abort` (kept for resume or aborted)
+//! while the runtime is still there to send those S3 requests; dropping the tasks instead would
+//! leave their multipart uploads open.
 
 use std::{
     net::SocketAddr,
@@ -29,6 +33,11 @@ use crate::session::{self, state::ListenerKind};
 use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
 
+/// After the grace period: how long ended transfers get to abort (or keep) their multipart
+/// uploads. An abort is one S3 request; suspending waits for parts already read. Within the
+/// 15 s the Helm chart adds to the grace period before Kubernetes sends SIGKILL.
+const CLEANUP_WAIT: Duration = Duration::from_secs(10);
+
 /// Everything sessions share.
 pub struct ServerContext {
     pub config: Config,
@@ -41,6 +50,8 @@ pub struct ServerContext {
     pub proxy: Option<Arc<ProxyPolicy>>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// Cancelled when the grace period is over: transfers still running end (426) and clean up.
+    pub end_transfers: CancellationToken,
     /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
     pub readiness: Arc<Readiness>,
 }
@@ -129,6 +140,7 @@ impl Server {
             stores,
             passive_ports,
             shutdown,
+            end_transfers: CancellationToken::new(),
             readiness,
         });
         Ok(Server {
@@ -211,8 +223,19 @@ impl Server {
         if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
             warn!(
                 sessions = sessions.len(),
-                "grace period over; ending the remaining sessions"
+                "grace period over; ending the transfers still running"
             );
+            self.ctx.end_transfers.cancel();
+            if tokio::time::timeout(CLEANUP_WAIT, sessions.wait())
+                .await
+                .is_err()
+            {
+                warn!(
+                    sessions = sessions.len(),
+                    "sessions still running after the cleanup wait; their open multipart \
+                     uploads are left to the bucket lifecycle rule"
+                );
+            }
         }
         admin_stop.cancel();
         if let Some(admin) = admin {
@@ -269,8 +292,10 @@ async fn accept_loop(
 ) {
     loop {
         let accepted = tokio::select! {
-            r = listener.accept() => r,
+            // Shutdown first: once it has started, no connection queued meanwhile is served.
+            biased;
             _ = ctx.shutdown.cancelled() => return,
+            r = listener.accept() => r,
         };
         match accepted {
             Ok((tcp, _)) => {

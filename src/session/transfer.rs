@@ -356,16 +356,25 @@ impl Session {
         enum Event {
             Finished(JobResult),
             Control(io::Result<Line>),
+            EndedByShutdown,
         }
         let mut control_open = true;
         let mut aborted = false;
+        let mut ended_by_shutdown = false;
+        let end_transfers = self.ctx.end_transfers.clone();
         let result = loop {
             let event = tokio::select! {
                 r = &mut fut => Event::Finished(r),
                 l = self.conn.read_line(), if control_open && self.pending.len() < MAX_PENDING => Event::Control(l),
+                _ = end_transfers.cancelled(), if !ended_by_shutdown => Event::EndedByShutdown,
             };
             match event {
                 Event::Finished(r) => break r,
+                Event::EndedByShutdown => {
+                    // The grace period is over: end the job through its own cleanup.
+                    ended_by_shutdown = true;
+                    cancel.cancel();
+                }
                 Event::Control(Ok(Line::Text(bytes))) => {
                     if Command::parse(&bytes) == Ok(Command::Abor) {
                         aborted = true;
@@ -392,6 +401,9 @@ impl Session {
                 Reply::transfer_aborted("ABOR received"),
                 Reply::new(226, "ABOR successful"),
             ],
+            (JobResult::Aborted, false) if ended_by_shutdown => {
+                vec![Reply::transfer_aborted("server shutting down")]
+            }
             (JobResult::Aborted, false) => vec![Reply::transfer_aborted("cancelled")],
             // RFC 4217 §10: 522 when the data connection's TLS is not acceptable.
             (JobResult::NoDataConnection(e @ OpenError::NotResumed), false) => vec![Reply::new(

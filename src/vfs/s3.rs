@@ -20,7 +20,7 @@
 //! parts in flight, so memory stays below `part_size × (concurrency + 1)` whatever the file size.
 //! Nothing is visible at the key until `CompleteMultipartUpload` succeeds. `abort`, a failed
 //! commit or a drop (a cancelled task) end in `AbortMultipartUpload`, so a cut-off transfer never
-//! becomes a truncated object.
+//! becomes a truncated object; an abort that cannot reach S3 is tried again in the background.
 //!
 //! **Checksums.** With `s3.checksums = "when_supported"` every part carries a CRC32 that S3
 //! verifies (`BadDigest` otherwise), and multipart uploads are created with checksum type
@@ -157,6 +157,23 @@ const MAX_KEPT_CANDIDATES: usize = 16;
 /// Time to open a TCP (and TLS) connection to the store.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Waits before each background retry of a failed `AbortMultipartUpload` (about 36 min in
+/// all); see [`abort_multipart`].
+const ABORT_RETRY_DELAYS: [Duration; 6] = [
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(300),
+    Duration::from_secs(600),
+    Duration::from_secs(1200),
+];
+
+/// Retry backoff (the SDK's standard mode): before retry `n` the SDK sleeps a random fraction
+/// of `min(RETRY_INITIAL_BACKOFF × 2^(n-1), RETRY_MAX_BACKOFF)`. These are the SDK's defaults,
+/// set here so that README's "S3 retries and timeouts" stays true if a new SDK changes them.
+const RETRY_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(20);
+
 /// Metadata (`x-amz-meta-…`) and tag names.
 const META_UPLOADER: &str = "uploader";
 const META_CLIENT_ADDR: &str = "client-addr";
@@ -195,6 +212,11 @@ pub async fn build_client(cfg: &config::S3) -> Client {
 /// per-operation timeout: a 5 GiB part or a long download must not be cut at an arbitrary time;
 /// stalled transfers are caught by the SDK's stalled-stream protection and the session's data
 /// idle timeout.
+///
+/// Retries: the SDK's standard mode with `s3.max_attempts` attempts (the first included) and
+/// the backoff above. It retries connection errors, timeouts, 5xx and throttling (`SlowDown`)
+/// answers; bodies are in memory, so a part is sent again whole. The fault-injection tests
+/// (`tests/it/faults.rs`) check each case against SeaweedFS.
 pub fn client_from_sdk_config(sdk: &SdkConfig, cfg: &config::S3) -> Client {
     let checksums = match cfg.checksums {
         ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
@@ -208,7 +230,12 @@ pub fn client_from_sdk_config(sdk: &SdkConfig, cfg: &config::S3) -> Client {
         .region(Region::new(cfg.region.clone()))
         .force_path_style(cfg.force_path_style)
         .request_checksum_calculation(checksums)
-        .retry_config(RetryConfig::standard().with_max_attempts(cfg.max_attempts))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(cfg.max_attempts)
+                .with_initial_backoff(RETRY_INITIAL_BACKOFF)
+                .with_max_backoff(RETRY_MAX_BACKOFF),
+        )
         .timeout_config(timeouts);
     if let Some(endpoint) = &cfg.endpoint {
         builder = builder.endpoint_url(endpoint);
@@ -1888,24 +1915,60 @@ impl Drop for S3Upload {
     }
 }
 
+/// Aborts a multipart upload. If S3 cannot be reached (after the SDK's own retries), tries again
+/// in the background after each of [`ABORT_RETRY_DELAYS`]: an S3 outage of minutes then leaves no
+/// upload open once S3 is back, rather than until the lifecycle rule runs (a day later). A
+/// process that stops meanwhile leaves the rest to that rule.
 async fn abort_multipart(client: &Client, bucket: &str, key: &str, upload_id: &str) {
-    let result = client
+    let Err(e) = try_abort(client, bucket, key, upload_id).await else {
+        tracing::debug!(key, upload_id, "multipart upload aborted");
+        return;
+    };
+    tracing::warn!(key, upload_id, error = %e,
+        "could not abort a multipart upload; trying again in the background");
+    let (client, bucket, key, upload_id) = (
+        client.clone(),
+        bucket.to_string(),
+        key.to_string(),
+        upload_id.to_string(),
+    );
+    tokio::spawn(async move {
+        for delay in ABORT_RETRY_DELAYS {
+            tokio::time::sleep(delay).await;
+            match try_abort(&client, &bucket, &key, &upload_id).await {
+                Ok(()) => {
+                    tracing::info!(key, upload_id, "multipart upload aborted on a later try");
+                    return;
+                }
+                // Gone already (completed by nobody, so aborted elsewhere or expired).
+                Err(StorageError::Backend { code, .. }) if code == "NoSuchUpload" => return,
+                Err(e) => tracing::debug!(key, upload_id, error = %e, "abort failed again"),
+            }
+        }
+        tracing::warn!(
+            key,
+            upload_id,
+            "could not abort a multipart upload; a bucket lifecycle rule \
+             (AbortIncompleteMultipartUpload) must remove it"
+        );
+    });
+}
+
+async fn try_abort(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<(), StorageError> {
+    client
         .abort_multipart_upload()
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
         .send()
-        .await;
-    match result {
-        Ok(_) => tracing::debug!(key, upload_id, "multipart upload aborted"),
-        Err(e) => tracing::warn!(
-            key,
-            upload_id,
-            error = %s3_error("AbortMultipartUpload", key, e),
-            "could not abort a multipart upload; a bucket lifecycle rule \
-             (AbortIncompleteMultipartUpload) must remove it"
-        ),
-    }
+        .await
+        .map(|_| ())
+        .map_err(|e| s3_error("AbortMultipartUpload", key, e))
 }
 
 /// The one place an SDK error becomes a [`StorageError`]: `NoSuchKey` (or a bare 404, which is

@@ -3,12 +3,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
-
 use crate::common::clients::random_bytes;
+use crate::common::http::get;
 use crate::common::raw::RawClient;
 use crate::common::server::{TestServer, PASSWORD, USER};
 
@@ -23,32 +19,6 @@ async fn start_with_admin(adjust: impl FnOnce(&mut ftps_s3::config::Config)) -> 
 
 fn admin_addr(srv: &TestServer) -> SocketAddr {
     srv.admin.expect("admin listener")
-}
-
-/// `GET path` over HTTP/1.1; the status code and the body.
-pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let exchange = async {
-        let mut tcp = TcpStream::connect(addr).await?;
-        tcp.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw).await?;
-        std::io::Result::Ok(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .expect("admin answers within 10 s")
-        .expect("admin HTTP exchange");
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    (status, body.to_string())
 }
 
 /// The value of one series (`name{labels}` exactly as rendered) in Prometheus text.

@@ -5,8 +5,12 @@
 //! - [`server`]: a real ftps-s3 server per test, on that SeaweedFS.
 //! - [`clients`]: curl, lftp and Python ftplib as child processes; [`raw`]: a line-level client.
 //! - [`pki`]: a throwaway CA issuing client certificates; [`logs`]: the server's log lines.
+//! - [`faultproxy`]: an HTTP fault injector between a server and SeaweedFS; [`http`]: a GET for
+//!   the admin listener.
 
 pub mod clients;
+pub mod faultproxy;
+pub mod http;
 pub mod logs;
 pub mod pki;
 pub mod raw;

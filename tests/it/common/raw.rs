@@ -36,6 +36,8 @@ pub struct RawClient {
     buf: Vec<u8>,
     pub addr: SocketAddr,
     connector: TlsConnector,
+    /// How long a read of the control connection waits for the server.
+    timeout: Duration,
     /// Presented in every TLS handshake, control and data.
     client_cert: Option<ClientCert>,
 }
@@ -114,6 +116,7 @@ impl RawClient {
             addr,
             connector: connector(true, client_cert.as_ref()),
             client_cert,
+            timeout: TIMEOUT,
         }
     }
 
@@ -161,6 +164,11 @@ impl RawClient {
         self.expect("PBSZ 0", 200).await;
         self.expect("PROT P", 200).await;
         self.expect("TYPE I", 200).await;
+    }
+
+    /// Waits up to `timeout` for each reply from now on (for replies that follow slow S3 retries).
+    pub fn set_reply_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// From now on, TLS handshakes (data connections) never resume a session.
@@ -221,8 +229,8 @@ impl RawClient {
     async fn read_some(&mut self) -> std::io::Result<usize> {
         let mut chunk = [0u8; 4096];
         let n = match &mut self.stream {
-            Stream::Plain(s) => tokio::time::timeout(TIMEOUT, s.read(&mut chunk)).await,
-            Stream::Tls(s) => tokio::time::timeout(TIMEOUT, s.read(&mut chunk)).await,
+            Stream::Plain(s) => tokio::time::timeout(self.timeout, s.read(&mut chunk)).await,
+            Stream::Tls(s) => tokio::time::timeout(self.timeout, s.read(&mut chunk)).await,
             Stream::Gone => return Ok(0),
         }
         .map_err(|_| std::io::Error::other("timed out waiting for a reply"))??;
@@ -361,6 +369,26 @@ impl DataStream {
             DataStream::Plain(s) => s.shutdown().await,
             DataStream::Tls(s) => s.shutdown().await,
         }
+    }
+
+    /// A TLS error mid-stream: `bytes` written straight onto the TCP connection under the TLS
+    /// session (a record that fails to decrypt), then a FIN.
+    pub async fn corrupt(self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut tcp = match self {
+            DataStream::Plain(s) => s,
+            DataStream::Tls(mut s) => {
+                s.flush().await?;
+                s.into_inner().0
+            }
+        };
+        tcp.write_all(bytes).await?;
+        tcp.shutdown().await
+    }
+
+    /// A truncated TLS stream: FIN without close_notify (what a client killed mid-send leaves, or
+    /// a middlebox cutting the connection). The server must not take it for the end of the file.
+    pub async fn close_without_notify(self) -> std::io::Result<()> {
+        self.corrupt(&[]).await
     }
 
     /// Abrupt end: TCP reset, no close_notify.

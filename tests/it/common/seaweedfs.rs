@@ -353,3 +353,30 @@ fn log_tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
+
+/// The object's bytes, read straight from S3; `None` if there is no such object.
+pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => Some(o.body.collect().await.expect("body").into_bytes().to_vec()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+        Err(e) => panic!(
+            "GetObject {key}: {}",
+            aws_sdk_s3::error::DisplayErrorContext(e)
+        ),
+    }
+}
+
+/// The multipart uploads open in `bucket` under `prefix`, as (key, upload id).
+pub async fn open_uploads(client: &Client, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let out = client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    out.uploads()
+        .iter()
+        .filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string())))
+        .collect()
+}

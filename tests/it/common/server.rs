@@ -47,7 +47,7 @@ impl TestServer {
 
     /// Starts with the test defaults, after `adjust` has changed the config.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        Self::start_with_users("", adjust).await
+        Self::start_full("", adjust, |b| b).await
     }
 
     /// As [`TestServer::start_with`], with `extra_users` (`[[user]]` tables) added to the users
@@ -55,6 +55,24 @@ impl TestServer {
     pub async fn start_with_users(
         extra_users: &str,
         adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        Self::start_full(extra_users, adjust, |b| b).await
+    }
+
+    /// As [`TestServer::start_with`], with `tune` applied to the server's S3 client settings
+    /// after `client_from_sdk_config` (e.g. a shorter read timeout, so a stalled S3 request
+    /// fails in seconds instead of the product's minute).
+    pub async fn start_with_s3_client(
+        adjust: impl FnOnce(&mut Config),
+        tune: impl FnOnce(aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder,
+    ) -> TestServer {
+        Self::start_full("", adjust, tune).await
+    }
+
+    async fn start_full(
+        extra_users: &str,
+        adjust: impl FnOnce(&mut Config),
+        tune: impl FnOnce(aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder,
     ) -> TestServer {
         let sw = seaweedfs::s3().await;
         let bucket = sw.new_bucket().await;
@@ -99,6 +117,7 @@ impl TestServer {
         let tls = TlsAcceptors::load(&config.tls).expect("tls");
         let users = UserStore::load(&config.auth.users_file).expect("users");
         let client = client_from_sdk_config(&sw.sdk_config(), &config.s3);
+        let client = Client::from_conf(tune(client.config().to_builder()).build());
         let stores = Stores::s3_with_client(client, &config);
         let server = Server::bind_with(config, tls, users, stores)
             .await
@@ -123,21 +142,7 @@ impl TestServer {
 
     /// The object's bytes, read straight from S3; `None` if there is no such object.
     pub async fn object(&self, key: &str) -> Option<Vec<u8>> {
-        match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => Some(o.body.collect().await.expect("body").into_bytes().to_vec()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
-            Err(e) => panic!(
-                "GetObject {key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            ),
-        }
+        seaweedfs::get_object(&self.s3, &self.bucket, key).await
     }
 
     /// Puts an object straight into S3 (setting up a test).
@@ -175,32 +180,29 @@ impl TestServer {
 
     /// Multipart uploads still open in the bucket (must be 0 after any failed upload).
     pub async fn open_multipart_uploads(&self) -> usize {
-        let out = self
-            .s3
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .send()
+        seaweedfs::open_uploads(&self.s3, &self.bucket, "")
             .await
-            .expect("ListMultipartUploads");
-        out.uploads().len()
+            .len()
+    }
+
+    /// Multipart uploads still open for exactly `key`.
+    pub async fn open_multipart_uploads_for(&self, key: &str) -> usize {
+        self.upload_ids(key).await.len()
+    }
+
+    /// The ids of the multipart uploads open for exactly `key`.
+    async fn upload_ids(&self, key: &str) -> Vec<String> {
+        seaweedfs::open_uploads(&self.s3, &self.bucket, key)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, id)| id)
+            .collect()
     }
 
     /// Sizes of the completed parts of the open multipart upload for `key` (ListParts).
     pub async fn kept_parts(&self, key: &str) -> Vec<i64> {
-        let uploads = self
-            .s3
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .prefix(key)
-            .send()
-            .await
-            .expect("ListMultipartUploads");
-        let Some(id) = uploads
-            .uploads()
-            .iter()
-            .find(|u| u.key() == Some(key))
-            .and_then(|u| u.upload_id())
-        else {
+        let Some(id) = self.upload_ids(key).await.into_iter().next() else {
             return Vec::new();
         };
         let parts = self

@@ -13,4 +13,5 @@ mod hostile;
 mod protocol;
 mod proxy;
 mod storage;
+mod telemetry;
 mod tlsauth;

@@ -3,7 +3,7 @@
 //! One check of an argon2id hash fills `m` KiB of memory (19 MiB with the default, OWASP
 //! parameters) and keeps a core busy for tens of milliseconds. Run naively, one check per
 //! blocking thread, a burst of logins runs hundreds at once: 1,000 concurrent logins took the
-//! server to 11.5 GiB RSS. So checks run at most one per core, and the server never holds more
+//! server to 11.2 GiB RSS. So checks run at most one per core, and the server never holds more
 //! than `cores × m` KiB for passwords, however many clients log in. Each check's memory is its
 //! own mapping, returned when the check ends (see `crate::memory`). Logins beyond that wait
 //! their turn, which is also the right answer to a password-guessing flood (it already meets

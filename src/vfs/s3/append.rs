@@ -26,11 +26,7 @@ impl S3Storage {
         }
         if size < MIN_PART_SIZE {
             // Small: read it into the first part, as if the client had sent it first.
-            let mut request = self
-                .client
-                .get_object()
-                .bucket(&*self.bucket)
-                .key(key.as_str());
+            let mut request = self.bucket.get_object().key(key.as_str());
             if let Some(etag) = head.e_tag() {
                 request = request.if_match(etag);
             }
@@ -73,11 +69,10 @@ impl S3Storage {
         upload.prefix = size;
         upload.digests = None;
         let copier = PartCopier {
-            client: self.client.clone(),
             bucket: self.bucket.clone(),
             key: upload.key.clone(),
             upload_id,
-            source: self.copy_source(key.as_str()),
+            source: self.bucket.copy_source(key.as_str()),
             if_match: head.e_tag().map(str::to_string),
             concurrency: self.upload_concurrency,
         };

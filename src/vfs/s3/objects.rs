@@ -20,7 +20,7 @@ impl S3Storage {
         key: &str,
         checksums: bool,
     ) -> Result<HeadObjectOutput, StorageError> {
-        let mut request = self.client.head_object().bucket(&*self.bucket).key(key);
+        let mut request = self.bucket.head_object().key(key);
         if checksums {
             request = request.checksum_mode(S3ChecksumMode::Enabled);
         }
@@ -71,9 +71,8 @@ impl S3Storage {
             return Ok(true);
         }
         let out = self
-            .client
+            .bucket
             .list_objects_v2()
-            .bucket(&*self.bucket)
             .prefix(key.dir_prefix())
             .max_keys(1)
             .send()
@@ -83,9 +82,8 @@ impl S3Storage {
     }
 
     pub(super) async fn delete_object(&self, key: &str) -> Result<(), StorageError> {
-        self.client
+        self.bucket
             .delete_object()
-            .bucket(&*self.bucket)
             .key(key)
             .send()
             .await
@@ -107,9 +105,8 @@ impl S3Storage {
                 .build()
                 .map_err(|e| self.build_error("DeleteObjects", &batch[0], e))?;
             let out = self
-                .client
+                .bucket
                 .delete_objects()
-                .bucket(&*self.bucket)
                 .delete(delete)
                 .send()
                 .await

@@ -19,11 +19,7 @@ impl S3Storage {
         if key.as_str().is_empty() {
             return Err(StorageError::IsADirectory(String::new()));
         }
-        let mut request = self
-            .client
-            .get_object()
-            .bucket(&*self.bucket)
-            .key(key.as_str());
+        let mut request = self.bucket.get_object().key(key.as_str());
         if offset > 0 {
             request = request.range(format!("bytes={offset}-"));
         }

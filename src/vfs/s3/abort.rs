@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::bucket::Bucket;
-use super::error::s3_error;
+use super::error::{is_store_code, s3_error};
 use crate::vfs::StorageError;
 
 /// Waits before each background retry of a failed `AbortMultipartUpload` (about 36 min in
@@ -38,7 +38,7 @@ pub(super) async fn abort_multipart(bucket: &Bucket, key: &str, upload_id: &str)
                     return;
                 }
                 // Gone already (completed by nobody, so aborted elsewhere or expired).
-                Err(StorageError::Backend { code, .. }) if code == "NoSuchUpload" => return,
+                Err(e) if is_store_code(&e, "NoSuchUpload") => return,
                 Err(e) => tracing::debug!(key, upload_id, error = %e, "abort failed again"),
             }
         }

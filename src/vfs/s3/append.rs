@@ -5,7 +5,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use bytes::BufMut;
 
 use super::copy::{copy_pieces, PartCopier};
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::upload::S3Upload;
 use super::{size_of, S3Storage, MIN_PART_SIZE};
 use crate::vfs::{ObjectKey, StorageError, UploadSpec};
@@ -38,20 +38,15 @@ impl S3Storage {
                 .body
                 .collect()
                 .await
-                .map_err(|e| StorageError::Backend {
-                    op: "GetObject",
-                    key: key.to_string(),
-                    code: "ReadError".to_string(),
-                    message: e.to_string(),
-                })?
+                .map_err(|e| backend_error("GetObject", key.as_str(), BackendCode::ReadError, e))?
                 .into_bytes();
             if old.len() as u64 != size || old.len() > upload.part_size {
-                return Err(StorageError::Backend {
-                    op: "GetObject",
-                    key: key.to_string(),
-                    code: "SizeChanged".to_string(),
-                    message: format!("expected {size} bytes, read {}", old.len()),
-                });
+                return Err(backend_error(
+                    "GetObject",
+                    key.as_str(),
+                    BackendCode::SizeChanged,
+                    format_args!("expected {size} bytes, read {}", old.len()),
+                ));
             }
             if let Some(d) = upload.digests.as_mut() {
                 d.update(&old);

@@ -12,7 +12,7 @@ use aws_sdk_s3::{
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::multipart::DonePart;
 use crate::vfs::StorageError;
 
@@ -116,11 +116,13 @@ impl Bucket {
             .send()
             .await
             .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
-        let id = out.upload_id().ok_or_else(|| StorageError::Backend {
-            op: "CreateMultipartUpload",
-            key: key.to_string(),
-            code: "NoUploadId".to_string(),
-            message: "the store returned no upload id".to_string(),
+        let id = out.upload_id().ok_or_else(|| {
+            backend_error(
+                "CreateMultipartUpload",
+                key,
+                BackendCode::NoUploadId,
+                "the store returned no upload id",
+            )
         })?;
         tracing::debug!(key, upload_id = id, "multipart upload created");
         Ok(id.to_string())

@@ -8,7 +8,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use super::abort::abort_multipart;
 use super::bucket::Bucket;
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::multipart::{completed_part, DonePart};
 use super::{size_of, S3Storage};
 use crate::vfs::StorageError;
@@ -72,7 +72,7 @@ impl S3Storage {
         let tagging = Tagging::builder()
             .set_tag_set(Some(tags.tag_set().to_vec()))
             .build()
-            .map_err(|e| self.build_error("PutObjectTagging", to, e))?;
+            .map_err(|e| backend_error("PutObjectTagging", to, BackendCode::Construction, e))?;
         self.bucket
             .put_object_tagging()
             .key(to)

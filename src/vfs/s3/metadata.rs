@@ -10,7 +10,7 @@ use aws_sdk_s3::{
 use percent_encoding::{AsciiSet, CONTROLS};
 use sha2::{Digest, Sha256};
 
-use super::error::s3_error;
+use super::error::{is_store_code, s3_error};
 use super::upload::S3Upload;
 use super::{unquote, S3Storage};
 use crate::vfs::{ObjectKey, RecordedDigests, StorageError};
@@ -90,7 +90,7 @@ impl S3Upload {
             .await;
         if let Err(e) = put {
             let e = s3_error("PutObjectTagging", key, e);
-            if matches!(&e, StorageError::Backend { code, .. } if code == "NotImplemented") {
+            if is_store_code(&e, "NotImplemented") {
                 self.tagging.store(false, Ordering::Relaxed);
                 tracing::warn!(key, "the store does not implement object tagging: SHA-256 digests of multipart uploads are not recorded");
             } else {

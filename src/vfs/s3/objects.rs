@@ -6,7 +6,7 @@ use aws_sdk_s3::{
     types::{ChecksumMode as S3ChecksumMode, Delete, ObjectIdentifier},
 };
 
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::{name_of, size_of, system_time, S3Storage};
 use crate::vfs::{Entry, EntryKind, ObjectKey, StorageError};
 
@@ -98,12 +98,16 @@ impl S3Storage {
                 .iter()
                 .map(|k| ObjectIdentifier::builder().key(k).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.build_error("DeleteObjects", &batch[0], e))?;
+                .map_err(|e| {
+                    backend_error("DeleteObjects", &batch[0], BackendCode::Construction, e)
+                })?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| self.build_error("DeleteObjects", &batch[0], e))?;
+                .map_err(|e| {
+                    backend_error("DeleteObjects", &batch[0], BackendCode::Construction, e)
+                })?;
             let out = self
                 .bucket
                 .delete_objects()
@@ -112,33 +116,19 @@ impl S3Storage {
                 .await
                 .map_err(|e| s3_error("DeleteObjects", &batch[0], e))?;
             if let Some(failed) = out.errors().first() {
-                return Err(StorageError::Backend {
-                    op: "DeleteObjects",
-                    key: failed.key().unwrap_or_default().to_string(),
-                    code: failed.code().unwrap_or("Error").to_string(),
-                    message: format!(
+                return Err(backend_error(
+                    "DeleteObjects",
+                    failed.key().unwrap_or_default(),
+                    BackendCode::Store(failed.code().unwrap_or("Error").to_string()),
+                    format_args!(
                         "{} of {} keys not deleted: {}",
                         out.errors().len(),
                         batch.len(),
                         failed.message().unwrap_or_default()
                     ),
-                });
+                ));
             }
         }
         Ok(())
-    }
-
-    pub(super) fn build_error(
-        &self,
-        op: &'static str,
-        key: &str,
-        e: impl std::fmt::Display,
-    ) -> StorageError {
-        StorageError::Backend {
-            op,
-            key: key.to_string(),
-            code: "ConstructionFailure".to_string(),
-            message: e.to_string(),
-        }
     }
 }

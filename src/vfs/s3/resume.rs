@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 use super::abort::abort_multipart;
-use super::error::s3_error;
+use super::error::{is_store_code, s3_error};
 use super::multipart::{completed_part, DonePart};
 use super::upload::S3Upload;
 use super::{size_of, system_time, unix_secs, S3Storage, MIN_PART_SIZE};
@@ -80,7 +80,7 @@ impl S3Storage {
                 Ok(parts) => parts,
                 // Completed or aborted since it was listed.
                 Err(StorageError::NotFound(_)) => continue,
-                Err(StorageError::Backend { code, .. }) if code == "NoSuchUpload" => continue,
+                Err(e) if is_store_code(&e, "NoSuchUpload") => continue,
                 Err(e) => return Err(e),
             };
             let last_activity = parts

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::abort::abort_multipart;
 use super::bucket::Bucket;
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::metadata::{
     ContentDigests, METADATA_VALUE, META_CLIENT_ADDR, META_CRC32, META_SHA256, META_UPLOADER,
 };
@@ -131,10 +131,11 @@ impl S3Upload {
             }
         };
         if self.next_part > MAX_PARTS {
-            return Err(self.error(
+            return Err(backend_error(
                 "UploadPart",
-                "TooManyParts",
-                format!(
+                &self.key,
+                BackendCode::TooManyParts,
+                format_args!(
                     "the file needs more than {MAX_PARTS} parts of {} bytes; raise s3.part_size_mib",
                     self.part_size
                 ),
@@ -215,7 +216,12 @@ impl S3Upload {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(self.error("UploadPart", "TaskFailed", e.to_string())),
+            Err(e) => Err(backend_error(
+                "UploadPart",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
         }
     }
 
@@ -229,7 +235,12 @@ impl S3Upload {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(self.error("UploadPartCopy", "TaskFailed", e.to_string())),
+            Err(e) => Err(backend_error(
+                "UploadPartCopy",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
         }
     }
 
@@ -321,20 +332,12 @@ impl S3Upload {
         }
     }
 
-    pub(super) fn error(&self, op: &'static str, code: &str, message: String) -> StorageError {
-        StorageError::Backend {
-            op,
-            key: self.key.to_string(),
-            code: code.to_string(),
-            message,
-        }
-    }
-
     pub(super) fn ended(&self) -> StorageError {
-        self.error(
+        backend_error(
             "Upload",
-            "UploadFailed",
-            "an earlier error ended this upload; nothing was stored".to_string(),
+            &self.key,
+            BackendCode::UploadFailed,
+            "an earlier error ended this upload; nothing was stored",
         )
     }
 }

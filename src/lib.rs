@@ -9,6 +9,9 @@
 //! and metrics over HTTP; [`reload`] puts a changed certificate or users file in use.
 //! See ARCHITECTURE.md for the map.
 
+// The one exception is `memory::tune_allocator` (glibc's mallopt), allowed where it stands.
+#![deny(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod auth;

@@ -97,11 +97,6 @@ impl SessionLimits {
             user: user.to_string(),
         })
     }
-
-    /// Sessions open now.
-    pub fn active(&self) -> usize {
-        self.counts().total
-    }
 }
 
 /// Decrements `key`'s count, forgetting keys that reach zero (the maps stay small).

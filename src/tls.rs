@@ -4,8 +4,8 @@
 //! connection's TLS session on each data connection (RFC 4217 §10 recommends it; curl, lftp and
 //! FileZilla do it). They differ in one way: data connections send no TLS 1.3 session tickets.
 //! A ticket the client never reads sits in its socket when it closes an upload; its kernel then
-//! answers with a reset, and ours may discard upload bytes not yet read (TESTING.md, "TLS 1.3
-//! upload trap"). Tickets from the control connection are all a client needs to resume.
+//! answers with a reset, and ours may discard upload bytes not yet read (the "TLS 1.3
+//! upload trap"; `tests/it/clients.rs` `tls13_upload_loop_all_files_arrive_intact`). Tickets from the control connection are all a client needs to resume.
 //!
 //! Resumption is bound to the control connection: each session sees the shared cache through its
 //! own tag (`BoundSessions`), so a data connection can only resume a TLS session that its own
@@ -150,14 +150,6 @@ impl TlsAcceptors {
         let files = TlsFiles::read(settings)?;
         let configs = build(settings, &files)?;
         Ok(Self::new(configs, Some((settings.clone(), files))))
-    }
-
-    /// A certificate and key built in code, without client certificates.
-    pub fn from_parts(
-        certs: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-    ) -> Result<Self, TlsError> {
-        Ok(Self::new(configs_from(certs, key, None)?, None))
     }
 
     fn new(configs: Configs, source: Option<(config::Tls, TlsFiles)>) -> Self {

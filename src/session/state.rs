@@ -67,7 +67,7 @@ pub struct SessionState {
     pub protection: DataProtection,
     pub cwd: VirtualPath,
     pub transfer_type: TransferType,
-    /// REST offset for the next RETR; reset by every transfer.
+    /// REST offset for the next RETR or STOR; reset by every file transfer (not by listings).
     pub rest: u64,
     /// RNFR's source, consumed by the next command.
     pub rename_from: Option<VirtualPath>,

@@ -271,8 +271,6 @@ impl S3Upload {
         Ok(self.received)
     }
 
-    /// Stops reading after a failed copy: frees the buffer, lets parts in flight finish (so a
-    /// `suspend` can keep them) and leaves the multipart upload for the caller to end.
     /// Makes sure the part buffer has free capacity. A fresh buffer starts at
     /// [`FIRST_BUFFER`] and doubles up to the part size, so a small file never holds a whole
     /// part's memory; the copies this costs happen on the first part only, later parts reuse
@@ -286,6 +284,8 @@ impl S3Upload {
         self.buf.reserve(target - len);
     }
 
+    /// Stops reading after a failed copy: frees the buffer, lets parts in flight finish (so a
+    /// `suspend` can keep them) and leaves the multipart upload for the caller to end.
     pub(super) fn stop(&mut self) {
         self.failed = true;
         self.buf = BytesMut::new();

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod listing;
 pub mod memory;
 pub mod metrics;
+pub mod net;
 pub mod proxy;
 pub mod reload;
 pub mod server;

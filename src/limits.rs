@@ -11,7 +11,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::proxy::ClientAddr;
+use crate::net::ClientAddr;
 
 /// Which limit was hit; each gets its own `421` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -109,7 +109,7 @@ impl LocalStorage {
 impl Storage for LocalStorage {
     async fn stat(&self, key: &ObjectKey) -> Result<Entry, StorageError> {
         let meta = self.metadata(key).await?;
-        Ok(entry(name_of(key), &meta))
+        Ok(entry(key.name(), &meta))
     }
 
     fn list(&self, dir: &ObjectKey) -> ListPages {
@@ -541,11 +541,6 @@ fn entry(name: &str, meta: &std::fs::Metadata) -> Entry {
         },
         modified: meta.modified().ok(),
     }
-}
-
-/// The last segment of a key (`""` for the root).
-fn name_of(key: &ObjectKey) -> &str {
-    key.as_str().rsplit('/').next().unwrap_or("")
 }
 
 /// "Nothing there": the path or one of its parents is missing, or a parent is a file (S3 has no

@@ -4,11 +4,12 @@
 //! - [`VirtualPath`] (in `path.rs`): a client path, normalised and jailed to `/`. It can only be
 //!   built by [`VirtualPath::resolve`], so no code can hand storage an unchecked wire string.
 //! - [`Home`]: a user's root in a store; turns a `VirtualPath` into an [`ObjectKey`].
-//! - [`Storage`]: the backend contract (S3 in `s3.rs`, a local directory in `local.rs`). Backends
-//!   speak in keys and know their own mapping rules (S3 directory markers, temp files + rename), so
-//!   the session engine never does.
+//! - [`Storage`]: the backend contract (S3 in `s3/`, a local directory in `local.rs`, a map in
+//!   `memory.rs` for tests). Backends speak in keys and know their own mapping rules (S3
+//!   directory markers, temp files + rename), so the session engine never does.
 
 pub mod local;
+pub mod memory;
 mod path;
 pub mod s3;
 
@@ -40,6 +41,11 @@ impl ObjectKey {
         } else {
             format!("{}/", self.0)
         }
+    }
+
+    /// The last segment (`""` for the root): the name a listing or `stat` shows.
+    pub fn name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or("")
     }
 
     /// Only for backends' own tests and helpers; sessions get keys from [`Home::key`].
@@ -95,6 +101,18 @@ pub struct Entry {
     pub size: u64,
     /// Last modification, when the store knows it (S3 common prefixes have none).
     pub modified: Option<SystemTime>,
+}
+
+impl Entry {
+    /// A directory named `name` (directories have no size, and no time in S3).
+    pub fn dir(name: &str) -> Self {
+        Entry {
+            name: name.to_string(),
+            kind: EntryKind::Dir,
+            size: 0,
+            modified: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,5 +416,17 @@ impl Stores {
                 Home::new(storage, &user.home)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keys_name_is_its_last_segment() {
+        assert_eq!(ObjectKey::from_trusted("a/b/c.txt").name(), "c.txt");
+        assert_eq!(ObjectKey::from_trusted("c").name(), "c");
+        assert_eq!(ObjectKey::from_trusted("").name(), "");
     }
 }

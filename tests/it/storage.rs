@@ -1,9 +1,10 @@
-//! The `Storage` contract (src/vfs/mod.rs), checked against both backends: S3 on a real
-//! SeaweedFS and the local directory backend on a temporary directory.
+//! The `Storage` contract (src/vfs/mod.rs), checked against every backend: S3 on a real
+//! SeaweedFS, the local directory backend on a temporary directory, and the in-memory backend
+//! that in-process tests use.
 //!
-//! Each contract test is an `async fn(&Backend)`; [`contract!`] turns it into two tests,
-//! `storage::<name>::s3` and `storage::<name>::local`, so a failure names the behaviour and the
-//! backend. Tests that only make sense for one backend (S3 keys a filesystem cannot hold, the
+//! Each contract test is an `async fn(&Backend)`; [`contract!`] turns it into three tests,
+//! `storage::<name>::s3`, `storage::<name>::local` and `storage::<name>::memory`, so a failure
+//! names the behaviour and the backend. Tests that only make sense for one backend (S3 keys a filesystem cannot hold, the
 //! local uploads directory) are plain tests below the contract.
 //!
 //! Cleanup is checked from outside the backend: through the S3 API (`ListMultipartUploads`) or
@@ -23,6 +24,7 @@ use ftps_s3::{
     config::ChecksumMode,
     vfs::{
         local::LocalStorage,
+        memory::MemoryStorage,
         s3::{client_from_sdk_config, S3Options, S3Storage},
         Entry, EntryKind, ObjectKey, RecordedDigests, Storage, StorageError, Upload, UploadError,
         UploadMode, UploadSpec,
@@ -55,6 +57,7 @@ enum Kind {
         _root: tempfile::TempDir,
         temp_dir: PathBuf,
     },
+    Memory(MemoryStorage),
 }
 
 impl Backend {
@@ -123,10 +126,18 @@ impl Backend {
         }
     }
 
+    fn memory() -> Backend {
+        let storage = MemoryStorage::new();
+        Backend {
+            storage: Arc::new(storage.clone()),
+            kind: Kind::Memory(storage),
+        }
+    }
+
     fn s3_parts(&self) -> Option<(&Client, &str)> {
         match &self.kind {
             Kind::S3 { client, bucket, .. } => Some((client, bucket)),
-            Kind::Local { .. } => None,
+            Kind::Local { .. } | Kind::Memory(_) => None,
         }
     }
 
@@ -232,7 +243,7 @@ impl Backend {
     }
 
     /// Uploads in progress, seen from outside: open multipart uploads in the bucket, or files in
-    /// the local uploads directory.
+    /// the local uploads directory, or the memory backend's count of uploads not ended.
     async fn pending_uploads(&self) -> usize {
         match &self.kind {
             Kind::S3 { client, bucket, .. } => client
@@ -246,6 +257,7 @@ impl Backend {
             Kind::Local { temp_dir, .. } => std::fs::read_dir(temp_dir)
                 .expect("uploads directory")
                 .count(),
+            Kind::Memory(storage) => storage.open_uploads(),
         }
     }
 
@@ -354,7 +366,8 @@ impl AsyncRead for TestBody {
     }
 }
 
-/// Each name becomes `mod name { async fn s3(); async fn local(); }` running `name(&backend)`.
+/// Each name becomes `mod name { async fn s3(); async fn local(); async fn memory(); }` running
+/// `name(&backend)`.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -366,6 +379,11 @@ macro_rules! contract {
             #[tokio::test]
             async fn local() {
                 super::$name(&super::Backend::local()).await;
+            }
+
+            #[tokio::test]
+            async fn memory() {
+                super::$name(&super::Backend::memory()).await;
             }
         }
     )*};
@@ -989,7 +1007,7 @@ async fn suspended_upload_leaves_no_object(b: &Backend) {
     assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
     let kept = match b.kind {
         Kind::S3 { .. } => 1,
-        Kind::Local { .. } => 0,
+        Kind::Local { .. } | Kind::Memory(_) => 0,
     };
     assert_eq!(b.pending_uploads().await, kept);
 }

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::bucket::Bucket;
 use super::error::s3_error;
-use super::{dir_entry, size_of, system_time, S3Storage};
+use super::{size_of, system_time, S3Storage};
 use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError};
 
 /// What one listing stream needs, shared by its page fetches.
@@ -43,7 +43,7 @@ impl Lister {
         let dirs = out.common_prefixes().iter().filter_map(|p| {
             let name = p.prefix()?.strip_prefix(&self.prefix)?;
             let name = name.strip_suffix('/').unwrap_or(name);
-            (!name.is_empty()).then(|| dir_entry(name))
+            (!name.is_empty()).then(|| Entry::dir(name))
         });
         let files = out.contents().iter().filter_map(|o| {
             // The directory's own marker has key == prefix and so an empty name: skipped here.

@@ -224,12 +224,12 @@ impl S3Storage {
 impl Storage for S3Storage {
     async fn stat(&self, key: &ObjectKey) -> Result<Entry, StorageError> {
         if key.as_str().is_empty() {
-            return Ok(dir_entry(""));
+            return Ok(Entry::dir(""));
         }
         match self.head_file(key).await {
             Ok(file) => Ok(file),
             Err(StorageError::NotFound(_)) if self.dir_exists(key).await? => {
-                Ok(dir_entry(name_of(key)))
+                Ok(Entry::dir(key.name()))
             }
             Err(e) => Err(e),
         }
@@ -344,20 +344,6 @@ fn unix_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn dir_entry(name: &str) -> Entry {
-    Entry {
-        name: name.to_string(),
-        kind: EntryKind::Dir,
-        size: 0,
-        modified: None,
-    }
-}
-
-/// The last segment of a key (`""` for the root).
-fn name_of(key: &ObjectKey) -> &str {
-    key.as_str().rsplit('/').next().unwrap_or("")
-}
-
 fn size_of(len: Option<i64>) -> u64 {
     len.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
 }
@@ -387,12 +373,5 @@ mod tests {
         cfg.s3.max_rename_objects = 0;
         let e = cfg.validate().expect_err("no renames");
         assert!(e.to_string().starts_with("s3.max_rename_objects"), "{e}");
-    }
-
-    #[test]
-    fn name_is_the_last_segment() {
-        assert_eq!(name_of(&ObjectKey::from_trusted("a/b/c.txt")), "c.txt");
-        assert_eq!(name_of(&ObjectKey::from_trusted("c")), "c");
-        assert_eq!(name_of(&ObjectKey::from_trusted("")), "");
     }
 }

@@ -7,7 +7,7 @@ use aws_sdk_s3::{
 };
 
 use super::error::{backend_error, s3_error, BackendCode};
-use super::{name_of, size_of, system_time, S3Storage};
+use super::{size_of, system_time, S3Storage};
 use crate::vfs::{Entry, EntryKind, ObjectKey, StorageError};
 
 /// `DeleteObjects` takes at most 1000 keys per request.
@@ -46,7 +46,7 @@ impl S3Storage {
     pub(super) async fn head_file(&self, key: &ObjectKey) -> Result<Entry, StorageError> {
         let out = self.head_object(key.as_str(), false).await?;
         Ok(Entry {
-            name: name_of(key).to_string(),
+            name: key.name().to_string(),
             kind: EntryKind::File,
             size: size_of(out.content_length()),
             modified: out.last_modified().and_then(system_time),

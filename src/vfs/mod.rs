@@ -377,6 +377,14 @@ impl Stores {
         Ok(Stores { kind })
     }
 
+    /// One store for every user (each in their home inside it): what the local backend does;
+    /// tests give a [`memory::MemoryStorage`].
+    pub fn single(storage: Arc<dyn Storage>) -> Stores {
+        Stores {
+            kind: StoresKind::Local(storage),
+        }
+    }
+
     /// S3 stores on a client built by the caller (tests use explicit credentials).
     pub fn s3_with_client(client: aws_sdk_s3::Client, config: &crate::config::Config) -> Stores {
         Stores {

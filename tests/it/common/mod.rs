@@ -11,6 +11,7 @@
 pub mod clients;
 pub mod faultproxy;
 pub mod http;
+pub mod in_memory;
 pub mod logs;
 pub mod pki;
 pub mod raw;

@@ -77,40 +77,10 @@ impl TestServer {
         let sw = seaweedfs::s3().await;
         let bucket = sw.new_bucket().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let (cert_file, key_file) = ensure_self_signed(dir.path()).expect("certificate");
-        let users_file = dir.path().join("users.toml");
-        let mut users = String::new();
-        for (name, perms) in [
-            (
-                "acme",
-                r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
-            ),
-            (
-                "other",
-                r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
-            ),
-            ("drop", r#"["list", "write"]"#),
-        ] {
-            let hash = hash_password(&format!("{name}-password")).expect("hash");
-            users.push_str(&format!(
-                "[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{name}/\"\npermissions = {perms}\n\n"
-            ));
-        }
-        users.push_str(extra_users);
-        std::fs::write(&users_file, users).expect("users file");
-
-        let mut config = Config::default();
-        config.listeners.explicit = Some("127.0.0.1:0".parse().expect("addr"));
-        config.listeners.implicit = Some("127.0.0.1:0".parse().expect("addr"));
-        config.tls.cert_file = cert_file.clone();
-        config.tls.key_file = key_file;
-        config.auth.users_file = users_file.clone();
-        config.auth.failure_delay_ms = 50;
-        config.passive.ports = "40000-44999".into();
+        let mut config = base_config(dir.path(), extra_users);
+        let users_file = config.auth.users_file.clone();
         config.storage.backend = Backend::S3;
         config.s3 = sw.s3_config(&bucket);
-        config.limits.data_connect_timeout_secs = 10;
-        config.shutdown.grace_seconds = 5;
         adjust(&mut config);
         config.validate().expect("valid test config");
 
@@ -134,7 +104,47 @@ impl TestServer {
             running: Some(running),
         }
     }
+}
 
+/// The test config without storage: a fresh self-signed certificate and the users file (the
+/// users above, then `extra_users`) written in `dir`, both listeners on ephemeral ports.
+pub fn base_config(dir: &std::path::Path, extra_users: &str) -> Config {
+    let (cert_file, key_file) = ensure_self_signed(dir).expect("certificate");
+    let users_file = dir.join("users.toml");
+    let mut users = String::new();
+    for (name, perms) in [
+        (
+            "acme",
+            r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
+        ),
+        (
+            "other",
+            r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
+        ),
+        ("drop", r#"["list", "write"]"#),
+    ] {
+        let hash = hash_password(&format!("{name}-password")).expect("hash");
+        users.push_str(&format!(
+                "[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{name}/\"\npermissions = {perms}\n\n"
+            ));
+    }
+    users.push_str(extra_users);
+    std::fs::write(&users_file, users).expect("users file");
+
+    let mut config = Config::default();
+    config.listeners.explicit = Some("127.0.0.1:0".parse().expect("addr"));
+    config.listeners.implicit = Some("127.0.0.1:0".parse().expect("addr"));
+    config.tls.cert_file = cert_file;
+    config.tls.key_file = key_file;
+    config.auth.users_file = users_file;
+    config.auth.failure_delay_ms = 50;
+    config.passive.ports = "40000-44999".into();
+    config.limits.data_connect_timeout_secs = 10;
+    config.shutdown.grace_seconds = 5;
+    config
+}
+
+impl TestServer {
     /// The S3 key of `path` in `acme`'s home.
     pub fn key(&self, path: &str) -> String {
         format!("{HOME}{}", path.trim_start_matches('/'))

@@ -264,7 +264,8 @@ pub trait Upload: Send {
 
     /// Makes the object visible at its key with everything copied so far. Returns the bytes
     /// read from the bodies (what this transfer received; for a resume or an append the object
-    /// is larger).
+    /// is larger). After a failed `copy_from` it fails and stores nothing (the contract test
+    /// `cut_off_upload_leaves_no_object_and_keeps_the_old_one` checks every backend).
     async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
 
     /// SHA-256 of the whole content so far (lowercase hex), when every byte of it passed

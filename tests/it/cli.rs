@@ -9,14 +9,7 @@ use tokio::process::Command;
 use crate::common::clients::{self, assert_ok, curl, random_bytes};
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
-    // The test process may carry FTPS_S3_* variables; these tests decide the config themselves.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FTPS_S3_") {
-            c.env_remove(k);
-        }
-    }
-    c
+    crate::common::binary::server_command()
 }
 
 fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {

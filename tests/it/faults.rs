@@ -22,7 +22,7 @@ use std::{
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     net::TcpStream,
-    process::{Child, Command},
+    process::Child,
 };
 
 use crate::common::{
@@ -706,12 +706,7 @@ impl Binary {
         let bucket = sw.new_bucket().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("FTPS_S3_") || k.starts_with("AWS_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = crate::common::binary::server_command();
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)

@@ -170,12 +170,7 @@ fn replica_config(dir: &Path, ip: &str, ports: &Ports, bucket: &str, endpoint: &
 
 async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Process, PathBuf) {
     let log = dir.join(format!("{ip}.log"));
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FTPS_S3_") || k.starts_with("AWS_") || k.starts_with("OTEL_") {
-            c.env_remove(k);
-        }
-    }
+    let mut c = crate::common::binary::server_command();
     c.arg("serve")
         .arg("--config")
         .arg(config)

@@ -13,7 +13,6 @@ use prost::Message;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
-    process::Command,
     sync::Mutex,
 };
 
@@ -131,16 +130,7 @@ async fn otlp_exports_the_session_command_and_s3_spans_and_the_metrics() {
         ),
     )
     .expect("config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FTPS_S3_")
-            || k.starts_with("AWS_")
-            || k.starts_with("OTEL_")
-            || k == "RUST_LOG"
-        {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::common::binary::server_command();
     cmd.arg("serve")
         .arg("--config")
         .arg(&config)

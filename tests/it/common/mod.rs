@@ -8,6 +8,7 @@
 //! - [`faultproxy`]: an HTTP fault injector between a server and SeaweedFS; [`http`]: a GET for
 //!   the admin listener.
 
+pub mod binary;
 pub mod clients;
 pub mod faultproxy;
 pub mod http;

@@ -61,6 +61,7 @@ struct Metrics {
     s3_duration: Histogram<f64>,
     s3_errors: Counter<u64>,
     passive_ports: UpDownCounter<i64>,
+    passive_refused: Counter<u64>,
     reloads: Counter<u64>,
 }
 
@@ -159,6 +160,11 @@ impl Metrics {
                 .with_description("Passive data ports held by sessions now")
                 .with_unit("{port}")
                 .build(),
+            passive_refused: meter
+                .u64_counter("ftps.passive.refused")
+                .with_description("PASV/EPSV answered 425: no port free for the client's address")
+                .with_unit("{command}")
+                .build(),
             reloads: meter
                 .u64_counter("ftps.reloads")
                 .with_description(
@@ -182,6 +188,7 @@ impl Metrics {
             m.transfer_bytes.add(0, &[direction.label()]);
         }
         m.passive_ports.add(0, &[]);
+        m.passive_refused.add(0, &[]);
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -301,7 +308,12 @@ pub fn bytes(direction: Direction, n: u64) {
 
 // --- Passive ports. ---
 
-/// A passive data port held, counted in `ftps_passive_ports_in_use` until dropped.
+/// A PASV/EPSV was refused (`ftps_passive_refused_total`).
+pub fn passive_refused() {
+    get().passive_refused.add(1, &[]);
+}
+
+/// A passive data port bound, counted in `ftps_passive_ports_in_use` until dropped.
 #[must_use = "the port stops being counted when the guard is dropped"]
 #[derive(Debug)]
 pub struct PassivePortGuard(());
@@ -518,6 +530,10 @@ mod tests {
             value(&text, "ftps_sessions_active{listener=\"explicit\"}").expect("active") >= 1.0
         );
         assert!(value(&text, "ftps_passive_ports_in_use").expect("ports") >= 1.0);
+        assert!(
+            value(&text, "ftps_passive_refused_total").is_some(),
+            "{text}"
+        );
         for name in [
             "# TYPE ftps_sessions_active gauge",
             "# TYPE ftps_logins_total counter",

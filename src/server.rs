@@ -111,7 +111,6 @@ impl Server {
         stores: Stores,
     ) -> Result<Server, StartError> {
         let tls = tls.sized_for(config.limits.max_sessions);
-        let passive_ports = PassivePortPool::new(config.passive_ports()?);
         let explicit = bind_opt("listeners.explicit", config.listeners.explicit).await?;
         let implicit = bind_opt("listeners.implicit", config.listeners.implicit).await?;
         let limits = SessionLimits::new(
@@ -131,6 +130,7 @@ impl Server {
         // Loaded by the caller: a bad certificate would have stopped the start.
         readiness.set_certificate_loaded(true);
         let proxy = ProxyPolicy::from_config(&config.listeners).map(Arc::new);
+        let passive_ports = PassivePortPool::new(config.passive_ports()?, proxy.clone());
         let ctx = Arc::new(ServerContext {
             limits,
             proxy,

@@ -12,6 +12,7 @@ mod haproxy;
 mod hostile;
 mod protocol;
 mod proxy;
+mod security;
 mod storage;
 mod telemetry;
 mod tlsauth;

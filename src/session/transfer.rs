@@ -669,7 +669,7 @@ async fn send_listing(
                 // Each page goes out as soon as the store returns it.
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(JobResult::Storage)?;
-                    let text: String = page.iter().map(line).collect();
+                    let text: String = listing::listable_entries(&page).map(line).collect();
                     data.write_all(text.as_bytes())
                         .await
                         .map_err(JobResult::Client)?;

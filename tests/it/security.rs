@@ -207,3 +207,101 @@ async fn lockout_policies_decide_who_a_guessed_user_name_locks_out() {
         srv.stop().await;
     }
 }
+
+/// A listing command's data (LIST, NLST, MLSD) over a passive TLS data connection.
+async fn listing(c: &mut RawClient, command: &str) -> Vec<u8> {
+    let port = c.epsv().await;
+    c.send_raw(format!("{command}\r\n").as_bytes()).await;
+    assert_eq!(c.reply().await.code, 150, "{command}");
+    let mut data = c.data_connect(port, true).await;
+    let bytes = data.read_all().await.expect("listing");
+    assert_eq!(c.reply().await.code, 226, "{command}");
+    bytes
+}
+
+/// Whether `bytes` has a CR or LF that is not part of a CRLF line end, or any other control
+/// character.
+fn has_raw_control(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let body = text.replace("\r\n", "");
+    body.chars().any(char::is_control)
+}
+
+/// Item 2: control characters (C0, DEL, C1) in any path argument get `553`, and nothing is
+/// created; the session goes on.
+#[tokio::test]
+async fn control_characters_in_path_arguments_are_refused_with_553() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.expect("MKD ok", 257).await;
+    for name in [
+        "a\rb",
+        "tab\there",
+        "esc\x1b[2Jx",
+        "del\x7fx",
+        "c1\u{85}x",
+        "bell\x07",
+    ] {
+        for command in ["MKD", "CWD", "DELE", "RMD", "SIZE", "MDTM", "MLST", "RNFR"] {
+            let reply = c.cmd(&format!("{command} {name}")).await;
+            assert_eq!(reply.code, 553, "{command} {name:?}: {}", reply.text);
+        }
+        c.expect("RNFR ok", 350).await;
+        let reply = c.cmd(&format!("RNTO {name}")).await;
+        assert_eq!(reply.code, 553, "RNTO {name:?}: {}", reply.text);
+        c.epsv().await;
+        let reply = c.cmd(&format!("STOR {name}")).await;
+        assert_eq!(reply.code, 553, "STOR {name:?}: {}", reply.text);
+    }
+    c.expect("NOOP", 200).await;
+    let keys = srv.keys().await;
+    assert!(
+        keys.iter().all(|k| !k.chars().any(char::is_control)),
+        "{keys:?}"
+    );
+    println!("control characters refused with 553 in every path argument; keys: {keys:?}");
+    srv.stop().await;
+}
+
+/// Item 2: keys written to the bucket directly with control characters in their names are
+/// left out of every listing (LIST, NLST, MLSD, STAT), consistently; no listing or reply
+/// carries a raw CR/LF or other control character. A FileZilla user browsing the folder sees
+/// no `FAKE-invoice.pdf`.
+#[tokio::test]
+async fn keys_with_control_characters_never_reach_a_listing_raw() {
+    let srv = TestServer::start().await;
+    let fake = "x\r\n-rw-r--r--    1 ftp ftp 1 Nov 25 14:03 FAKE-invoice.pdf";
+    for name in [
+        "real.txt",
+        fake,
+        "cr\ronly",
+        "lf\nonly",
+        "del\x7fx",
+        "c1\u{85}x",
+        "dir\rx/inside.txt",
+    ] {
+        srv.put_object(&srv.key(name), b"1").await;
+    }
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    for command in ["LIST", "NLST", "MLSD", "LIST -a"] {
+        let bytes = listing(&mut c, command).await;
+        let text = String::from_utf8_lossy(&bytes);
+        println!("{command}: {text:?}");
+        assert!(!has_raw_control(&bytes), "{command}: {text:?}");
+        assert!(!text.contains("FAKE-invoice"), "{command}: {text:?}");
+        assert!(text.contains("real.txt"), "{command}: {text:?}");
+        assert_eq!(text.lines().count(), 1, "{command}: {text:?}");
+    }
+    let stat = c.cmd("STAT .").await;
+    println!("STAT: {:?}", stat.text);
+    assert_eq!(stat.code, 213);
+    assert!(stat.text.contains("real.txt"), "{}", stat.text);
+    assert!(!stat.text.contains("FAKE-invoice"), "{}", stat.text);
+    assert!(!stat.text.contains("only"), "{}", stat.text);
+    assert!(
+        !stat.text.chars().any(|ch| ch.is_control() && ch != '\n'),
+        "{:?}",
+        stat.text
+    );
+    srv.stop().await;
+}

@@ -305,3 +305,39 @@ async fn keys_with_control_characters_never_reach_a_listing_raw() {
     );
     srv.stop().await;
 }
+
+/// Item 5: RNTO and MKD into a directory that does not exist get `550`, as STOR does, and
+/// create nothing; into one that exists they work.
+#[tokio::test]
+async fn rnto_and_mkd_need_an_existing_parent_like_stor() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    srv.put_object(&srv.key("a.txt"), b"abc").await;
+    c.epsv().await;
+    let stor = c.cmd("STOR missing/x.txt").await;
+    let mkd = c.cmd("MKD missing/sub").await;
+    c.expect("RNFR a.txt", 350).await;
+    let rnto = c.cmd("RNTO missing/b.txt").await;
+    println!(
+        "STOR {} / MKD {} / RNTO {} into a missing directory",
+        stor.code, mkd.code, rnto.code
+    );
+    assert_eq!(stor.code, 550, "{}", stor.text);
+    assert_eq!(mkd.code, 550, "{}", mkd.text);
+    assert_eq!(rnto.code, 550, "{}", rnto.text);
+    assert_eq!(srv.keys().await, vec![srv.key("a.txt")]);
+    // A file is not a directory either.
+    assert_eq!(c.cmd("MKD a.txt/sub").await.code, 550);
+    c.expect("RNFR a.txt", 350).await;
+    assert_eq!(c.cmd("RNTO a.txt/b.txt").await.code, 550);
+    // With the parent made, both work.
+    c.expect("MKD d", 257).await;
+    c.expect("MKD d/sub", 257).await;
+    c.expect("RNFR a.txt", 350).await;
+    c.expect("RNTO d/b.txt", 250).await;
+    assert_eq!(
+        srv.object(&srv.key("d/b.txt")).await.as_deref(),
+        Some(&b"abc"[..])
+    );
+    srv.stop().await;
+}

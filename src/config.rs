@@ -210,6 +210,9 @@ pub struct Auth {
     pub max_failures: u32,
     /// How long a throttled address or user name stays refused, from its last failure.
     pub ban_seconds: u64,
+    /// Which budgets failures count against: `"address"`, `"user_at_new_addresses"` (default)
+    /// or `"user_and_address"` (README "Login throttling").
+    pub lockout: crate::auth::Lockout,
     /// Seconds between checks of `users_file` for new contents. New logins use the new file;
     /// logged-in sessions keep the user as it was at login; a file that does not load is logged
     /// and the old users kept. `0`: load once at start.
@@ -326,6 +329,7 @@ impl Default for Config {
                 failure_delay_ms: 1000,
                 max_failures: 5,
                 ban_seconds: 900,
+                lockout: crate::auth::Lockout::UserAtNewAddresses,
                 reload_interval_secs: 10,
             },
             limits: Limits {

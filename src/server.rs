@@ -123,6 +123,7 @@ impl Server {
             users,
             config.auth.max_failures,
             Duration::from_secs(config.auth.ban_seconds),
+            config.auth.lockout,
         );
         let admin = bind_admin(config.admin.listen).await?;
         let shutdown = CancellationToken::new();

@@ -488,6 +488,26 @@ impl Resolved {
         }
         self.home.storage().stat(&self.key).await
     }
+
+    /// Whether the directory the path is in exists. STOR, MKD and RNTO go into existing
+    /// directories only, as on any filesystem (RFC 959 servers answer `550`): a typo in a path
+    /// should fail, not create directories. `Err` is the reply.
+    pub async fn parent_exists(&self) -> Result<(), Reply> {
+        let parent = self.path.parent();
+        if parent.is_root() {
+            return Ok(());
+        }
+        match self.home.storage().stat(&self.home.key(&parent)).await {
+            Ok(e) if e.kind == EntryKind::Dir => Ok(()),
+            Ok(_) | Err(StorageError::NotFound(_)) => {
+                Err(Reply::new(550, format!("{parent}: No such directory")))
+            }
+            Err(e) => {
+                log_storage_error("stat", &e);
+                Err(Reply::storage_error(&e, parent.as_str()))
+            }
+        }
+    }
 }
 
 /// Turns a connection away at a limit: `421` in the clear on the explicit port; on the implicit

@@ -217,19 +217,10 @@ impl Session {
             )
             .into();
         }
-        // Uploads go into existing directories only, as on any filesystem: a typo in a path
-        // should fail, not create a directory.
-        let storage = r.home.storage().clone();
-        let parent = r.path.parent();
-        if !parent.is_root() {
-            match storage.stat(&r.home.key(&parent)).await {
-                Ok(e) if e.kind == EntryKind::Dir => {}
-                Ok(_) | Err(StorageError::NotFound(_)) => {
-                    return Reply::new(550, format!("{parent}: No such directory")).into()
-                }
-                Err(e) => return storage_reply("stat", &e, &parent),
-            }
+        if let Err(reply) = r.parent_exists().await {
+            return reply.into();
         }
+        let storage = r.home.storage().clone();
         let spec = UploadSpec {
             mode,
             uploader: self.state.user_name().unwrap_or_default().to_string(),
@@ -662,7 +653,7 @@ async fn send_listing(
                 // Each page goes out as soon as the store returns it.
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(JobResult::Storage)?;
-                    let text: String = page.iter().map(line).collect();
+                    let text: String = listing::listable_entries(&page).map(line).collect();
                     data.write_all(text.as_bytes())
                         .await
                         .map_err(JobResult::Client)?;

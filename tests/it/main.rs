@@ -13,6 +13,7 @@ mod hostile;
 mod passive;
 mod protocol;
 mod proxy;
+mod security;
 mod storage;
 mod telemetry;
 mod tlsauth;

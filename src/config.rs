@@ -264,6 +264,11 @@ pub struct Admin {
     /// Seconds between storage reachability checks for `/readyz` (S3: a HeadBucket on
     /// `s3.bucket`; local: the root directory exists). Probes read the last result.
     pub storage_check_interval_secs: u64,
+    /// `/readyz` fails after this many storage checks failed in a row; 0 (the default) never:
+    /// readiness is about this process (listeners, certificate, shutdown), since a storage
+    /// outage hits every replica at once and unready pods would refuse even the sessions that
+    /// do not need it. Storage health is always in `/readyz`'s text and in `ftps_storage_up`.
+    pub readiness_storage_failures: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -346,6 +351,7 @@ impl Default for Config {
             admin: Admin {
                 listen: None,
                 storage_check_interval_secs: 10,
+                readiness_storage_failures: 0,
             },
             telemetry: Telemetry {
                 otlp_endpoint: None,

@@ -28,7 +28,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_runtime_api::{box_error::BoxError, client::orchestrator::Metadata};
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use opentelemetry::{
-    metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
+    metrics::{Counter, Gauge, Histogram, MeterProvider as _, UpDownCounter},
     KeyValue,
 };
 use opentelemetry_sdk::metrics::{MeterProviderBuilder, SdkMeterProvider};
@@ -63,6 +63,9 @@ struct Metrics {
     passive_ports: UpDownCounter<i64>,
     passive_refused: Counter<u64>,
     reloads: Counter<u64>,
+    storage_up: Gauge<u64>,
+    storage_failures: Gauge<u64>,
+    storage_checks: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -172,6 +175,23 @@ impl Metrics {
                 )
                 .with_unit("{reload}")
                 .build(),
+            storage_up: meter
+                .u64_gauge("ftps.storage.up")
+                .with_description(
+                    "1 when the last background storage check (S3: list the bucket) succeeded, \
+                     else 0",
+                )
+                .build(),
+            storage_failures: meter
+                .u64_gauge("ftps.storage.consecutive_failures")
+                .with_description("Storage checks failed in a row (0 after a success)")
+                .with_unit("{check}")
+                .build(),
+            storage_checks: meter
+                .u64_counter("ftps.storage.checks")
+                .with_description("Background storage checks, by result")
+                .with_unit("{check}")
+                .build(),
             provider,
             registry,
         };
@@ -196,6 +216,9 @@ impl Metrics {
                     &[KeyValue::new("file", file), KeyValue::new("result", result)],
                 );
             }
+        }
+        for result in ["ok", "failed"] {
+            m.storage_checks.add(0, &[KeyValue::new("result", result)]);
         }
         m
     }
@@ -338,6 +361,19 @@ pub fn reload(file: &'static str, result: &'static str) {
     get().reloads.add(
         1,
         &[KeyValue::new("file", file), KeyValue::new("result", result)],
+    );
+}
+
+// --- Storage health. ---
+
+/// A background storage check ended; `consecutive_failures` is 0 after a success.
+pub fn storage_check(ok: bool, consecutive_failures: u64) {
+    let m = get();
+    m.storage_up.record(u64::from(ok), &[]);
+    m.storage_failures.record(consecutive_failures, &[]);
+    m.storage_checks.add(
+        1,
+        &[KeyValue::new("result", if ok { "ok" } else { "failed" })],
     );
 }
 

@@ -187,6 +187,8 @@ impl Server {
         let admin_stop = CancellationToken::new();
         let admin = self.admin.map(|admin| {
             let ctx = &self.ctx;
+            ctx.readiness
+                .set_storage_gate(ctx.config.admin.readiness_storage_failures);
             ctx.readiness.spawn_storage_checks(
                 admin::storage_probe(ctx.clone()),
                 Duration::from_secs(ctx.config.admin.storage_check_interval_secs),

@@ -3,36 +3,17 @@
 
 use std::sync::{atomic::Ordering, Arc};
 
-use aws_sdk_s3::{
-    operation::head_object::HeadObjectOutput,
-    primitives::ByteStream,
-    types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, Tagging},
-    Client,
-};
+use aws_sdk_s3::{operation::head_object::HeadObjectOutput, types::Tagging};
 use futures::{stream, StreamExt, TryStreamExt};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::abort::abort_multipart;
-use super::error::s3_error;
-use super::multipart::DonePart;
+use super::bucket::Bucket;
+use super::error::{backend_error, s3_error, BackendCode};
+use super::multipart::{completed_part, DonePart};
 use super::{size_of, S3Storage};
 use crate::vfs::StorageError;
 
-/// `x-amz-copy-source` is `bucket/key`, URL-encoded: everything but RFC 3986 unreserved
-/// characters and the `/` separators. An unencoded `+` would be read as a space, `%` as an escape.
-pub(super) const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
-
 impl S3Storage {
-    /// `bucket/key`, encoded for `x-amz-copy-source`.
-    pub(super) fn copy_source(&self, key: &str) -> String {
-        format!("{}/{}", self.bucket, utf8_percent_encode(key, COPY_SOURCE))
-    }
-
     /// Copies `from` (described by `head`) to `to` with `UploadPartCopy`, for objects too large
     /// for `CopyObject`; metadata and tags go along. Aborts its upload on any failure.
     pub(super) async fn copy_multipart(
@@ -41,56 +22,35 @@ impl S3Storage {
         to: &str,
         head: &HeadObjectOutput,
     ) -> Result<(), StorageError> {
-        let mut request = self
-            .client
-            .create_multipart_upload()
-            .bucket(&*self.bucket)
-            .key(to)
-            .set_metadata(head.metadata().cloned())
-            .set_content_type(head.content_type().map(str::to_string));
-        if self.part_checksums {
-            request = request
-                .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                .checksum_type(ChecksumType::FullObject);
-        }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| s3_error("CreateMultipartUpload", to, e))?;
-        let upload_id = out
-            .upload_id()
-            .ok_or_else(|| self.build_error("CreateMultipartUpload", to, "no upload id"))?
-            .to_string();
+        let upload_id = self
+            .bucket
+            .create_multipart(
+                to,
+                head.metadata().cloned(),
+                head.content_type().map(str::to_string),
+                self.part_checksums,
+            )
+            .await?;
         let copier = PartCopier {
-            client: self.client.clone(),
             bucket: self.bucket.clone(),
             key: to.into(),
             upload_id: upload_id.clone(),
-            source: self.copy_source(from),
+            source: self.bucket.copy_source(from),
             if_match: head.e_tag().map(str::to_string),
             concurrency: self.upload_concurrency,
         };
         let size = size_of(head.content_length());
         let result = async {
-            let mut parts = copier.copy(copy_pieces(size, self.copy_part_size)).await?;
-            parts.sort_by_key(|p| p.part.part_number());
-            self.client
-                .complete_multipart_upload()
-                .bucket(&*self.bucket)
-                .key(to)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts.into_iter().map(|p| p.part).collect()))
-                        .build(),
-                )
+            let parts = copier.copy(copy_pieces(size, self.copy_part_size)).await?;
+            self.bucket
+                .complete_multipart(to, &upload_id, parts)
                 .send()
                 .await
                 .map_err(|e| s3_error("CompleteMultipartUpload", to, e))
         }
         .await;
         if let Err(e) = result {
-            abort_multipart(&self.client, &self.bucket, to, &upload_id).await;
+            abort_multipart(&self.bucket, to, &upload_id).await;
             return Err(e);
         }
         if head.tag_count().unwrap_or(0) > 0 && self.tagging.load(Ordering::Relaxed) {
@@ -103,9 +63,8 @@ impl S3Storage {
 
     pub(super) async fn copy_tags(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let tags = self
-            .client
+            .bucket
             .get_object_tagging()
-            .bucket(&*self.bucket)
             .key(from)
             .send()
             .await
@@ -113,10 +72,9 @@ impl S3Storage {
         let tagging = Tagging::builder()
             .set_tag_set(Some(tags.tag_set().to_vec()))
             .build()
-            .map_err(|e| self.build_error("PutObjectTagging", to, e))?;
-        self.client
+            .map_err(|e| backend_error("PutObjectTagging", to, BackendCode::Construction, e))?;
+        self.bucket
             .put_object_tagging()
-            .bucket(&*self.bucket)
             .key(to)
             .tagging(tagging)
             .send()
@@ -135,25 +93,16 @@ impl S3Storage {
         size: u64,
     ) -> Result<(), StorageError> {
         if from.ends_with('/') && size == 0 {
-            self.client
-                .put_object()
-                .bucket(&*self.bucket)
-                .key(to)
-                .body(ByteStream::from_static(b""))
-                .send()
-                .await
-                .map_err(|e| s3_error("PutObject", to, e))?;
-            return Ok(());
+            return self.bucket.put_empty(to).await;
         }
         if size > self.max_copy_object_size {
             let head = self.head_object(from, false).await?;
             return self.copy_multipart(from, to, &head).await;
         }
-        self.client
+        self.bucket
             .copy_object()
-            .bucket(&*self.bucket)
             .key(to)
-            .copy_source(self.copy_source(from))
+            .copy_source(self.bucket.copy_source(from))
             .send()
             .await
             .map_err(|e| s3_error("CopyObject", from, e))?;
@@ -180,8 +129,7 @@ pub(super) fn copy_pieces(size: u64, max_piece: u64) -> Vec<(i32, u64, u64)> {
 
 /// Server-side copies of byte ranges of one object into parts of a multipart upload.
 pub(super) struct PartCopier {
-    pub(super) client: Client,
-    pub(super) bucket: Arc<str>,
+    pub(super) bucket: Bucket,
     pub(super) key: Arc<str>,
     pub(super) upload_id: String,
     /// `x-amz-copy-source`.
@@ -201,9 +149,8 @@ impl PartCopier {
         stream::iter(pieces)
             .map(|(number, first, last)| async move {
                 let out = this
-                    .client
+                    .bucket
                     .upload_part_copy()
-                    .bucket(&*this.bucket)
                     .key(&*this.key)
                     .upload_id(&this.upload_id)
                     .part_number(number)
@@ -214,19 +161,18 @@ impl PartCopier {
                     .await
                     .map_err(|e| s3_error("UploadPartCopy", &this.key, e))?;
                 let result = out.copy_part_result();
-                let owned = |s: Option<&str>| s.map(str::to_string);
                 Ok(DonePart {
-                    part: CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(owned(result.and_then(|r| r.e_tag())))
-                        .set_checksum_crc32(owned(result.and_then(|r| r.checksum_crc32())))
-                        .set_checksum_crc32_c(owned(result.and_then(|r| r.checksum_crc32_c())))
-                        .set_checksum_crc64_nvme(owned(
+                    part: completed_part(
+                        number,
+                        result.and_then(|r| r.e_tag()),
+                        [
+                            result.and_then(|r| r.checksum_crc32()),
+                            result.and_then(|r| r.checksum_crc32_c()),
                             result.and_then(|r| r.checksum_crc64_nvme()),
-                        ))
-                        .set_checksum_sha1(owned(result.and_then(|r| r.checksum_sha1())))
-                        .set_checksum_sha256(owned(result.and_then(|r| r.checksum_sha256())))
-                        .build(),
+                            result.and_then(|r| r.checksum_sha1()),
+                            result.and_then(|r| r.checksum_sha256()),
+                        ],
+                    ),
                     size: last - first + 1,
                     modified: None,
                 })
@@ -240,7 +186,9 @@ impl PartCopier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vfs::s3::bucket::COPY_SOURCE;
     use crate::vfs::s3::{MAX_COPY_SIZE, MAX_PARTS, MIB, MIN_COPY_PART_SIZE, MIN_PART_SIZE};
+    use percent_encoding::utf8_percent_encode;
 
     #[test]
     fn copy_source_encodes_all_but_unreserved_and_slash() {

@@ -1,20 +1,18 @@
 //! Listings: delimiter pages streamed to the session (fetched one ahead), and every key under
 //! a prefix for directory renames.
 
-use std::sync::Arc;
-
-use aws_sdk_s3::{operation::list_objects_v2::ListObjectsV2Output, Client};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use futures::{stream, StreamExt};
 use tracing::Instrument;
 
+use super::bucket::Bucket;
 use super::error::s3_error;
 use super::{dir_entry, size_of, system_time, S3Storage};
 use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError};
 
 /// What one listing stream needs, shared by its page fetches.
 pub(super) struct Lister {
-    pub(super) client: Client,
-    pub(super) bucket: Arc<str>,
+    pub(super) bucket: Bucket,
     /// `dir/`, or `""` for the root.
     pub(super) prefix: String,
 }
@@ -26,9 +24,8 @@ impl Lister {
         token: Option<String>,
     ) -> Result<(Vec<Entry>, Option<String>), StorageError> {
         let out = self
-            .client
+            .bucket
             .list_objects_v2()
-            .bucket(&*self.bucket)
             .prefix(&self.prefix)
             .delimiter("/")
             .set_continuation_token(token)
@@ -69,7 +66,6 @@ impl S3Storage {
     /// writing. At most two pages wait; when the reader goes away the fetching stops.
     pub(super) fn list_dir(&self, dir: &ObjectKey) -> ListPages {
         let lister = Lister {
-            client: self.client.clone(),
             bucket: self.bucket.clone(),
             prefix: dir.dir_prefix(),
         };
@@ -111,9 +107,8 @@ impl S3Storage {
         let mut token = None::<String>;
         loop {
             let out = self
-                .client
+                .bucket
                 .list_objects_v2()
-                .bucket(&*self.bucket)
                 .prefix(&prefix)
                 .set_continuation_token(token.take())
                 .send()

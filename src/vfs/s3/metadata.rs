@@ -10,7 +10,7 @@ use aws_sdk_s3::{
 use percent_encoding::{AsciiSet, CONTROLS};
 use sha2::{Digest, Sha256};
 
-use super::error::s3_error;
+use super::error::{is_store_code, s3_error};
 use super::upload::S3Upload;
 use super::{unquote, S3Storage};
 use crate::vfs::{ObjectKey, RecordedDigests, StorageError};
@@ -81,9 +81,8 @@ impl S3Upload {
             }
         };
         let put = self
-            .client
+            .bucket
             .put_object_tagging()
-            .bucket(&*self.bucket)
             .key(key)
             .set_version_id(version_id.map(str::to_string))
             .tagging(tagging)
@@ -91,7 +90,7 @@ impl S3Upload {
             .await;
         if let Err(e) = put {
             let e = s3_error("PutObjectTagging", key, e);
-            if matches!(&e, StorageError::Backend { code, .. } if code == "NotImplemented") {
+            if is_store_code(&e, "NotImplemented") {
                 self.tagging.store(false, Ordering::Relaxed);
                 tracing::warn!(key, "the store does not implement object tagging: SHA-256 digests of multipart uploads are not recorded");
             } else {
@@ -104,13 +103,7 @@ impl S3Upload {
         }
         // No version to name: if another upload completed at the key in between, the tags may
         // sit on its object. Check, and take them off if so.
-        let now = self
-            .client
-            .head_object()
-            .bucket(&*self.bucket)
-            .key(key)
-            .send()
-            .await;
+        let now = self.bucket.head_object().key(key).send().await;
         let ours = match (&now, etag) {
             (Ok(head), Some(etag)) => head.e_tag().map(unquote) == Some(unquote(etag)),
             _ => false,
@@ -120,14 +113,7 @@ impl S3Upload {
                 key,
                 "the object changed while its digests were recorded; removing them"
             );
-            if let Err(e) = self
-                .client
-                .delete_object_tagging()
-                .bucket(&*self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
+            if let Err(e) = self.bucket.delete_object_tagging().key(key).send().await {
                 tracing::warn!(key, error = %s3_error("DeleteObjectTagging", key, e),
                     "could not remove digest tags that may describe another upload");
             }
@@ -157,9 +143,8 @@ impl S3Storage {
         let incomplete = digests.sha256.is_none() || digests.crc32.is_none();
         if incomplete && head.tag_count().unwrap_or(0) > 0 && self.tagging.load(Ordering::Relaxed) {
             let tags = self
-                .client
+                .bucket
                 .get_object_tagging()
-                .bucket(&*self.bucket)
                 .key(key.as_str())
                 .set_version_id(head.version_id().map(str::to_string))
                 .send()

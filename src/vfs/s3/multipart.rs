@@ -3,9 +3,8 @@
 
 use std::time::SystemTime;
 
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 
-use super::error::s3_error;
 use super::upload::S3Upload;
 use crate::vfs::StorageError;
 
@@ -18,31 +17,16 @@ pub(super) struct DonePart {
 }
 
 impl S3Upload {
+    /// `CreateMultipartUpload` with this upload's metadata; returns the upload id.
     pub(super) async fn create_multipart(&self) -> Result<String, StorageError> {
-        let mut request = self
-            .client
-            .create_multipart_upload()
-            .bucket(&*self.bucket)
-            .key(&*self.key)
-            .set_metadata(Some(self.metadata.clone()));
-        if self.part_checksums {
-            request = request
-                .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                .checksum_type(ChecksumType::FullObject);
-        }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| s3_error("CreateMultipartUpload", &self.key, e))?;
-        let id = out.upload_id().ok_or_else(|| {
-            self.error(
-                "CreateMultipartUpload",
-                "NoUploadId",
-                "the store returned no upload id".to_string(),
+        self.bucket
+            .create_multipart(
+                &self.key,
+                Some(self.metadata.clone()),
+                None,
+                self.part_checksums,
             )
-        })?;
-        tracing::debug!(key = &*self.key, upload_id = id, "multipart upload created");
-        Ok(id.to_string())
+            .await
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 use super::abort::abort_multipart;
-use super::error::s3_error;
+use super::error::{is_store_code, s3_error};
 use super::multipart::{completed_part, DonePart};
 use super::upload::S3Upload;
 use super::{size_of, system_time, unix_secs, S3Storage, MIN_PART_SIZE};
@@ -80,7 +80,7 @@ impl S3Storage {
                 Ok(parts) => parts,
                 // Completed or aborted since it was listed.
                 Err(StorageError::NotFound(_)) => continue,
-                Err(StorageError::Backend { code, .. }) if code == "NoSuchUpload" => continue,
+                Err(e) if is_store_code(&e, "NoSuchUpload") => continue,
                 Err(e) => return Err(e),
             };
             let last_activity = parts
@@ -97,9 +97,9 @@ impl S3Storage {
                     idle_secs = idle.as_secs(),
                     "aborting a kept upload older than s3.resume_window_secs"
                 );
-                let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.clone());
+                let (bucket, key) = (self.bucket.clone(), key.clone());
                 tokio::spawn(async move {
-                    abort_multipart(&client, &bucket, key.as_str(), &upload_id).await;
+                    abort_multipart(&bucket, key.as_str(), &upload_id).await;
                 });
                 continue;
             }
@@ -127,9 +127,8 @@ impl S3Storage {
         let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
         loop {
             let out = self
-                .client
+                .bucket
                 .list_multipart_uploads()
-                .bucket(&*self.bucket)
                 .prefix(key.as_str())
                 .set_key_marker(key_marker.take())
                 .set_upload_id_marker(id_marker.take())
@@ -173,9 +172,8 @@ impl S3Storage {
         let mut marker = None::<String>;
         loop {
             let out = self
-                .client
+                .bucket
                 .list_parts()
-                .bucket(&*self.bucket)
                 .key(key.as_str())
                 .upload_id(upload_id)
                 .set_part_number_marker(marker.take())

@@ -11,8 +11,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_s3::{
     primitives::ByteStream,
-    types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload},
-    Client,
+    types::{ChecksumAlgorithm, ChecksumType},
 };
 use bytes::{BufMut, Bytes, BytesMut};
 use percent_encoding::utf8_percent_encode;
@@ -23,7 +22,8 @@ use tokio::{
 use tracing::Instrument;
 
 use super::abort::abort_multipart;
-use super::error::s3_error;
+use super::bucket::Bucket;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::metadata::{
     ContentDigests, METADATA_VALUE, META_CLIENT_ADDR, META_CRC32, META_SHA256, META_UPLOADER,
 };
@@ -46,7 +46,6 @@ impl S3Storage {
             (META_CLIENT_ADDR.to_string(), spec.client_addr.to_string()),
         ]);
         S3Upload {
-            client: self.client.clone(),
             bucket: self.bucket.clone(),
             key: key.as_str().into(),
             part_size: self.part_size,
@@ -80,8 +79,7 @@ pub(super) struct SentPart {
 /// upload otherwise. See the module docs for the memory bound, the cleanup rules, resuming and
 /// appending.
 pub(super) struct S3Upload {
-    pub(super) client: Client,
-    pub(super) bucket: Arc<str>,
+    pub(super) bucket: Bucket,
     pub(super) key: Arc<str>,
     pub(super) part_size: usize,
     pub(super) concurrency: usize,
@@ -133,10 +131,11 @@ impl S3Upload {
             }
         };
         if self.next_part > MAX_PARTS {
-            return Err(self.error(
+            return Err(backend_error(
                 "UploadPart",
-                "TooManyParts",
-                format!(
+                &self.key,
+                BackendCode::TooManyParts,
+                format_args!(
                     "the file needs more than {MAX_PARTS} parts of {} bytes; raise s3.part_size_mib",
                     self.part_size
                 ),
@@ -159,9 +158,8 @@ impl S3Upload {
         let size = data.len() as u64;
         let body = ByteStream::from(data.clone());
         let mut request = self
-            .client
+            .bucket
             .upload_part()
-            .bucket(&*self.bucket)
             .key(&*self.key)
             .upload_id(upload_id)
             .part_number(part_number)
@@ -218,7 +216,12 @@ impl S3Upload {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(self.error("UploadPart", "TaskFailed", e.to_string())),
+            Err(e) => Err(backend_error(
+                "UploadPart",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
         }
     }
 
@@ -232,7 +235,12 @@ impl S3Upload {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(self.error("UploadPartCopy", "TaskFailed", e.to_string())),
+            Err(e) => Err(backend_error(
+                "UploadPartCopy",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
         }
     }
 
@@ -246,9 +254,8 @@ impl S3Upload {
                 metadata.insert(META_SHA256.to_string(), sha256.clone());
                 metadata.insert(META_CRC32.to_string(), format!("{crc32:08x}"));
             }
-            self.client
+            self.bucket
                 .put_object()
-                .bucket(&*self.bucket)
                 .key(&*self.key)
                 .set_metadata(Some(metadata))
                 .body(ByteStream::from(last))
@@ -266,23 +273,12 @@ impl S3Upload {
         while let Some(joined) = self.in_flight.join_next().await {
             self.part_done(joined)?;
         }
-        let mut parts = std::mem::take(&mut self.done);
-        parts.sort_by_key(|p| p.part.part_number());
+        let parts = std::mem::take(&mut self.done);
         let Some(upload_id) = self.upload_id.clone() else {
             return Ok(self.received);
         };
         let size = self.prefix + self.received;
-        let mut request = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&*self.bucket)
-            .key(&*self.key)
-            .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts.into_iter().map(|p| p.part).collect()))
-                    .build(),
-            );
+        let mut request = self.bucket.complete_multipart(&self.key, &upload_id, parts);
         if let (true, Some((_, crc32))) = (self.part_checksums, &digests) {
             // S3 checks the CRC32 it combines from the parts against the one computed here.
             request = request
@@ -332,24 +328,16 @@ impl S3Upload {
         self.in_flight.shutdown().await;
         self.copies.shutdown().await;
         if let Some(upload_id) = self.upload_id.take() {
-            abort_multipart(&self.client, &self.bucket, &self.key, &upload_id).await;
-        }
-    }
-
-    pub(super) fn error(&self, op: &'static str, code: &str, message: String) -> StorageError {
-        StorageError::Backend {
-            op,
-            key: self.key.to_string(),
-            code: code.to_string(),
-            message,
+            abort_multipart(&self.bucket, &self.key, &upload_id).await;
         }
     }
 
     pub(super) fn ended(&self) -> StorageError {
-        self.error(
+        backend_error(
             "Upload",
-            "UploadFailed",
-            "an earlier error ended this upload; nothing was stored".to_string(),
+            &self.key,
+            BackendCode::UploadFailed,
+            "an earlier error ended this upload; nothing was stored",
         )
     }
 }
@@ -457,13 +445,13 @@ impl Drop for S3Upload {
         };
         let mut in_flight = std::mem::take(&mut self.in_flight);
         let mut copies = std::mem::take(&mut self.copies);
-        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        let (bucket, key) = (self.bucket.clone(), self.key.clone());
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     in_flight.shutdown().await;
                     copies.shutdown().await;
-                    abort_multipart(&client, &bucket, &key, &upload_id).await;
+                    abort_multipart(&bucket, &key, &upload_id).await;
                 });
             }
             Err(_) => tracing::warn!(

@@ -341,3 +341,112 @@ async fn rnto_and_mkd_need_an_existing_parent_like_stor() {
     );
     srv.stop().await;
 }
+
+/// The `bytes` of the last audit line of `event` (`upload`, `download`) with `result`.
+async fn audited_bytes(logs: &Logs, event: &str, result: &str) -> u64 {
+    let line = logs
+        .wait_for(
+            &[("event", event), ("result", result)],
+            Duration::from_secs(10),
+        )
+        .await;
+    line.get("bytes").and_then(|b| b.as_u64()).unwrap_or(0)
+}
+
+const MIB: usize = 1 << 20;
+
+/// Item 6: an upload cut off by ABOR is audited (and counted in metrics, from the same
+/// figure) with the bytes that really came over the data connection, not 0.
+#[tokio::test]
+async fn an_aborted_upload_reports_the_bytes_it_moved() {
+    let srv = TestServer::start().await;
+    let (logs, _guard) = Logs::capture();
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.set_reply_timeout(Duration::from_secs(60));
+    let port = c.epsv().await;
+    c.send_raw(b"STOR cut.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    let sent = 12 * MIB;
+    data.write_all(&vec![7u8; sent]).await.expect("upload");
+    // Let the server read what the kernel holds, then abort.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    c.send_raw(b"ABOR\r\n").await;
+    let first = c.reply().await.code;
+    assert_eq!(first, 426);
+    assert_eq!(c.reply().await.code, 226);
+    data.reset();
+    let bytes = audited_bytes(&logs, "upload", "aborted").await;
+    println!("upload: {sent} bytes sent, then ABOR; audited bytes {bytes}");
+    assert!(
+        bytes >= (sent - MIB) as u64 && bytes <= sent as u64,
+        "audited {bytes}, sent {sent}"
+    );
+    // Cut by a reset (what a killed client leaves): failed, with its bytes too.
+    let port = c.epsv().await;
+    c.send_raw(b"STOR reset.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    let sent = 6 * MIB;
+    data.write_all(&vec![7u8; sent]).await.expect("upload");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    data.reset();
+    assert_eq!(c.reply().await.code, 426);
+    let bytes = audited_bytes(&logs, "upload", "failed").await;
+    println!("upload: {sent} bytes sent, then a reset; audited bytes {bytes}");
+    assert!(
+        bytes >= (sent - MIB) as u64 && bytes <= sent as u64,
+        "audited {bytes}, sent {sent}"
+    );
+    srv.stop().await;
+}
+
+/// Item 6: a download the client cuts by ABOR after 10 MiB reports what its data connection
+/// carried: at least the 10 MiB read, and not the whole file (what the kernel's socket
+/// buffers held when the ABOR came is counted too: it left the server). A ranged download
+/// (REST n) reports the bytes sent, not the object's size.
+#[tokio::test]
+async fn a_cut_or_ranged_download_reports_the_bytes_it_moved() {
+    let srv = TestServer::start().await;
+    let size = 64 * MIB;
+    srv.put_object(&srv.key("big.bin"), &vec![3u8; size]).await;
+    let (logs, _guard) = Logs::capture();
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.set_reply_timeout(Duration::from_secs(60));
+
+    let port = c.epsv().await;
+    c.send_raw(b"RETR big.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    let read = 10 * MIB;
+    data.read_exact(read).await.expect("first 10 MiB");
+    c.send_raw(b"ABOR\r\n").await;
+    assert_eq!(c.reply().await.code, 426);
+    assert_eq!(c.reply().await.code, 226);
+    data.reset();
+    let bytes = audited_bytes(&logs, "download", "aborted").await;
+    println!("download of {size} bytes cut by ABOR after {read} read; audited bytes {bytes}");
+    assert!(
+        bytes >= read as u64 && bytes < size as u64,
+        "audited {bytes}, read {read} of {size}"
+    );
+
+    // REST n: the bytes from n on.
+    let rest = size - 1000;
+    c.expect(&format!("REST {rest}"), 350).await;
+    let port = c.epsv().await;
+    c.send_raw(b"RETR big.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let got = c
+        .data_connect(port, true)
+        .await
+        .read_all()
+        .await
+        .expect("tail");
+    assert_eq!(got.len(), 1000);
+    assert_eq!(c.reply().await.code, 226);
+    let bytes = audited_bytes(&logs, "download", "ok").await;
+    println!("REST {rest} + RETR: audited bytes {bytes}");
+    assert_eq!(bytes, 1000);
+    srv.stop().await;
+}

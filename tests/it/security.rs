@@ -450,3 +450,68 @@ async fn a_cut_or_ranged_download_reports_the_bytes_it_moved() {
     assert_eq!(bytes, 1000);
     srv.stop().await;
 }
+
+/// The suite the implicit port negotiates with a client offering `suites` (in that order of
+/// preference) at `version`.
+async fn negotiated_suite(
+    addr: SocketAddr,
+    version: &'static rustls::SupportedProtocolVersion,
+    suites: &[rustls::SupportedCipherSuite],
+) -> rustls::CipherSuite {
+    use crate::common::raw::AcceptAny;
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    let provider = Arc::new(provider);
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    tls.get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .expect("suite")
+        .suite()
+}
+
+/// Item 8: the server's cipher order wins (testssl's "server cipher order"): a client that
+/// prefers ChaCha20 and lists AES-256-GCM last gets AES-256-GCM, in TLS 1.3 and 1.2.
+#[tokio::test]
+async fn the_server_cipher_order_wins() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    use rustls::CipherSuite;
+    let srv = TestServer::start().await;
+    let tls13 = [
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+    ];
+    let got13 = negotiated_suite(srv.implicit, &rustls::version::TLS13, &tls13).await;
+    let tls12 = [
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ];
+    let got12 = negotiated_suite(srv.implicit, &rustls::version::TLS12, &tls12).await;
+    println!("client prefers ChaCha20: TLS 1.3 got {got13:?}, TLS 1.2 got {got12:?}");
+    assert_eq!(got13, CipherSuite::TLS13_AES_256_GCM_SHA384);
+    assert!(
+        matches!(
+            got12,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+        ),
+        "{got12:?}"
+    );
+    srv.stop().await;
+}

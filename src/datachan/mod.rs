@@ -1,5 +1,6 @@
 //! Data connections: passive listeners from a port pool, active connects, the connection itself
-//! (plain or TLS by PROT level), and an idle timeout on every read and write.
+//! (plain or TLS by PROT level), an idle timeout on every read and write, and a count of the
+//! bytes moved.
 //!
 //! Rules enforced here, once:
 //! - Passive: a data connection must come from the control connection's client address (with
@@ -16,6 +17,7 @@
 
 pub mod ascii;
 mod idle;
+mod metered;
 mod passive;
 
 use std::{
@@ -28,6 +30,7 @@ use tokio::net::TcpSocket;
 use tokio_rustls::TlsAcceptor;
 
 pub use idle::IdleTimeout;
+pub use metered::Metered;
 pub use passive::{PassiveListener, PassivePortPool};
 
 use crate::proxy::ClientAddr;

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::audit;
 use crate::auth::{Permission, Permissions};
 use crate::datachan::ascii::{FromCrlf, ToCrlf};
-use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, OpenError};
+use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, Metered, OpenError};
 use crate::listing::{self, MlstFacts};
 use crate::session::codec::Line;
 use crate::session::command::{Command, TransferType};
@@ -342,7 +342,7 @@ impl Session {
         tokio::pin!(fut);
 
         enum Event {
-            Finished(JobResult),
+            Finished((JobResult, u64)),
             Control(io::Result<Line>),
             EndedByShutdown,
         }
@@ -379,7 +379,8 @@ impl Session {
                 }
             }
         };
-        self.log_transfer(&info, &result, started);
+        let (result, moved) = result;
+        self.log_transfer(&info, &result, moved, started);
         if !control_open {
             return false;
         }
@@ -416,18 +417,20 @@ impl Session {
     }
 
     /// The transfer's metrics, and its audit line (uploads and downloads; listings only log).
-    fn log_transfer(&self, job: &JobInfo, result: &JobResult, started: Instant) {
+    /// `moved`: the bytes the data connection carried, reported for a transfer that did not
+    /// complete (a complete upload reports the bytes stored).
+    fn log_transfer(&self, job: &JobInfo, result: &JobResult, moved: u64, started: Instant) {
         let duration = started.elapsed();
         let (outcome, bytes, detail) = match result {
             JobResult::Done { bytes, .. } => (audit::Outcome::Ok, *bytes, String::new()),
-            JobResult::Aborted => (audit::Outcome::Aborted("abor"), 0, String::new()),
+            JobResult::Aborted => (audit::Outcome::Aborted("abor"), moved, String::new()),
             JobResult::NoDataConnection(e) => (
                 audit::Outcome::Failed("no_data_connection"),
-                0,
+                moved,
                 e.to_string(),
             ),
-            JobResult::Client(e) => (audit::Outcome::Failed("client"), 0, e.to_string()),
-            JobResult::Storage(e) => (audit::Outcome::Failed("storage"), 0, e.to_string()),
+            JobResult::Client(e) => (audit::Outcome::Failed("client"), moved, e.to_string()),
+            JobResult::Storage(e) => (audit::Outcome::Failed("storage"), moved, e.to_string()),
         };
         crate::metrics::transfer_finished(job.verb, outcome.result(), bytes, duration);
         if matches!(result, JobResult::Storage(_)) {
@@ -474,14 +477,15 @@ struct DataParams {
 }
 
 /// Opens the data connection and runs the work; every step stops at `cancel`. Owns everything
-/// it needs, so the session can keep reading the control connection meanwhile.
+/// it needs, so the session can keep reading the control connection meanwhile. Also returns
+/// the bytes the data connection carried in the work's direction, however the job ended.
 async fn execute(
     mut plan: DataPlan,
     params: DataParams,
     work: Work,
     ascii: bool,
     cancel: CancellationToken,
-) -> JobResult {
+) -> (JobResult, u64) {
     let security = DataSecurity {
         tls: params.tls.as_ref(),
         require_resumption: params.require_resumption,
@@ -504,13 +508,15 @@ async fn execute(
             if let Work::Upload(u) = work {
                 u.abort().await;
             }
-            return match other {
+            let result = match other {
                 Some(Err(e)) => JobResult::NoDataConnection(e),
                 _ => JobResult::Aborted,
             };
+            return (result, 0);
         }
     };
-    let mut data = IdleTimeout::new(data, params.idle_timeout);
+    let mut data = Metered::new(IdleTimeout::new(data, params.idle_timeout));
+    let inbound = matches!(work, Work::Upload(_));
     let result = match work {
         Work::Download(reader) => download(&mut data, reader, ascii, &cancel).await,
         Work::Upload(upload) => upload_to(&mut data, upload, ascii, &cancel).await,
@@ -521,15 +527,19 @@ async fn execute(
             facts,
         } => send_listing(&mut data, source, format, perms, facts, &cancel).await,
     };
+    let moved = match inbound {
+        true => data.bytes_read(),
+        false => data.bytes_written(),
+    };
     if matches!(result, JobResult::Done { .. }) {
         // Our side is closed (close_notify + FIN). Some clients close theirs only after the
         // 226: wait for that in the background, not before the reply.
         tokio::spawn(linger(data).in_current_span());
     }
-    result
+    (result, moved)
 }
 
-type DataConn = IdleTimeout<MaybeTls>;
+type DataConn = Metered<IdleTimeout<MaybeTls>>;
 
 async fn download(
     data: &mut DataConn,

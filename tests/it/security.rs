@@ -341,3 +341,177 @@ async fn rnto_and_mkd_need_an_existing_parent_like_stor() {
     );
     srv.stop().await;
 }
+
+/// The `bytes` of the last audit line of `event` (`upload`, `download`) with `result`.
+async fn audited_bytes(logs: &Logs, event: &str, result: &str) -> u64 {
+    let line = logs
+        .wait_for(
+            &[("event", event), ("result", result)],
+            Duration::from_secs(10),
+        )
+        .await;
+    line.get("bytes").and_then(|b| b.as_u64()).unwrap_or(0)
+}
+
+const MIB: usize = 1 << 20;
+
+/// Item 6: an upload cut off by ABOR is audited (and counted in metrics, from the same
+/// figure) with the bytes that really came over the data connection, not 0.
+#[tokio::test]
+async fn an_aborted_upload_reports_the_bytes_it_moved() {
+    let srv = TestServer::start().await;
+    let (logs, _guard) = Logs::capture();
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.set_reply_timeout(Duration::from_secs(60));
+    let port = c.epsv().await;
+    c.send_raw(b"STOR cut.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    let sent = 12 * MIB;
+    data.write_all(&vec![7u8; sent]).await.expect("upload");
+    // Let the server read what the kernel holds, then abort.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    c.send_raw(b"ABOR\r\n").await;
+    let first = c.reply().await.code;
+    assert_eq!(first, 426);
+    assert_eq!(c.reply().await.code, 226);
+    data.reset();
+    let bytes = audited_bytes(&logs, "upload", "aborted").await;
+    println!("upload: {sent} bytes sent, then ABOR; audited bytes {bytes}");
+    assert!(
+        bytes >= (sent - MIB) as u64 && bytes <= sent as u64,
+        "audited {bytes}, sent {sent}"
+    );
+    // Cut by a reset (what a killed client leaves): failed, with its bytes too.
+    let port = c.epsv().await;
+    c.send_raw(b"STOR reset.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    let sent = 6 * MIB;
+    data.write_all(&vec![7u8; sent]).await.expect("upload");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    data.reset();
+    assert_eq!(c.reply().await.code, 426);
+    let bytes = audited_bytes(&logs, "upload", "failed").await;
+    println!("upload: {sent} bytes sent, then a reset; audited bytes {bytes}");
+    assert!(
+        bytes >= (sent - MIB) as u64 && bytes <= sent as u64,
+        "audited {bytes}, sent {sent}"
+    );
+    srv.stop().await;
+}
+
+/// Item 6: a download the client cuts by ABOR after 10 MiB reports what its data connection
+/// carried: at least the 10 MiB read, and not the whole file (what the kernel's socket
+/// buffers held when the ABOR came is counted too: it left the server). A ranged download
+/// (REST n) reports the bytes sent, not the object's size.
+#[tokio::test]
+async fn a_cut_or_ranged_download_reports_the_bytes_it_moved() {
+    let srv = TestServer::start().await;
+    let size = 64 * MIB;
+    srv.put_object(&srv.key("big.bin"), &vec![3u8; size]).await;
+    let (logs, _guard) = Logs::capture();
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.set_reply_timeout(Duration::from_secs(60));
+
+    let port = c.epsv().await;
+    c.send_raw(b"RETR big.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    let read = 10 * MIB;
+    data.read_exact(read).await.expect("first 10 MiB");
+    c.send_raw(b"ABOR\r\n").await;
+    assert_eq!(c.reply().await.code, 426);
+    assert_eq!(c.reply().await.code, 226);
+    data.reset();
+    let bytes = audited_bytes(&logs, "download", "aborted").await;
+    println!("download of {size} bytes cut by ABOR after {read} read; audited bytes {bytes}");
+    assert!(
+        bytes >= read as u64 && bytes < size as u64,
+        "audited {bytes}, read {read} of {size}"
+    );
+
+    // REST n: the bytes from n on.
+    let rest = size - 1000;
+    c.expect(&format!("REST {rest}"), 350).await;
+    let port = c.epsv().await;
+    c.send_raw(b"RETR big.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let got = c
+        .data_connect(port, true)
+        .await
+        .read_all()
+        .await
+        .expect("tail");
+    assert_eq!(got.len(), 1000);
+    assert_eq!(c.reply().await.code, 226);
+    let bytes = audited_bytes(&logs, "download", "ok").await;
+    println!("REST {rest} + RETR: audited bytes {bytes}");
+    assert_eq!(bytes, 1000);
+    srv.stop().await;
+}
+
+/// The suite the implicit port negotiates with a client offering `suites` (in that order of
+/// preference) at `version`.
+async fn negotiated_suite(
+    addr: SocketAddr,
+    version: &'static rustls::SupportedProtocolVersion,
+    suites: &[rustls::SupportedCipherSuite],
+) -> rustls::CipherSuite {
+    use crate::common::raw::AcceptAny;
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    let provider = Arc::new(provider);
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    tls.get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .expect("suite")
+        .suite()
+}
+
+/// Item 8: the server's cipher order wins (testssl's "server cipher order"): a client that
+/// prefers ChaCha20 and lists AES-256-GCM last gets AES-256-GCM, in TLS 1.3 and 1.2.
+#[tokio::test]
+async fn the_server_cipher_order_wins() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    use rustls::CipherSuite;
+    let srv = TestServer::start().await;
+    let tls13 = [
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+    ];
+    let got13 = negotiated_suite(srv.implicit, &rustls::version::TLS13, &tls13).await;
+    let tls12 = [
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ];
+    let got12 = negotiated_suite(srv.implicit, &rustls::version::TLS12, &tls12).await;
+    println!("client prefers ChaCha20: TLS 1.3 got {got13:?}, TLS 1.2 got {got12:?}");
+    assert_eq!(got13, CipherSuite::TLS13_AES_256_GCM_SHA384);
+    assert!(
+        matches!(
+            got12,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+        ),
+        "{got12:?}"
+    );
+    srv.stop().await;
+}

@@ -186,6 +186,7 @@ Strings go through toJson: a JSON string is a valid TOML basic string.
 explicit = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.explicit) | toJson }}
 implicit = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.implicit) | toJson }}
 require_tls = {{ $c.listeners.require_tls }}
+tcp_keepalive_secs = {{ $c.listeners.tcp_keepalive_secs | int }}
 {{- if $c.listeners.proxy_protocol }}
 proxy_protocol = true
 trusted_proxies = {{ $c.listeners.trusted_proxies | toJson }}

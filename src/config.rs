@@ -45,6 +45,9 @@ pub struct Shutdown {
     pub grace_seconds: u64,
 }
 
+/// Linux refuses a TCP keepalive idle time above this (`TCP_KEEPIDLE`, seconds).
+const MAX_KEEPALIVE_SECS: u64 = 32_767;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
@@ -63,6 +66,10 @@ pub struct Listeners {
     /// With `proxy_protocol`: the only sources (CIDRs, IPv4 and IPv6) allowed to connect, i.e.
     /// the load balancer's addresses. Connections from anywhere else are closed unread.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a control or data connection may be idle before TCP keepalive probes start (and
+    /// between probes); `0` turns keepalive off. Keeps idle flows alive in load balancers and
+    /// NAT tables that forget them (AWS NLB: 350 s) while a long transfer runs.
+    pub tcp_keepalive_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -295,6 +302,7 @@ impl Default for Config {
                 require_tls: true,
                 proxy_protocol: false,
                 trusted_proxies: Vec::new(),
+                tcp_keepalive_secs: 60,
             },
             tls: Tls {
                 cert_file: PathBuf::from("/etc/ftps-s3/tls/tls.crt"),
@@ -555,6 +563,12 @@ impl Config {
             ));
         }
         self.passive_ports()?;
+        if self.listeners.tcp_keepalive_secs > MAX_KEEPALIVE_SECS {
+            return Err(invalid(
+                "listeners.tcp_keepalive_secs",
+                format!("at most {MAX_KEEPALIVE_SECS} (Linux's limit); 0 turns keepalive off"),
+            ));
+        }
         self.validate_observability()?;
         if self.tls.client_auth != ClientAuth::None && self.tls.client_ca_file.is_none() {
             return Err(invalid(
@@ -756,6 +770,15 @@ mod tests {
         assert!(e.to_string().starts_with("passive.ports:"), "{e}");
         let e = from_toml("").expect_err("fail");
         assert!(e.to_string().starts_with("s3.bucket:"), "{e}");
+        let e = from_toml("[listeners]\ntcp_keepalive_secs = 40000\n[s3]\nbucket = \"b\"\n")
+            .expect_err("fail");
+        assert!(
+            e.to_string().starts_with("listeners.tcp_keepalive_secs:"),
+            "{e}"
+        );
+        let c = from_toml("[listeners]\ntcp_keepalive_secs = 0\n[s3]\nbucket = \"b\"\n")
+            .expect("0 turns keepalive off");
+        assert_eq!(c.listeners.tcp_keepalive_secs, 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod keepalive;
 pub mod limits;
 pub mod listing;
 pub mod memory;

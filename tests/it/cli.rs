@@ -164,9 +164,42 @@ async fn hash_password_ignores_the_trailing_newline() {
     assert!(users.verify("u", "s3cret\n").await.is_none());
 }
 
+/// `serve` with no config in `dir`, with `env` set; returns the child and the printed password.
+async fn start_development_default(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    let mut c = bin();
+    c.arg("serve")
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        if let Some(rest) = line.split("password: ").nth(1) {
+            let password = rest.split_whitespace().next().unwrap_or("").to_string();
+            // Keep reading: a closed pipe would fail the server's next print.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, password);
+        }
+    }
+    let _ = child.kill().await;
+    let out = child.wait_with_output().await.expect("wait");
+    panic!(
+        "no password printed; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `serve` with no config: explicit on 127.0.0.1:2121, implicit on :9990, local storage under
-/// ./data, a generated password printed once. The ports are fixed by design; when something else
-/// holds them this test cannot run and says so.
+/// ./data, a password generated once, kept in ./data and printed at every start. A log level
+/// from the environment (`FTPS_S3_LOG__LEVEL`) applies and does not leave the development default.
+/// The ports are fixed by design; when something else holds them this test cannot run and says so.
 #[tokio::test]
 async fn serve_without_config_starts_the_development_default() {
     for port in [2121, 9990] {
@@ -176,24 +209,7 @@ async fn serve_without_config_starts_the_development_default() {
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = bin();
-    c.arg("serve")
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = c.spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut password = None;
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
-    {
-        if let Some(rest) = line.split("password: ").nth(1) {
-            password = Some(rest.trim().to_string());
-            break;
-        }
-    }
-    let password = password.expect("the password is printed");
+    let (mut child, password) = start_development_default(dir.path(), &[]).await;
     let src = dir.path().join("hello.txt");
     let body = random_bytes(100_000);
     std::fs::write(&src, &body).expect("write");
@@ -211,6 +227,28 @@ async fn serve_without_config_starts_the_development_default() {
     let _ = child.kill().await;
     let stderr = child.wait_with_output().await.expect("wait").stderr;
     assert!(String::from_utf8_lossy(&stderr).contains("DEVELOPMENT"));
+
+    // Again, with a log level: still the development default, with the same password.
+    let (mut child, again) =
+        start_development_default(dir.path(), &[("FTPS_S3_LOG__LEVEL", "debug")]).await;
+    assert_eq!(again, password, "the demo password must survive a restart");
+    let mut list = curl("demo", &password);
+    list.arg("ftp://127.0.0.1:2121/");
+    let out = clients::run(list).await;
+    assert_ok(&out, "list after restart");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hello.txt"));
+    let _ = child.kill().await;
+    let stderr = child.wait_with_output().await.expect("wait").stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(stderr.contains("DEVELOPMENT"), "{stderr}");
+    assert!(
+        stderr.contains("DEBUG"),
+        "log.level=debug applies: {stderr}"
+    );
+    assert!(
+        !stderr.contains("\x1b["),
+        "no colours when stderr is not a terminal: {stderr}"
+    );
 }
 
 /// JSON logs carry the span tree: every line of a command's work names the session (id, user,

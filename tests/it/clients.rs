@@ -188,7 +188,7 @@ async fn python_ftplib_implicit() {
     python_scenario(Mode::Implicit).await;
 }
 
-/// The TLS 1.3 upload trap (TESTING.md): small uploads under TLS 1.3, where a server that sends
+/// The TLS 1.3 upload trap (docs/TESTING.md): small uploads under TLS 1.3, where a server that sends
 /// session tickets on the data connection loses some. 20 files with curl, 20 with lftp; all must
 /// arrive intact.
 #[tokio::test]

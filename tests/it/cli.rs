@@ -559,3 +559,50 @@ async fn check_config_finds_listener_ports_that_cannot_work() {
         "{text}"
     );
 }
+
+/// `scripts/quickstart.sh --once`, as README tells a new user to run it: SeaweedFS, certificate,
+/// users, config, check-config, serve, a curl upload read back from S3, then everything stopped.
+#[tokio::test]
+async fn quickstart_script_runs_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    };
+    let (explicit, implicit) = (free(), free());
+    let mut c = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/quickstart.sh"
+    ));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FTPS_S3_") {
+            c.env_remove(k);
+        }
+    }
+    c.arg("--once")
+        .env("QUICKSTART_DIR", dir.path())
+        .env("QUICKSTART_BIN", env!("CARGO_BIN_EXE_ftps-s3"))
+        .env("QUICKSTART_EXPLICIT_PORT", explicit.to_string())
+        .env("QUICKSTART_IMPLICIT_PORT", implicit.to_string());
+    let out = clients::run(c).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    for expected in [
+        "s3: bucket \"ftps-quickstart\" (s3.bucket): OK",
+        "config.toml: OK",
+        "  hello from ftps-s3 quickstart",
+        "stopping ftps-s3",
+        "stopped seaweedfs",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // Nothing left running: the SeaweedFS PID file is gone and the ports are free again.
+    assert!(!dir.path().join("seaweedfs/weed.pid").exists(), "{text}");
+    std::net::TcpListener::bind(("127.0.0.1", explicit)).expect("explicit port freed");
+}

@@ -314,7 +314,7 @@ impl Default for Config {
                 reload_interval_secs: 10,
             },
             passive: Passive {
-                ports: "30000-30099".to_string(),
+                ports: "30000-30019".to_string(),
                 advertise_address: None,
             },
             active: Active {
@@ -541,6 +541,15 @@ impl Config {
         }
     }
 
+    /// `log` with the `FTPS_S3_LOG__*` variables applied: the development default takes its log
+    /// settings from the environment and nothing else.
+    pub fn log_from_env(log: Log) -> Result<Log, ConfigError> {
+        Figment::from(Serialized::defaults(log))
+            .merge(Env::prefixed("FTPS_S3_LOG__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(describe(e)))
+    }
+
     /// Extracts and validates a config from any figment (tests build their own).
     pub fn extract(fig: Figment) -> Result<Config, ConfigError> {
         let config: Config = fig.extract().map_err(|e| ConfigError::Load(describe(e)))?;
@@ -562,7 +571,25 @@ impl Config {
                 "must name the load balancer's addresses when listeners.proxy_protocol = true",
             ));
         }
-        self.passive_ports()?;
+        let passive = self.passive_ports()?;
+        for (key, addr) in [
+            ("listeners.explicit", self.listeners.explicit),
+            ("listeners.implicit", self.listeners.implicit),
+            ("admin.listen", self.admin.listen),
+        ] {
+            if let Some(addr) = addr.filter(|a| (passive.first..=passive.last).contains(&a.port()))
+            {
+                return Err(invalid(
+                    "passive.ports",
+                    format!(
+                        "{:?} includes port {} of {key}: a PASV client would be sent to the listener; \
+                         move the range or the listener",
+                        self.passive.ports,
+                        addr.port()
+                    ),
+                ));
+            }
+        }
         if self.listeners.tcp_keepalive_secs > MAX_KEEPALIVE_SECS {
             return Err(invalid(
                 "listeners.tcp_keepalive_secs",
@@ -867,6 +894,27 @@ mod tests {
         )
         .expect_err("fail");
         assert!(e.to_string().contains("trusted_proxies"), "{e}");
+    }
+
+    #[test]
+    fn passive_range_must_not_include_a_listener() {
+        let e = from_toml(
+            "[listeners]\nexplicit = \"0.0.0.0:30005\"\n[passive]\nports = \"30000-30019\"\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect_err("fail")
+        .to_string();
+        assert!(
+            e.starts_with("passive.ports:")
+                && e.contains("30005")
+                && e.contains("listeners.explicit"),
+            "{e}"
+        );
+        let e = from_toml(
+            "[admin]\nlisten = \"127.0.0.1:30019\"\n[passive]\nports = \"30000-30019\"\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect_err("fail")
+        .to_string();
+        assert!(e.contains("admin.listen"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! connection's TLS session on each data connection (RFC 4217 §10 recommends it; curl, lftp and
 //! FileZilla do it). They differ in one way: data connections send no TLS 1.3 session tickets.
 //! A ticket the client never reads sits in its socket when it closes an upload; its kernel then
-//! answers with a reset, and ours may discard upload bytes not yet read (TESTING.md, "TLS 1.3
+//! answers with a reset, and ours may discard upload bytes not yet read (docs/TESTING.md, "TLS 1.3
 //! upload trap"). Tickets from the control connection are all a client needs to resume.
 //!
 //! Resumption is bound to the control connection: each session sees the shared cache through its

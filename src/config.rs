@@ -271,8 +271,8 @@ pub struct Admin {
     /// (the default) disables it. Plain HTTP without authentication: keep it off public networks.
     #[serde(with = "listener_addr")]
     pub listen: Option<SocketAddr>,
-    /// Seconds between storage reachability checks for `/readyz` (S3: a HeadBucket on
-    /// `s3.bucket`; local: the root directory exists). Probes read the last result.
+    /// Seconds between storage reachability checks for `/readyz` (S3: a one-key
+    /// `ListObjectsV2` of `s3.bucket`; local: the root directory exists). Probes read the last result.
     pub storage_check_interval_secs: u64,
     /// `/readyz` fails after this many storage checks failed in a row; 0 (the default) never:
     /// readiness is about this process (listeners, certificate, shutdown), since a storage
@@ -708,11 +708,6 @@ impl Config {
     pub fn passive_ports(&self) -> Result<PortRange, ConfigError> {
         PortRange::parse(&self.passive.ports).map_err(|e| invalid("passive.ports", e))
     }
-
-    /// `s3.part_size_mib` in bytes.
-    pub fn part_size(&self) -> usize {
-        (self.s3.part_size_mib as usize) * 1024 * 1024
-    }
 }
 
 #[cfg(test)]
@@ -729,7 +724,7 @@ mod tests {
     fn toml_overrides_defaults() {
         let c = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = 16\n").expect("config");
         assert_eq!(c.s3.bucket, "b");
-        assert_eq!(c.part_size(), 16 << 20);
+        assert_eq!(c.s3.part_size_mib, 16);
         assert_eq!(c.s3.upload_concurrency, 4);
     }
 

@@ -40,7 +40,7 @@ impl S3Storage {
                 .await
                 .map_err(|e| backend_error("GetObject", key.as_str(), BackendCode::ReadError, e))?
                 .into_bytes();
-            if old.len() as u64 != size || old.len() > upload.part_size {
+            if old.len() as u64 != size || old.len() > upload.store.part_size {
                 return Err(backend_error(
                     "GetObject",
                     key.as_str(),
@@ -57,20 +57,18 @@ impl S3Storage {
         }
         // Large: its bytes become the first parts by server-side copy, in the background; any
         // failure surfaces at the next part or at commit.
-        let upload_id = upload.create_multipart().await?;
-        upload.upload_id = Some(upload_id.clone());
+        let multipart = upload.create_multipart().await?;
         let pieces = copy_pieces(size, self.copy_part_size);
         upload.next_part = pieces.len() as i32 + 1;
         upload.prefix = size;
         upload.digests = None;
         let copier = PartCopier {
-            bucket: self.bucket.clone(),
-            key: upload.key.clone(),
-            upload_id,
+            target: multipart.parts(),
             source: self.bucket.copy_source(key.as_str()),
             if_match: head.e_tag().map(str::to_string),
             concurrency: self.upload_concurrency,
         };
+        upload.multipart = Some(multipart);
         upload
             .copies
             .spawn(async move { copier.copy(pieces).await });

@@ -1,19 +1,12 @@
 //! [`Bucket`]: the SDK client bound to one bucket, shared (cheaply cloned) by the storage, its
-//! uploads, listings and copies. Every request starts here already naming the bucket, and the
-//! multipart requests more than one part of the backend sends are built here once.
+//! uploads, listings and copies. Every request starts here already naming the bucket.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
-use aws_sdk_s3::{
-    operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder,
-    primitives::ByteStream,
-    types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload},
-    Client,
-};
+use aws_sdk_s3::{primitives::ByteStream, Client};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::error::{backend_error, s3_error, BackendCode};
-use super::multipart::DonePart;
+use super::error::s3_error;
 use crate::vfs::StorageError;
 
 /// `x-amz-copy-source` is `bucket/key`, URL-encoded: everything but RFC 3986 unreserved
@@ -61,6 +54,8 @@ bound_requests! {
     list_parts: ListPartsFluentBuilder in list_parts,
     list_multipart_uploads: ListMultipartUploadsFluentBuilder in list_multipart_uploads,
     abort_multipart_upload: AbortMultipartUploadFluentBuilder in abort_multipart_upload,
+    create_multipart_upload: CreateMultipartUploadFluentBuilder in create_multipart_upload,
+    complete_multipart_upload: CompleteMultipartUploadFluentBuilder in complete_multipart_upload,
 }
 
 impl Bucket {
@@ -89,62 +84,5 @@ impl Bucket {
             .await
             .map_err(|e| s3_error("PutObject", key, e))?;
         Ok(())
-    }
-
-    /// `CreateMultipartUpload` of `key`; with `part_checksums`, parts carry a CRC32 and the
-    /// object gets a `FULL_OBJECT` checksum (see the module docs). Returns the upload id.
-    pub(super) async fn create_multipart(
-        &self,
-        key: &str,
-        metadata: Option<HashMap<String, String>>,
-        content_type: Option<String>,
-        part_checksums: bool,
-    ) -> Result<String, StorageError> {
-        let mut request = self
-            .client
-            .create_multipart_upload()
-            .bucket(&*self.name)
-            .key(key)
-            .set_metadata(metadata)
-            .set_content_type(content_type);
-        if part_checksums {
-            request = request
-                .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                .checksum_type(ChecksumType::FullObject);
-        }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
-        let id = out.upload_id().ok_or_else(|| {
-            backend_error(
-                "CreateMultipartUpload",
-                key,
-                BackendCode::NoUploadId,
-                "the store returned no upload id",
-            )
-        })?;
-        tracing::debug!(key, upload_id = id, "multipart upload created");
-        Ok(id.to_string())
-    }
-
-    /// `CompleteMultipartUpload` of `parts` (sorted here by part number), ready to send.
-    pub(super) fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        mut parts: Vec<DonePart>,
-    ) -> CompleteMultipartUploadFluentBuilder {
-        parts.sort_by_key(|p| p.part.part_number());
-        self.client
-            .complete_multipart_upload()
-            .bucket(&*self.name)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts.into_iter().map(|p| p.part).collect()))
-                    .build(),
-            )
     }
 }

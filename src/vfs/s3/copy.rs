@@ -1,15 +1,13 @@
 //! Server-side copies: `CopyObject`, and multipart copies by `UploadPartCopy` (objects above
 //! `CopyObject`'s limit, and appends), with metadata and tags.
 
-use std::sync::{atomic::Ordering, Arc};
+use std::sync::atomic::Ordering;
 
 use aws_sdk_s3::{operation::head_object::HeadObjectOutput, types::Tagging};
 use futures::{stream, StreamExt, TryStreamExt};
 
-use super::abort::abort_multipart;
-use super::bucket::Bucket;
 use super::error::{backend_error, s3_error, BackendCode};
-use super::multipart::{completed_part, DonePart};
+use super::multipart::{completed_part, DonePart, MultipartUpload, PartTarget};
 use super::{size_of, S3Storage};
 use crate::vfs::StorageError;
 
@@ -22,36 +20,28 @@ impl S3Storage {
         to: &str,
         head: &HeadObjectOutput,
     ) -> Result<(), StorageError> {
-        let upload_id = self
-            .bucket
-            .create_multipart(
-                to,
-                head.metadata().cloned(),
-                head.content_type().map(str::to_string),
-                self.part_checksums,
-            )
-            .await?;
+        let multipart = MultipartUpload::create(
+            &self.bucket,
+            to.into(),
+            head.metadata().cloned(),
+            head.content_type().map(str::to_string),
+            self.part_checksums,
+        )
+        .await?;
         let copier = PartCopier {
-            bucket: self.bucket.clone(),
-            key: to.into(),
-            upload_id: upload_id.clone(),
+            target: multipart.parts(),
             source: self.bucket.copy_source(from),
             if_match: head.e_tag().map(str::to_string),
             concurrency: self.upload_concurrency,
         };
         let size = size_of(head.content_length());
-        let result = async {
-            let parts = copier.copy(copy_pieces(size, self.copy_part_size)).await?;
-            self.bucket
-                .complete_multipart(to, &upload_id, parts)
-                .send()
-                .await
-                .map_err(|e| s3_error("CompleteMultipartUpload", to, e))
-        }
-        .await;
-        if let Err(e) = result {
-            abort_multipart(&self.bucket, to, &upload_id).await;
-            return Err(e);
+        match copier.copy(copy_pieces(size, self.copy_part_size)).await {
+            // A failed completion aborts the upload itself.
+            Ok(parts) => multipart.complete(parts, None).await.map(drop)?,
+            Err(e) => {
+                multipart.abort().await;
+                return Err(e);
+            }
         }
         if head.tag_count().unwrap_or(0) > 0 && self.tagging.load(Ordering::Relaxed) {
             if let Err(e) = self.copy_tags(from, to).await {
@@ -129,9 +119,7 @@ pub(super) fn copy_pieces(size: u64, max_piece: u64) -> Vec<(i32, u64, u64)> {
 
 /// Server-side copies of byte ranges of one object into parts of a multipart upload.
 pub(super) struct PartCopier {
-    pub(super) bucket: Bucket,
-    pub(super) key: Arc<str>,
-    pub(super) upload_id: String,
+    pub(super) target: PartTarget,
     /// `x-amz-copy-source`.
     pub(super) source: String,
     /// The source's ETag when the copy was planned: a source replaced meanwhile fails the copy
@@ -149,17 +137,15 @@ impl PartCopier {
         stream::iter(pieces)
             .map(|(number, first, last)| async move {
                 let out = this
-                    .bucket
+                    .target
                     .upload_part_copy()
-                    .key(&*this.key)
-                    .upload_id(&this.upload_id)
                     .part_number(number)
                     .copy_source(&this.source)
                     .copy_source_range(format!("bytes={first}-{last}"))
                     .set_copy_source_if_match(this.if_match.clone())
                     .send()
                     .await
-                    .map_err(|e| s3_error("UploadPartCopy", &this.key, e))?;
+                    .map_err(|e| s3_error("UploadPartCopy", this.target.key(), e))?;
                 let result = out.copy_part_result();
                 Ok(DonePart {
                     part: completed_part(

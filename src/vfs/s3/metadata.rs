@@ -62,7 +62,7 @@ impl S3Upload {
         sha256: &str,
         crc32: u32,
     ) {
-        if !self.tagging.load(Ordering::Relaxed) {
+        if !self.store.tagging.load(Ordering::Relaxed) {
             return;
         }
         let key: &str = &self.key;
@@ -81,6 +81,7 @@ impl S3Upload {
             }
         };
         let put = self
+            .store
             .bucket
             .put_object_tagging()
             .key(key)
@@ -91,7 +92,7 @@ impl S3Upload {
         if let Err(e) = put {
             let e = s3_error("PutObjectTagging", key, e);
             if is_store_code(&e, "NotImplemented") {
-                self.tagging.store(false, Ordering::Relaxed);
+                self.store.tagging.store(false, Ordering::Relaxed);
                 tracing::warn!(key, "the store does not implement object tagging: SHA-256 digests of multipart uploads are not recorded");
             } else {
                 tracing::warn!(key, error = %e, "could not record the object's digests");
@@ -103,7 +104,7 @@ impl S3Upload {
         }
         // No version to name: if another upload completed at the key in between, the tags may
         // sit on its object. Check, and take them off if so.
-        let now = self.bucket.head_object().key(key).send().await;
+        let now = self.store.bucket.head_object().key(key).send().await;
         let ours = match (&now, etag) {
             (Ok(head), Some(etag)) => head.e_tag().map(unquote) == Some(unquote(etag)),
             _ => false,
@@ -113,7 +114,14 @@ impl S3Upload {
                 key,
                 "the object changed while its digests were recorded; removing them"
             );
-            if let Err(e) = self.bucket.delete_object_tagging().key(key).send().await {
+            if let Err(e) = self
+                .store
+                .bucket
+                .delete_object_tagging()
+                .key(key)
+                .send()
+                .await
+            {
                 tracing::warn!(key, error = %s3_error("DeleteObjectTagging", key, e),
                     "could not remove digest tags that may describe another upload");
             }

@@ -92,9 +92,9 @@
 //! # Files
 //! This file holds [`S3Storage`], its options and the [`Storage`] impl (each method a line or a
 //! short rule; the work is in the file of its concern): `client` (SDK client from `[s3]`),
-//! `bucket` (the client bound to the bucket; the shared multipart requests),
+//! `bucket` (the client bound to the bucket),
 //! `objects` (head, directory test, deletes), `listing`, `read`, `upload` (the upload engine),
-//! `multipart` (parts), `resume` (kept uploads), `append`, `copy`,
+//! `multipart` (`MultipartUpload`, parts), `resume` (kept uploads), `append`, `copy`,
 //! `rename`, `metadata` (digests, tags), `abort` (aborts with background retries), `error`.
 
 mod abort;

@@ -7,6 +7,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 use super::abort::abort_multipart;
 use super::error::{is_store_code, s3_error};
+use super::multipart::MultipartUpload;
 use super::multipart::{completed_part, DonePart};
 use super::upload::S3Upload;
 use super::{size_of, system_time, unix_secs, S3Storage, MIN_PART_SIZE};
@@ -45,7 +46,11 @@ impl S3Storage {
             (Some(kept), _) => {
                 let mut upload = self.new_upload(key, spec);
                 upload.next_part = kept.parts.len() as i32 + 1;
-                upload.upload_id = Some(kept.upload_id.clone());
+                upload.multipart = Some(MultipartUpload::existing(
+                    self.bucket.clone(),
+                    upload.key.clone(),
+                    kept.upload_id.clone(),
+                ));
                 upload.done = kept.parts;
                 upload.prefix = kept.held;
                 upload.digests = None;

@@ -267,6 +267,11 @@ pub struct Admin {
     /// Seconds between storage reachability checks for `/readyz` (S3: a HeadBucket on
     /// `s3.bucket`; local: the root directory exists). Probes read the last result.
     pub storage_check_interval_secs: u64,
+    /// `/readyz` fails after this many storage checks failed in a row; 0 (the default) never:
+    /// readiness is about this process (listeners, certificate, shutdown), since a storage
+    /// outage hits every replica at once and unready pods would refuse even the sessions that
+    /// do not need it. Storage health is always in `/readyz`'s text and in `ftps_storage_up`.
+    pub readiness_storage_failures: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -350,6 +355,7 @@ impl Default for Config {
             admin: Admin {
                 listen: None,
                 storage_check_interval_secs: 10,
+                readiness_storage_failures: 0,
             },
             telemetry: Telemetry {
                 otlp_endpoint: None,
@@ -474,7 +480,57 @@ impl Config {
             }
             fig = fig.merge(Toml::file(file));
         }
-        Self::extract(fig.merge(Env::prefixed("FTPS_S3_").split("__")))
+        let (config, ignored) = Self::extract_ignoring_unknown_env(fig)?;
+        for var in &ignored {
+            // Logging starts after the config is read (its format is configured): stderr.
+            eprintln!("warning: ignoring environment variable {var}: not a configuration key");
+        }
+        Ok(config)
+    }
+
+    /// Layers the `FTPS_S3_*` environment over `fig` and extracts. An environment variable that
+    /// names no configuration key is dropped and returned (by name) instead of stopping the
+    /// server: unrelated tools share the prefix (the lint's `FTPS_S3_LINT_HOME`), while an
+    /// unknown key in the file stays an error. One retry per unknown variable, so bounded.
+    pub fn extract_ignoring_unknown_env(
+        fig: Figment,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        const PREFIX: &str = "FTPS_S3_";
+        let env_origin = figment::Provider::metadata(&Env::prefixed(PREFIX)).name;
+        let mut ignored: Vec<String> = Vec::new();
+        loop {
+            let skip = ignored.clone();
+            let env = Env::prefixed(PREFIX)
+                .split("__")
+                .filter(move |k| !skip.iter().any(|s| k == s.as_str()));
+            let errors = match fig.clone().merge(env).extract::<Config>() {
+                Err(errors) => errors,
+                Ok(config) => {
+                    config.validate()?;
+                    let names = ignored
+                        .iter()
+                        .map(|k| format!("{PREFIX}{}", k.replace('.', "__").to_uppercase()))
+                        .collect();
+                    return Ok((config, names));
+                }
+            };
+            let unknown = errors.clone().into_iter().find_map(|e| match &e.kind {
+                figment::error::Kind::UnknownField(field, _)
+                    if e.metadata.as_ref().map(|m| &m.name) == Some(&env_origin) =>
+                {
+                    let mut key = e.path.clone();
+                    if key.last() != Some(field) {
+                        key.push(field.clone());
+                    }
+                    Some(key.join(".").to_lowercase())
+                }
+                _ => None,
+            });
+            match unknown {
+                Some(key) if !ignored.contains(&key) => ignored.push(key),
+                _ => return Err(ConfigError::Load(describe(errors))),
+            }
+        }
     }
 
     /// Extracts and validates a config from any figment (tests build their own).
@@ -662,6 +718,32 @@ mod tests {
             let c = Config::load(None).expect("config");
             assert_eq!(c.s3.bucket, "from-env");
             assert_eq!(c.s3.upload_concurrency, 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn unknown_env_variables_warn_unknown_file_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FTPS_S3_S3__BUCKET", "from-env");
+            // Not configuration: another tool's variable sharing the prefix, and a typo.
+            jail.set_env("FTPS_S3_LINT_HOME", "/tmp/lint");
+            jail.set_env("FTPS_S3_S3__BUKKET", "typo");
+            let fig = Figment::from(Serialized::defaults(Config::default()));
+            let (c, ignored) = Config::extract_ignoring_unknown_env(fig).expect("config");
+            assert_eq!(c.s3.bucket, "from-env");
+            let mut ignored = ignored;
+            ignored.sort();
+            assert_eq!(ignored, ["FTPS_S3_LINT_HOME", "FTPS_S3_S3__BUKKET"]);
+            // The same unknown key in the file is still an error.
+            jail.create_file("c.toml", "[s3]\nbucket = \"b\"\nbukket = \"c\"\n")?;
+            let e = Config::load(Some(Path::new("c.toml"))).expect_err("file typo must fail");
+            assert!(e.to_string().contains("bukket"), "{e}");
+            // A known key with a bad value from the environment is still an error.
+            jail.set_env("FTPS_S3_S3__PART_SIZE_MIB", "big");
+            let e = Config::load(None).expect_err("bad env value must fail");
+            assert!(e.to_string().contains("part_size_mib"), "{e}");
             Ok(())
         });
     }

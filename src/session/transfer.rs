@@ -12,7 +12,7 @@
 //! the clear) or `abort` (ABOR, reset, TLS error, timeout, store failure): a truncated file is
 //! never committed.
 
-use std::{io, net::IpAddr, sync::Arc, time::Duration, time::Instant, time::SystemTime};
+use std::{io, net::IpAddr, time::Duration, time::Instant, time::SystemTime};
 
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,7 +25,6 @@ use crate::auth::{Permission, Permissions};
 use crate::datachan::ascii::{FromCrlf, ToCrlf};
 use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, Metered, OpenError};
 use crate::listing::{self, MlstFacts};
-use crate::proxy::{ClientAddr, ProxyPolicy};
 use crate::session::codec::Line;
 use crate::session::command::{Command, TransferType};
 use crate::session::handlers::storage_reply;
@@ -321,8 +320,6 @@ impl Session {
         }
         let limits = &self.ctx.config.limits;
         let params = DataParams {
-            client: self.state.client,
-            proxy: self.ctx.proxy.clone(),
             local_ip: self.state.local.ip(),
             source_port: match self.state.listener {
                 ListenerKind::Implicit => self.ctx.config.active.implicit_source_port,
@@ -471,8 +468,6 @@ struct JobInfo {
 }
 
 struct DataParams {
-    client: ClientAddr,
-    proxy: Option<Arc<ProxyPolicy>>,
     local_ip: IpAddr,
     source_port: Option<u16>,
     tls: Option<TlsAcceptor>,
@@ -485,20 +480,18 @@ struct DataParams {
 /// it needs, so the session can keep reading the control connection meanwhile. Also returns
 /// the bytes the data connection carried in the work's direction, however the job ended.
 async fn execute(
-    plan: DataPlan,
+    mut plan: DataPlan,
     params: DataParams,
     work: Work,
     ascii: bool,
     cancel: CancellationToken,
 ) -> (JobResult, u64) {
     let security = DataSecurity {
-        client: params.client,
-        proxy: params.proxy.as_deref(),
         tls: params.tls.as_ref(),
         require_resumption: params.require_resumption,
     };
     let opening = datachan::open(
-        &plan,
+        &mut plan,
         params.local_ip,
         params.source_port,
         security,

@@ -656,11 +656,14 @@ async fn s3_stalled_part_times_out_is_retried_and_the_upload_succeeds() {
 
 /// The `ftps-s3` binary on SeaweedFS (through nothing: SIGTERM is the fault), JSON logs on
 /// stderr so the test can read the listening addresses.
-struct Binary {
+pub(crate) struct Binary {
     child: Child,
-    explicit: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
+    pub(crate) explicit: std::net::SocketAddr,
+    pub(crate) admin: std::net::SocketAddr,
     bucket: String,
+    /// Lines on stderr before the listeners were reported that are not JSON log lines (the
+    /// warnings printed before logging starts).
+    pub(crate) startup_text: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -709,8 +712,22 @@ fn write_binary_config(
 
 impl Binary {
     async fn start(grace: u64, resume: u64) -> Binary {
+        Binary::start_with(grace, resume, None, &[]).await
+    }
+
+    /// `bucket`: a bucket name to use instead of a new one (e.g. one that does not exist);
+    /// `env`: extra environment (`FTPS_S3_*` overrides, unrelated variables).
+    pub(crate) async fn start_with(
+        grace: u64,
+        resume: u64,
+        bucket: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Binary {
         let sw = seaweedfs::s3().await;
-        let bucket = sw.new_bucket().await;
+        let bucket = match bucket {
+            Some(b) => b.to_string(),
+            None => sw.new_bucket().await,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
@@ -729,10 +746,12 @@ impl Binary {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn ftps-s3");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let (mut explicit, mut admin) = (None, None);
+        let mut startup_text = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         while explicit.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -741,6 +760,7 @@ impl Binary {
                 other => panic!("ftps-s3 did not report its listeners: {other:?}"),
             };
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                startup_text.push(line);
                 continue;
             };
             let addr = v["addr"].as_str().and_then(|a| a.parse().ok());
@@ -757,6 +777,7 @@ impl Binary {
             explicit: explicit.expect("explicit address"),
             admin: admin.expect("admin address"),
             bucket,
+            startup_text,
             _dir: dir,
         }
     }

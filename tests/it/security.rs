@@ -515,3 +515,53 @@ async fn the_server_cipher_order_wins() {
     );
     srv.stop().await;
 }
+
+/// An upload of `size` bytes to `name` cut by a reset after all were sent: its parts are kept
+/// for a resume.
+async fn cut_upload(srv: &TestServer, c: &mut RawClient, name: &str, size: usize) {
+    let port = c.epsv().await;
+    c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(&vec![5u8; size]).await.expect("upload");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    data.reset();
+    assert_eq!(c.reply().await.code, 426);
+    let key = srv.key(name);
+    srv.eventually("the cut upload is kept", || async {
+        srv.open_multipart_uploads_for(&key).await == 1
+    })
+    .await;
+}
+
+/// Item 7: a STOR from byte 0 (what FileZilla sends after an interrupted upload: it never
+/// sees the kept bytes) replaces the file, and the upload kept for a resume is aborted once
+/// the new file is complete, rather than left open until the resume window ends.
+#[tokio::test]
+async fn a_stor_from_zero_aborts_the_upload_kept_for_resume() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.set_reply_timeout(Duration::from_secs(60));
+    cut_upload(&srv, &mut c, "big.bin", 12 * MIB).await;
+    let port = c.epsv().await;
+    c.send_raw(b"STOR big.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(b"fresh").await.expect("upload");
+    data.finish().await.expect("finish");
+    assert_eq!(c.reply().await.code, 226);
+    let key = srv.key("big.bin");
+    assert_eq!(srv.object(&key).await.as_deref(), Some(&b"fresh"[..]));
+    let mut open = 1;
+    for _ in 0..50 {
+        open = srv.open_multipart_uploads_for(&key).await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("after STOR from 0: {open} multipart uploads open for the key");
+    assert_eq!(open, 0, "the kept upload was left open");
+    c.expect("SIZE big.bin", 213).await;
+    srv.stop().await;
+}

@@ -256,7 +256,13 @@ impl Storage for S3Storage {
             return Err(StorageError::IsADirectory(String::new()));
         }
         let upload = match spec.mode {
-            UploadMode::Replace | UploadMode::Resume { offset: 0 } => self.new_upload(key, &spec),
+            UploadMode::Replace | UploadMode::Resume { offset: 0 } => {
+                let mut upload = self.new_upload(key, &spec);
+                if !self.resume_window.is_zero() {
+                    upload.replaces_kept = Some(std::time::SystemTime::now());
+                }
+                upload
+            }
             UploadMode::Append => self.continue_key(key, &spec, None).await?,
             UploadMode::Resume { offset } => self.continue_key(key, &spec, Some(offset)).await?,
         };

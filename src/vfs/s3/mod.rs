@@ -164,6 +164,8 @@ pub struct S3Options {
     pub max_copy_object_size: u64,
     /// The largest `UploadPartCopy` part (at least 10 MiB + 2 bytes, at most 5 GiB; clamped).
     pub copy_part_size: u64,
+    /// Listings show kept uploads with the bytes they hold (`s3.list_kept_uploads`).
+    pub list_kept_uploads: bool,
 }
 
 impl S3Options {
@@ -174,6 +176,7 @@ impl S3Options {
             resume_window: Duration::from_secs(cfg.resume_window_secs),
             max_copy_object_size: MAX_COPY_SIZE,
             copy_part_size: MAX_COPY_SIZE,
+            list_kept_uploads: cfg.list_kept_uploads && cfg.resume_window_secs > 0,
         }
     }
 }
@@ -194,6 +197,7 @@ pub struct S3Storage {
     part_checksums: bool,
     /// Cleared when the store says it does not implement object tagging.
     tagging: Arc<AtomicBool>,
+    list_kept_uploads: bool,
 }
 
 impl S3Storage {
@@ -214,6 +218,7 @@ impl S3Storage {
                 .clamp(MIN_COPY_PART_SIZE, MAX_COPY_SIZE),
             part_checksums,
             tagging: Arc::new(AtomicBool::new(true)),
+            list_kept_uploads: options.list_kept_uploads,
         }
     }
 

@@ -199,6 +199,12 @@ pub struct S3 {
     /// with ListMultipartUploads, so they survive restarts and work across replicas. A bucket
     /// lifecycle rule (AbortIncompleteMultipartUpload) must still clean up what nobody resumes.
     pub resume_window_secs: u64,
+    /// Show names whose interrupted upload is kept for resume in listings (LIST, NLST, MLSD,
+    /// STAT), with the bytes the upload holds, as a partial file on a disk would be: clients
+    /// that decide to resume from the listing's size (FileZilla, `lftp mirror --continue`)
+    /// then send only the rest. Costs a `ListMultipartUploads` per listing, plus a
+    /// `ListMultipartUploads` and `ListParts` per kept upload in the directory (at most 32).
+    pub list_kept_uploads: bool,
     /// The most objects (files and directory markers, at any depth) a directory rename may copy;
     /// larger directories are refused before anything is copied. S3 has no rename: each object
     /// is copied, then the originals are deleted.
@@ -335,6 +341,7 @@ impl Default for Config {
                 checksums: ChecksumMode::WhenSupported,
                 max_attempts: 3,
                 resume_window_secs: 86_400,
+                list_kept_uploads: false,
                 max_rename_objects: 1000,
             },
             auth: Auth {

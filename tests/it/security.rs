@@ -515,3 +515,169 @@ async fn the_server_cipher_order_wins() {
     );
     srv.stop().await;
 }
+
+/// An upload of `size` bytes to `name` cut by a reset after all were sent: its parts are kept
+/// for a resume.
+async fn cut_upload(srv: &TestServer, c: &mut RawClient, name: &str, size: usize) {
+    let port = c.epsv().await;
+    c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(&vec![5u8; size]).await.expect("upload");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    data.reset();
+    assert_eq!(c.reply().await.code, 426);
+    let key = srv.key(name);
+    srv.eventually("the cut upload is kept", || async {
+        srv.open_multipart_uploads_for(&key).await == 1
+    })
+    .await;
+}
+
+/// Item 7: a STOR from byte 0 (what FileZilla sends after an interrupted upload: it never
+/// sees the kept bytes) replaces the file, and the upload kept for a resume is aborted once
+/// the new file is complete, rather than left open until the resume window ends.
+#[tokio::test]
+async fn a_stor_from_zero_aborts_the_upload_kept_for_resume() {
+    let srv = TestServer::start().await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.set_reply_timeout(Duration::from_secs(60));
+    cut_upload(&srv, &mut c, "big.bin", 12 * MIB).await;
+    let port = c.epsv().await;
+    c.send_raw(b"STOR big.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(b"fresh").await.expect("upload");
+    data.finish().await.expect("finish");
+    assert_eq!(c.reply().await.code, 226);
+    let key = srv.key("big.bin");
+    assert_eq!(srv.object(&key).await.as_deref(), Some(&b"fresh"[..]));
+    let mut open = 1;
+    for _ in 0..50 {
+        open = srv.open_multipart_uploads_for(&key).await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("after STOR from 0: {open} multipart uploads open for the key");
+    assert_eq!(open, 0, "the kept upload was left open");
+    c.expect("SIZE big.bin", 213).await;
+    srv.stop().await;
+}
+
+/// The size a listing command gives `name` (MLSD's `size` fact), if it lists it.
+fn mlsd_size(listing: &[u8], name: &str) -> Option<u64> {
+    String::from_utf8_lossy(listing).lines().find_map(|l| {
+        let (facts, n) = l.split_once(' ')?;
+        (n == name).then(|| {
+            facts
+                .split(';')
+                .find_map(|f| f.strip_prefix("size="))
+                .and_then(|s| s.parse().ok())
+        })?
+    })
+}
+
+/// Item 7, second half: with `s3.list_kept_uploads`, a name whose interrupted upload is kept
+/// is listed (LIST, NLST, MLSD) with the bytes the upload holds, as a partial file on a disk
+/// would be, so clients that resume from a listing (FileZilla) see where to continue; an
+/// older object under the name is shown with the kept size too. Off (the default), listings
+/// show objects only.
+#[tokio::test]
+async fn kept_uploads_are_listed_with_their_size_when_enabled() {
+    for enabled in [false, true] {
+        let srv = TestServer::start_with(|c| c.s3.list_kept_uploads = enabled).await;
+        srv.put_object(&srv.key("old.bin"), b"old").await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+        c.set_reply_timeout(Duration::from_secs(60));
+        cut_upload(&srv, &mut c, "new.bin", 12 * MIB).await;
+        cut_upload(&srv, &mut c, "old.bin", 12 * MIB).await;
+        let mlsd = listing(&mut c, "MLSD").await;
+        let list = String::from_utf8_lossy(&listing(&mut c, "LIST").await).to_string();
+        let nlst = String::from_utf8_lossy(&listing(&mut c, "NLST").await).to_string();
+        let (new, old) = (mlsd_size(&mlsd, "new.bin"), mlsd_size(&mlsd, "old.bin"));
+        // What the kept upload holds (whole parts), as SIZE reports it.
+        let size = c.expect("SIZE new.bin", 213).await;
+        let held: u64 = size.text[4..].trim().parse().expect("SIZE");
+        println!(
+            "list_kept_uploads = {enabled}: SIZE new.bin {held}; MLSD new.bin {new:?}, old.bin {old:?}"
+        );
+        assert!(held > 0 && held < 12 * MIB as u64);
+        if enabled {
+            assert_eq!((new, old), (Some(held), Some(held)));
+            assert!(
+                list.contains(&format!(" {held} ")) && list.contains("new.bin"),
+                "{list}"
+            );
+            assert!(nlst.lines().any(|l| l == "new.bin"), "{nlst}");
+        } else {
+            assert_eq!((new, old), (None, Some(3)));
+            assert!(!list.contains("new.bin"), "{list}");
+        }
+        srv.stop().await;
+    }
+}
+
+/// Item 7: clients that resume from what the listing shows. `lftp mirror -R --continue`
+/// compares the local file with the remote listing: with `s3.list_kept_uploads` it sees the
+/// kept bytes and sends only the rest (REST n + STOR); without, it sees no remote file and
+/// sends the whole file from byte 0 (which then aborts the kept upload). Either way the
+/// object is the whole file.
+#[tokio::test]
+async fn lftp_mirror_continue_resumes_from_the_listed_size() {
+    use crate::common::clients::{self, assert_ok, lftp, random_bytes, Mode};
+    let size = 12 * MIB + 77;
+    let data = random_bytes(size);
+    for enabled in [false, true] {
+        let srv = TestServer::start_with(|c| c.s3.list_kept_uploads = enabled).await;
+        let (logs, _guard) = Logs::capture();
+        let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+        c.set_reply_timeout(Duration::from_secs(60));
+        c.expect("MKD m", 257).await;
+        // The local file is older than the cut upload (mirror resumes only onto a newer
+        // partial file).
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("m")).expect("mkdir");
+        std::fs::write(dir.path().join("m/big.bin"), &data).expect("write");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // The cut upload sent the file's first 10 MiB; its whole parts are kept.
+        let port = c.epsv().await;
+        c.send_raw(b"STOR m/big.bin\r\n").await;
+        assert_eq!(c.reply().await.code, 150);
+        let mut d = c.data_connect(port, true).await;
+        d.write_all(&data[..10 * MIB]).await.expect("upload");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        d.reset();
+        assert_eq!(c.reply().await.code, 426);
+        let key = srv.key("m/big.bin");
+        srv.eventually("the cut upload is kept", || async {
+            srv.open_multipart_uploads_for(&key).await == 1
+        })
+        .await;
+        let size_reply = c.expect("SIZE m/big.bin", 213).await;
+        let held: u64 = size_reply.text[4..].trim().parse().expect("SIZE");
+        let script = format!(
+            "mirror -R --continue --no-perms {} /m",
+            dir.path().join("m").display()
+        );
+        let out = clients::run(lftp(Mode::Explicit, srv.explicit, USER, PASSWORD, &script)).await;
+        assert_ok(&out, "lftp mirror -R --continue");
+        assert!(
+            srv.object(&key).await.as_deref() == Some(&data[..]),
+            "the object is not the whole file"
+        );
+        let sent = audited_bytes(&logs, "upload", "ok").await;
+        println!(
+            "list_kept_uploads = {enabled}: {held} bytes kept; lftp mirror -R --continue sent \
+             {sent} of {size} bytes"
+        );
+        if enabled {
+            assert_eq!(sent, size as u64 - held, "did not resume from {held}");
+        } else {
+            assert_eq!(sent, size as u64);
+        }
+        srv.stop().await;
+    }
+}

@@ -163,6 +163,8 @@ pub struct S3Options {
     pub max_copy_object_size: u64,
     /// The largest `UploadPartCopy` part (at least 10 MiB + 2 bytes, at most 5 GiB; clamped).
     pub copy_part_size: u64,
+    /// Listings show kept uploads with the bytes they hold (`s3.list_kept_uploads`).
+    pub list_kept_uploads: bool,
 }
 
 impl S3Options {
@@ -173,6 +175,7 @@ impl S3Options {
             resume_window: Duration::from_secs(cfg.resume_window_secs),
             max_copy_object_size: MAX_COPY_SIZE,
             copy_part_size: MAX_COPY_SIZE,
+            list_kept_uploads: cfg.list_kept_uploads && cfg.resume_window_secs > 0,
         }
     }
 }
@@ -192,6 +195,7 @@ pub struct S3Storage {
     part_checksums: bool,
     /// Cleared when the store says it does not implement object tagging.
     tagging: Arc<AtomicBool>,
+    list_kept_uploads: bool,
 }
 
 impl S3Storage {
@@ -211,6 +215,7 @@ impl S3Storage {
                 .clamp(MIN_COPY_PART_SIZE, MAX_COPY_SIZE),
             part_checksums,
             tagging: Arc::new(AtomicBool::new(true)),
+            list_kept_uploads: options.list_kept_uploads,
         }
     }
 
@@ -253,7 +258,13 @@ impl Storage for S3Storage {
             return Err(StorageError::IsADirectory(String::new()));
         }
         let upload = match spec.mode {
-            UploadMode::Replace | UploadMode::Resume { offset: 0 } => self.new_upload(key, &spec),
+            UploadMode::Replace | UploadMode::Resume { offset: 0 } => {
+                let mut upload = self.new_upload(key, &spec);
+                if !self.resume_window.is_zero() {
+                    upload.replaces_kept = Some(std::time::SystemTime::now());
+                }
+                upload
+            }
             UploadMode::Append => self.continue_key(key, &spec, None).await?,
             UploadMode::Resume { offset } => self.continue_key(key, &spec, Some(offset)).await?,
         };

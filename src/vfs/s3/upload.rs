@@ -19,7 +19,7 @@ use super::metadata::{
     ContentDigests, METADATA_VALUE, META_CLIENT_ADDR, META_CRC32, META_SHA256, META_UPLOADER,
 };
 use super::multipart::{completed_part, DonePart, MultipartUpload};
-use super::resume::resumable_run;
+use super::resume::{abort_replaced_uploads, resumable_run};
 use super::{S3Storage, MAX_PARTS};
 use crate::vfs::{ObjectKey, StorageError, Upload, UploadError, UploadSpec};
 
@@ -51,6 +51,7 @@ impl S3Storage {
             copies: JoinSet::new(),
             done: Vec::new(),
             failed: false,
+            replaces_kept: None,
         }
     }
 }
@@ -98,6 +99,9 @@ pub(super) struct S3Upload {
     pub(super) done: Vec<DonePart>,
     /// A copy failed (body or store): the upload can only be suspended, aborted or dropped.
     pub(super) failed: bool,
+    /// A fresh upload (STOR from byte 0) started at this time: once it completes, the kept
+    /// uploads of its key that started no later are aborted (`resume::abort_replaced_uploads`).
+    pub(super) replaces_kept: Option<std::time::SystemTime>,
 }
 
 impl S3Upload {
@@ -365,6 +369,12 @@ impl Upload for S3Upload {
         let result = self.finish().await;
         if result.is_err() {
             self.fail().await;
+        } else if let Some(started) = self.replaces_kept {
+            abort_replaced_uploads(
+                self.store.bucket.clone(),
+                self.key.clone(),
+                started,
+            );
         }
         result
     }

@@ -17,6 +17,7 @@
 pub mod ascii;
 mod idle;
 mod passive;
+pub mod relay;
 
 use std::{
     io,

@@ -55,18 +55,18 @@ impl Ports {
 }
 
 /// A child process killed (by PID, SIGKILL) when dropped, so a failing test leaves none behind.
-struct Process {
+pub(crate) struct Process {
     name: String,
     child: Child,
 }
 
 impl Process {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 
     /// Panics with `log` if the process has already exited.
-    fn assert_running(&mut self, log: &str) {
+    pub(crate) fn assert_running(&mut self, log: &str) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("{} exited early ({status}):\n{log}", self.name);
         }
@@ -79,7 +79,7 @@ impl Drop for Process {
     }
 }
 
-fn haproxy_available() -> bool {
+pub(crate) fn haproxy_available() -> bool {
     std::process::Command::new("haproxy")
         .arg("-v")
         .stdout(Stdio::null())
@@ -145,7 +145,7 @@ fn replica_config(dir: &Path, ip: &str, ports: &Ports, bucket: &str, endpoint: &
     config
 }
 
-async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Process, PathBuf) {
+pub(crate) async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Process, PathBuf) {
     let log = dir.join(format!("{ip}.log"));
     let mut c = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
     for (k, _) in std::env::vars() {
@@ -173,9 +173,9 @@ async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Process, PathBuf
     )
 }
 
-async fn start_haproxy(dir: &Path, ports: &Ports) -> (Process, PathBuf) {
+pub(crate) async fn start_haproxy(dir: &Path, config: &str) -> (Process, PathBuf) {
     let cfg = dir.join("haproxy.cfg");
-    std::fs::write(&cfg, haproxy_config(ports)).expect("haproxy.cfg");
+    std::fs::write(&cfg, config).expect("haproxy.cfg");
     let log = dir.join("haproxy.log");
     // -db: foreground, no daemon, so the PID we hold is HAProxy's own.
     let child = Command::new("haproxy")
@@ -198,7 +198,7 @@ async fn start_haproxy(dir: &Path, ports: &Ports) -> (Process, PathBuf) {
 }
 
 /// Waits until `ready` holds for the process's log, or panics with the log.
-async fn wait_for(p: &mut Process, log: &Path, ready: impl Fn(&str) -> bool) {
+pub(crate) async fn wait_for(p: &mut Process, log: &Path, ready: impl Fn(&str) -> bool) {
     for _ in 0..300 {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if ready(&text) {
@@ -285,7 +285,7 @@ async fn run_job(job: &Job, dir: &Path, ports: &Ports) -> Vec<u8> {
 }
 
 /// The audit lines of a replica's JSON log.
-fn audit_lines(log: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn audit_lines(log: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(log)
         .expect("replica log")
         .lines()
@@ -328,7 +328,7 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
         wait_for(&mut p, &log, |t| t.matches("\"listening\"").count() >= 2).await;
         replicas.push((ip, p, log));
     }
-    let (mut haproxy, haproxy_err) = start_haproxy(dir.path(), &ports).await;
+    let (mut haproxy, haproxy_err) = start_haproxy(dir.path(), &haproxy_config(&ports)).await;
     let proxy = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
     for _ in 0..100 {
         haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());

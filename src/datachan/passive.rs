@@ -267,7 +267,7 @@ impl Drop for PassiveListener {
 
 /// A listener on `addr` with `SO_REUSEADDR`: binds over TIME_WAIT connections, not over
 /// another listener.
-fn bind_reusable(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(super) fn bind_reusable(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,

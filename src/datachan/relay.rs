@@ -25,7 +25,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::PassivePortPool;
+use super::{passive::bind_reusable, PassivePortPool};
 use crate::config::{Config, PortRange};
 use crate::proxy::{read_relay_header, relay_header, ClientAddr, ProxyPolicy};
 
@@ -59,7 +59,7 @@ impl Relay {
         let Some(listen) = config.cluster.listen else {
             return Ok(None);
         };
-        let inbound = bind(listen).map_err(|e| ("cluster.listen", listen, e))?;
+        let inbound = bind_reusable(listen).map_err(|e| ("cluster.listen", listen, e))?;
         let ip = config
             .listeners
             .explicit
@@ -76,7 +76,7 @@ impl Relay {
                 .and_then(|i| config.cluster.peers.get(i));
             let Some(owner) = owner else { continue };
             let addr = SocketAddr::new(ip, port);
-            let l = bind(addr).map_err(|e| ("passive.ports", addr, e))?;
+            let l = bind_reusable(addr).map_err(|e| ("passive.ports", addr, e))?;
             forwarders.push((l, port, owner.clone()));
         }
         Ok(Some(Relay {
@@ -115,17 +115,6 @@ impl Relay {
             stop,
         ));
     }
-}
-
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    // Restarts must not wait for TIME_WAIT; a second live listener is still refused.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(256)
 }
 
 /// Accepts until `stop`, backing off on errors (EMFILE and friends) instead of spinning.

@@ -21,10 +21,11 @@ use crate::common::{
     http::get,
     seaweedfs,
 };
-use crate::haproxy::{haproxy_available, start_haproxy, start_replica, wait_for};
+use crate::haproxy::{
+    haproxy_available, haproxy_config, start_haproxy, start_replica, wait_for, PROXY_IP,
+};
 
 const REPLICAS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
-const PROXY_IP: &str = "127.0.0.1";
 const USERS: [&str; 2] = ["acme", "other"];
 /// Passive ports in all (each replica owns a third).
 const PASSIVE_PORTS: u16 = 12;
@@ -36,33 +37,6 @@ struct Ports {
     admin: u16,
     passive_first: u16,
     passive_last: u16,
-}
-
-fn haproxy_config(p: &Ports) -> String {
-    let mut cfg = format!(
-        "global\n    maxconn 2000\n\n\
-         defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 2m\n    timeout server 2m\n\n\
-         frontend ftp_explicit\n    bind {PROXY_IP}:{e}\n    default_backend explicit\n\n\
-         frontend ftp_implicit\n    bind {PROXY_IP}:{i}\n    default_backend implicit\n\n\
-         frontend ftp_passive\n    bind {PROXY_IP}:{pf}-{pl}\n    default_backend passive\n",
-        e = p.explicit,
-        i = p.implicit,
-        pf = p.passive_first,
-        pl = p.passive_last,
-    );
-    for (backend, port) in [
-        ("explicit", format!(":{}", p.explicit)),
-        ("implicit", format!(":{}", p.implicit)),
-        ("passive", String::new()),
-    ] {
-        cfg.push_str(&format!(
-            "\nbackend {backend}\n    balance roundrobin\n    source {PROXY_IP}\n"
-        ));
-        for (n, ip) in REPLICAS.iter().enumerate() {
-            cfg.push_str(&format!("    server r{n} {ip}{port} send-proxy-v2\n"));
-        }
-    }
-    cfg
 }
 
 fn replica_config(
@@ -242,7 +216,16 @@ async fn three_replicas_round_robin(reuse: bool) {
         wait_for(&mut p, &log, |t| t.matches("\"listening\"").count() >= 2).await;
         replicas.push((p, log));
     }
-    let (mut haproxy, haproxy_err) = start_haproxy(dir.path(), &haproxy_config(&ports)).await;
+    let (mut haproxy, haproxy_err) = start_haproxy(
+        dir.path(),
+        &haproxy_config(
+            "roundrobin",
+            &REPLICAS,
+            (ports.explicit, ports.implicit),
+            (ports.passive_first, ports.passive_last),
+        ),
+    )
+    .await;
     let front = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
     for _ in 0..100 {
         haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());

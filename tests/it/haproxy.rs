@@ -29,7 +29,7 @@ use crate::common::{
 };
 
 const REPLICAS: [&str; 2] = ["127.0.0.2", "127.0.0.3"];
-const PROXY_IP: &str = "127.0.0.1";
+pub(crate) const PROXY_IP: &str = "127.0.0.1";
 const USER: &str = "acme";
 const PASSWORD: &str = "acme-password";
 /// Passive ports per replica (and on the proxy).
@@ -88,30 +88,33 @@ pub(crate) fn haproxy_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn haproxy_config(ports: &Ports) -> String {
+/// HAProxy in TCP mode on [`PROXY_IP`]: explicit, implicit and the passive range, each spread
+/// over `replicas` by `balance` (`source`, `roundrobin`), with `send-proxy-v2`.
+pub(crate) fn haproxy_config(
+    balance: &str,
+    replicas: &[&str],
+    (explicit, implicit): (u16, u16),
+    (passive_first, passive_last): (u16, u16),
+) -> String {
     let mut cfg = format!(
-        "global\n    maxconn 500\n\n\
+        "global\n    maxconn 2000\n\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 2m\n    timeout server 2m\n\n\
-         frontend ftp_explicit\n    bind {PROXY_IP}:{e}\n    default_backend explicit\n\n\
-         frontend ftp_implicit\n    bind {PROXY_IP}:{i}\n    default_backend implicit\n\n\
-         frontend ftp_passive\n    bind {PROXY_IP}:{pf}-{pl}\n    default_backend passive\n",
-        e = ports.explicit,
-        i = ports.implicit,
-        pf = ports.passive_first,
-        pl = ports.passive_last,
+         frontend ftp_explicit\n    bind {PROXY_IP}:{explicit}\n    default_backend explicit\n\n\
+         frontend ftp_implicit\n    bind {PROXY_IP}:{implicit}\n    default_backend implicit\n\n\
+         frontend ftp_passive\n    bind {PROXY_IP}:{passive_first}-{passive_last}\n    default_backend passive\n",
     );
     // The same servers in the same order in every backend: `balance source` then maps a client
     // IP to the same replica for its control and its data connections. Passive servers have no
     // port: HAProxy connects to the port the client connected to.
     for (backend, port) in [
-        ("explicit", format!(":{}", ports.explicit)),
-        ("implicit", format!(":{}", ports.implicit)),
+        ("explicit", format!(":{explicit}")),
+        ("implicit", format!(":{implicit}")),
         ("passive", String::new()),
     ] {
         cfg.push_str(&format!(
-            "\nbackend {backend}\n    balance source\n    source {PROXY_IP}\n"
+            "\nbackend {backend}\n    balance {balance}\n    source {PROXY_IP}\n"
         ));
-        for (n, ip) in REPLICAS.iter().enumerate() {
+        for (n, ip) in replicas.iter().enumerate() {
             cfg.push_str(&format!("    server r{n} {ip}{port} send-proxy-v2\n"));
         }
     }
@@ -328,7 +331,16 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
         wait_for(&mut p, &log, |t| t.matches("\"listening\"").count() >= 2).await;
         replicas.push((ip, p, log));
     }
-    let (mut haproxy, haproxy_err) = start_haproxy(dir.path(), &haproxy_config(&ports)).await;
+    let (mut haproxy, haproxy_err) = start_haproxy(
+        dir.path(),
+        &haproxy_config(
+            "source",
+            &REPLICAS,
+            (ports.explicit, ports.implicit),
+            (ports.passive_first, ports.passive_last),
+        ),
+    )
+    .await;
     let proxy = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
     for _ in 0..100 {
         haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());

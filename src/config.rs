@@ -35,6 +35,7 @@ pub struct Config {
     pub log: Log,
     pub admin: Admin,
     pub telemetry: Telemetry,
+    pub cluster: Cluster,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -299,6 +300,25 @@ pub struct Telemetry {
     pub metrics_interval_secs: u64,
 }
 
+/// Several replicas behind one address with no affinity (ARCHITECTURE.md, "Several replicas"):
+/// each replica owns a slice of `passive.ports` and relays data connections for ports it does
+/// not own to their owner. Off while `peers` is empty.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Every replica's relay listener (`"host:port"`, e.g. the pod's name in a headless
+    /// Service), in ordinal order, this replica's included. Only these hosts may connect to
+    /// the relay listener.
+    pub peers: Vec<String>,
+    /// This replica's relay listener: data connections relayed by the other replicas arrive
+    /// here, each with a PROXY v2 header naming the client and the passive port.
+    #[serde(with = "listener_addr")]
+    pub listen: Option<SocketAddr>,
+    /// This replica's index in `peers`. Unset: the number after the last `-` of `$HOSTNAME`
+    /// (a StatefulSet pod's ordinal).
+    pub ordinal: Option<usize>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -375,6 +395,11 @@ impl Default for Config {
             telemetry: Telemetry {
                 otlp_endpoint: None,
                 metrics_interval_secs: 60,
+            },
+            cluster: Cluster {
+                peers: Vec::new(),
+                listen: None,
+                ordinal: None,
             },
         }
     }
@@ -478,6 +503,26 @@ impl PortRange {
 
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// The `i`-th of `n` contiguous, disjoint slices covering the range (sizes differ by at
+    /// most one); `None` if the range has fewer than `n` ports.
+    pub fn slice(&self, i: usize, n: usize) -> Option<PortRange> {
+        let len = self.len();
+        if n == 0 || i >= n || len < n {
+            return None;
+        }
+        // In range: i * len / n < len <= 65535.
+        let start = |k: usize| self.first + (k * len / n) as u16;
+        Some(PortRange {
+            first: start(i),
+            last: start(i + 1) - 1,
+        })
+    }
+
+    /// Whether `port` is in the range.
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
     }
 }
 
@@ -597,6 +642,7 @@ impl Config {
                 ));
             }
         }
+        self.cluster_slice()?;
         if self.listeners.tcp_keepalive_secs > MAX_KEEPALIVE_SECS {
             return Err(invalid(
                 "listeners.tcp_keepalive_secs",
@@ -711,6 +757,48 @@ impl Config {
         Ok(())
     }
 
+    /// With `cluster.peers`: this replica's ordinal, the number of replicas and the slice of
+    /// `passive.ports` it owns; `None` when the cluster mode is off.
+    pub fn cluster_slice(&self) -> Result<Option<(usize, usize, PortRange)>, ConfigError> {
+        let c = &self.cluster;
+        if c.peers.is_empty() {
+            return Ok(None);
+        }
+        if c.listen.is_none() {
+            return Err(invalid(
+                "cluster.listen",
+                "must be set when cluster.peers is (the relay listener)",
+            ));
+        }
+        let ordinal = match c.ordinal {
+            Some(o) => o,
+            None => std::env::var("HOSTNAME")
+                .ok()
+                .and_then(|h| h.rsplit('-').next().and_then(|n| n.parse().ok()))
+                .ok_or_else(|| {
+                    invalid(
+                        "cluster.ordinal",
+                        "unset, and $HOSTNAME does not end in -<ordinal> (a StatefulSet pod's name)",
+                    )
+                })?,
+        };
+        let n = c.peers.len();
+        if ordinal >= n {
+            return Err(invalid(
+                "cluster.ordinal",
+                format!("{ordinal} is not an index of cluster.peers ({n} replicas)"),
+            ));
+        }
+        let range = self.passive_ports()?;
+        match range.slice(ordinal, n) {
+            Some(slice) => Ok(Some((ordinal, n, slice))),
+            None => Err(invalid(
+                "passive.ports",
+                format!("{} ports cannot give each of {n} replicas one", range.len()),
+            )),
+        }
+    }
+
     /// `passive.ports`, parsed.
     pub fn passive_ports(&self) -> Result<PortRange, ConfigError> {
         PortRange::parse(&self.passive.ports).map_err(|e| invalid("passive.ports", e))
@@ -808,6 +896,34 @@ mod tests {
         let c = from_toml("[listeners]\ntcp_keepalive_secs = 0\n[s3]\nbucket = \"b\"\n")
             .expect("0 turns keepalive off");
         assert_eq!(c.listeners.tcp_keepalive_secs, 0);
+    }
+
+    #[test]
+    fn cluster_slices_are_disjoint_and_cover_the_range() {
+        let r = PortRange::parse("30000-30009").expect("range");
+        let slices: Vec<PortRange> = (0..3).map(|i| r.slice(i, 3).expect("slice")).collect();
+        assert_eq!(slices[0].first, 30000);
+        assert_eq!(slices[2].last, 30009);
+        for w in slices.windows(2) {
+            assert_eq!(w[0].last + 1, w[1].first);
+        }
+        assert!(slices.iter().all(|s| (3..=4).contains(&s.len())));
+        assert!(r.slice(0, 11).is_none());
+        let c = from_toml(
+            "[s3]\nbucket = \"b\"\n[cluster]\npeers = [\"a:1\", \"b:1\"]\nlisten = \"127.0.0.1:2100\"\nordinal = 1\n",
+        )
+        .expect("config");
+        let (o, n, slice) = c.cluster_slice().expect("ok").expect("on");
+        assert_eq!((o, n), (1, 2));
+        assert_eq!(slice.first, 30050);
+        let e = from_toml("[s3]\nbucket = \"b\"\n[cluster]\npeers = [\"a:1\"]\nordinal = 0\n")
+            .expect_err("no listen");
+        assert!(e.to_string().starts_with("cluster.listen:"), "{e}");
+        let e = from_toml(
+            "[s3]\nbucket = \"b\"\n[cluster]\npeers = [\"a:1\"]\nlisten = \"127.0.0.1:1\"\nordinal = 1\n",
+        )
+        .expect_err("bad ordinal");
+        assert!(e.to_string().starts_with("cluster.ordinal:"), "{e}");
     }
 
     #[test]

@@ -62,6 +62,7 @@ struct Metrics {
     s3_errors: Counter<u64>,
     passive_ports: UpDownCounter<i64>,
     passive_refused: Counter<u64>,
+    passive_relayed: Counter<u64>,
     reloads: Counter<u64>,
     storage_up: Gauge<u64>,
     storage_failures: Gauge<u64>,
@@ -168,6 +169,14 @@ impl Metrics {
                 .with_description("PASV/EPSV answered 425: no port free for the client's address")
                 .with_unit("{command}")
                 .build(),
+            passive_relayed: meter
+                .u64_counter("ftps.passive.relayed")
+                .with_description(
+                    "Data connections relayed between replicas (cluster mode), by direction: \
+                     out (to the port's owner), in (from another replica)",
+                )
+                .with_unit("{connection}")
+                .build(),
             reloads: meter
                 .u64_counter("ftps.reloads")
                 .with_description(
@@ -209,6 +218,10 @@ impl Metrics {
         }
         m.passive_ports.add(0, &[]);
         m.passive_refused.add(0, &[]);
+        for direction in ["in", "out"] {
+            m.passive_relayed
+                .add(0, &[KeyValue::new("direction", direction)]);
+        }
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -328,6 +341,13 @@ pub fn transfer_finished(
 /// A PASV/EPSV was refused (`ftps_passive_refused_total`).
 pub fn passive_refused() {
     get().passive_refused.add(1, &[]);
+}
+
+/// A data connection relayed to its owner (`"out"`) or from another replica (`"in"`).
+pub fn passive_relayed(direction: &'static str) {
+    get()
+        .passive_relayed
+        .add(1, &[KeyValue::new("direction", direction)]);
 }
 
 /// A passive data port bound, counted in `ftps_passive_ports_in_use` until dropped.

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use crate::admin::{self, AdminServer, Readiness};
 use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
-use crate::datachan::PassivePortPool;
+use crate::datachan::{relay::Relay, PassivePortPool};
 use crate::limits::SessionLimits;
 use crate::proxy::ProxyPolicy;
 use crate::session::{self, state::ListenerKind};
@@ -81,6 +81,8 @@ pub struct Server {
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
     admin: Option<AdminServer>,
+    /// The cluster mode's relay listeners (`[cluster]`).
+    relay: Option<Relay>,
 }
 
 /// A running server: its addresses and the handle to stop it.
@@ -131,7 +133,16 @@ impl Server {
         // Loaded by the caller: a bad certificate would have stopped the start.
         readiness.set_certificate_loaded(true);
         let proxy = ProxyPolicy::from_config(&config.listeners).map(Arc::new);
-        let passive_ports = PassivePortPool::new(config.passive_ports()?, proxy.clone());
+        let range = config.passive_ports()?;
+        let cluster = config.cluster_slice()?;
+        // In the cluster mode PASV hands out only this replica's slice of the range.
+        let owned = cluster.map_or(range, |(_, _, slice)| slice);
+        let passive_ports = PassivePortPool::new(owned, proxy.clone());
+        let relay = match cluster {
+            Some((_, n, _)) => Relay::bind(&config, range, owned, n)
+                .map_err(|(key, addr, source)| StartError::Bind { key, addr, source })?,
+            None => None,
+        };
         let ctx = Arc::new(ServerContext {
             limits,
             proxy,
@@ -149,6 +160,7 @@ impl Server {
             explicit,
             implicit,
             admin,
+            relay,
         })
     }
 
@@ -197,6 +209,16 @@ impl Server {
             tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
         });
         crate::reload::spawn(&self.ctx);
+        // Relays serve transfers in flight on other replicas too: they stop with the process.
+        let relay_stop = CancellationToken::new();
+        if let Some(relay) = self.relay {
+            relay.spawn(
+                self.ctx.passive_ports.clone(),
+                self.ctx.proxy.clone(),
+                self.ctx.config.listeners.tcp_keepalive_secs,
+                relay_stop.clone(),
+            );
+        }
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();
@@ -241,6 +263,7 @@ impl Server {
             }
         }
         admin_stop.cancel();
+        relay_stop.cancel();
         if let Some(admin) = admin {
             let _ = admin.await;
         }

@@ -19,6 +19,7 @@ pub mod ascii;
 mod idle;
 mod metered;
 mod passive;
+pub mod relay;
 
 use std::{
     io,

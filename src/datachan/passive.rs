@@ -38,7 +38,8 @@ const RETRY: Duration = Duration::from_millis(20);
 const BACKLOG: u32 = 64;
 
 /// Hands out passive ports: a port to each PASV/EPSV, shared between clients of different
-/// addresses.
+/// addresses. Clones share the pool.
+#[derive(Clone)]
 pub struct PassivePortPool {
     shared: Arc<Shared>,
 }
@@ -180,6 +181,24 @@ impl PassivePortPool {
         ))
     }
 
+    /// A data connection another replica relayed (`relay.rs`): for `port`, from `client`.
+    pub fn dispatch_relayed(&self, port: u16, stream: TcpStream, client: ClientAddr) {
+        let addr = self
+            .shared
+            .lock()
+            .keys()
+            .find(|a| a.port() == port)
+            .copied();
+        match addr {
+            Some(addr) => self.shared.dispatch(addr, stream, client),
+            None => tracing::warn!(
+                data_peer = %client,
+                port,
+                "refused a relayed data connection: no session waits on this port"
+            ),
+        }
+    }
+
     /// Ports bound now (what `ftps_passive_ports_in_use` counts for this pool).
     pub fn ports_in_use(&self) -> usize {
         self.shared.lock().len()
@@ -248,7 +267,7 @@ impl Drop for PassiveListener {
 
 /// A listener on `addr` with `SO_REUSEADDR`: binds over TIME_WAIT connections, not over
 /// another listener.
-fn bind_reusable(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(super) fn bind_reusable(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,

@@ -6,6 +6,7 @@
 mod admin;
 mod cli;
 mod clients;
+mod cluster;
 mod common;
 mod faults;
 mod haproxy;

@@ -265,11 +265,7 @@ pub(super) async fn uploads_of(
 /// newer than the file, so they are aborted now rather than left open for the resume window.
 /// An upload of the same key started later (another client's) is left alone. In the
 /// background: the `226` does not wait for it.
-pub(super) fn abort_replaced_uploads(
-    bucket: Bucket,
-    key: Arc<str>,
-    started: SystemTime,
-) {
+pub(super) fn abort_replaced_uploads(bucket: Bucket, key: Arc<str>, started: SystemTime) {
     tokio::spawn(async move {
         let uploads = match uploads_of(&bucket, &key).await {
             Ok(u) => u,

@@ -370,11 +370,7 @@ impl Upload for S3Upload {
         if result.is_err() {
             self.fail().await;
         } else if let Some(started) = self.replaces_kept {
-            abort_replaced_uploads(
-                self.store.bucket.clone(),
-                self.key.clone(),
-                started,
-            );
+            abort_replaced_uploads(self.store.bucket.clone(), self.key.clone(), started);
         }
         result
     }

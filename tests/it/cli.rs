@@ -606,3 +606,75 @@ async fn quickstart_script_runs_end_to_end() {
     assert!(!dir.path().join("seaweedfs/weed.pid").exists(), "{text}");
     std::net::TcpListener::bind(("127.0.0.1", explicit)).expect("explicit port freed");
 }
+
+/// lftp sends the server's IP address as SNI on every handshake, which rustls logged as a
+/// warning each time; logs written to a pipe or a file carried ANSI colour codes. Neither now.
+#[tokio::test]
+async fn lftp_handshakes_log_no_sni_warning_and_pipes_get_no_colours() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(files.join("u")).expect("home");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n\
+             [storage]\nbackend = \"local\"\nlocal_root = \"{}\"\n",
+            files.display()
+        ),
+    );
+    let hash = ftps_s3::auth::hash_password("s3cret-pass").expect("hash");
+    std::fs::write(
+        dir.path().join("users.toml"),
+        format!(
+            "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"u/\"\npermissions = [\"list\"]\n"
+        ),
+    )
+    .expect("users");
+    let mut c = bin();
+    c.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = String::new();
+    let mut addr = None;
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(rest) = line.split("addr=").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    let addr: std::net::SocketAddr = addr
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no listening address in:\n{log}"));
+    let out = clients::run(clients::lftp(
+        clients::Mode::Explicit,
+        addr,
+        "u",
+        "s3cret-pass",
+        "ls",
+    ))
+    .await;
+    assert_ok(&out, "lftp ls");
+    let _ = child.start_kill();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+    {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(
+        log.contains("disconnected"),
+        "the session is logged:\n{log}"
+    );
+    assert!(!log.contains("SNI"), "no SNI warning:\n{log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI codes in a pipe:\n{log}");
+}

@@ -678,3 +678,76 @@ async fn lftp_handshakes_log_no_sni_warning_and_pipes_get_no_colours() {
     assert!(!log.contains("SNI"), "no SNI warning:\n{log}");
     assert!(!log.contains('\u{1b}'), "no ANSI codes in a pipe:\n{log}");
 }
+
+/// `log.level = "debug"` is the server's debug lines, not the AWS SDK's and hyper's (they were
+/// 97 % of a debug log): dependencies stay at `info`. Against SeaweedFS, with an upload.
+#[tokio::test]
+async fn log_level_debug_is_this_crates_debug_only() {
+    let sw = seaweedfs::s3().await;
+    let bucket = sw.new_bucket().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = s3_config(
+        dir.path(),
+        &format!(
+            "bucket = \"{bucket}\"\nendpoint = \"{}\"\nforce_path_style = true\n[log]\nformat = \"json\"\nlevel = \"debug\"",
+            sw.endpoint()
+        ),
+    );
+    let mut c = bin();
+    c.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = Vec::new();
+    let mut addr = None;
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+        let listening = v["message"] == "listening";
+        if listening {
+            addr = v["addr"].as_str().map(str::to_string);
+        }
+        log.push(v);
+        if listening {
+            break;
+        }
+    }
+    let addr = addr.expect("listening address");
+    let src = dir.path().join("up.bin");
+    std::fs::write(&src, random_bytes(10_000)).expect("write");
+    // The users file of s3_config: acme / pw, list only; a listing makes S3 calls too.
+    let mut ls = curl("acme", "pw");
+    ls.arg(format!("ftp://{addr}/"));
+    assert_ok(&clients::run(ls).await, "list");
+    let _ = child.start_kill();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+    {
+        log.push(serde_json::from_str(&line).expect("JSON line"));
+    }
+    let debug_from = |prefix: &str| {
+        log.iter()
+            .filter(|v| v["level"] == "DEBUG")
+            .filter(|v| v["target"].as_str().is_some_and(|t| t.starts_with(prefix)))
+            .count()
+    };
+    assert!(
+        debug_from("ftps_s3") > 0,
+        "the server's debug lines: {log:?}"
+    );
+    for dependency in ["aws", "hyper", "rustls", "h2", "tokio"] {
+        assert_eq!(
+            debug_from(dependency),
+            0,
+            "{dependency} debug lines at log.level = debug"
+        );
+    }
+}

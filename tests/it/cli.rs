@@ -751,3 +751,104 @@ async fn log_level_debug_is_this_crates_debug_only() {
         );
     }
 }
+
+/// `--version` names the commit it was built from; `--config` says what it takes.
+#[tokio::test]
+async fn version_names_the_commit_and_config_has_help() {
+    let mut c = bin();
+    c.arg("--version");
+    let out = clients::run(c).await;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let commit = version
+        .strip_prefix(concat!("ftps-s3 ", env!("CARGO_PKG_VERSION"), " (commit "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version}"));
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    for command in ["serve", "check-config"] {
+        let mut c = bin();
+        c.args([command, "--help"]);
+        let out = clients::run(c).await;
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("--config <FILE>") && help.contains("TOML config file"),
+            "{command}: {help}"
+        );
+    }
+}
+
+/// On a terminal, `hash-password` asks twice without echo and refuses two different answers
+/// (driven through a pseudo-terminal by Python's `pty`).
+#[tokio::test]
+async fn hash_password_prompts_on_a_terminal() {
+    const DRIVER: &str = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "hash-password"])
+out = b""
+def read_until(token):
+    global out
+    deadline = time.time() + 20
+    while token not in out and time.time() < deadline:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+read_until(b"Password: ")
+os.write(fd, sys.argv[2].encode() + b"\n")
+read_until(b"Again: ")
+os.write(fd, sys.argv[3].encode() + b"\n")
+read_until(b"\n$")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let run = |first: &str, second: &str| {
+        let mut c = Command::new("python3");
+        c.arg("-c")
+            .arg(DRIVER)
+            .arg(env!("CARGO_BIN_EXE_ftps-s3"))
+            .arg(first)
+            .arg(second);
+        c
+    };
+    let out = clients::run(run("pty-secret", "pty-secret")).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Password: ") && text.contains("Again: "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("pty-secret"),
+        "the password is echoed: {text}"
+    );
+    let hash = text
+        .split_whitespace()
+        .find(|w| w.starts_with("$argon2id$"))
+        .unwrap_or_else(|| panic!("no hash in {text}"));
+    let users = ftps_s3::auth::UserStore::parse(&format!(
+        "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
+    ))
+    .expect("users");
+    assert!(users.verify("u", "pty-secret").await.is_some());
+
+    let out = clients::run(run("one", "other")).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("the two passwords differ"), "{text}");
+}

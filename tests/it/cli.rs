@@ -251,32 +251,38 @@ async fn serve_without_config_starts_the_development_default() {
     );
 }
 
-/// JSON logs carry the span tree: every line of a command's work names the session (id, user,
-/// client address, TLS) and the command (verb, final reply code), so one STOR can be followed
-/// from its audit line. The password never appears.
-#[tokio::test]
-async fn json_logs_nest_each_command_in_the_session_span() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let files = dir.path().join("files");
+/// A config on a local directory in `dir`, explicit FTPS on a free port, `extra` appended; one
+/// user `u` / `s3cret-pass` who may list, read and write.
+fn local_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let files = dir.join("files");
     std::fs::create_dir_all(files.join("u")).expect("home");
     let config = write_config(
-        dir.path(),
+        dir,
         &format!(
             "[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n\
-             [storage]\nbackend = \"local\"\nlocal_root = \"{}\"\n\
-             [log]\nformat = \"json\"\nlevel = \"info\"\n",
+             [storage]\nbackend = \"local\"\nlocal_root = \"{}\"\n{extra}",
             files.display()
         ),
     );
     let hash = ftps_s3::auth::hash_password("s3cret-pass").expect("hash");
     std::fs::write(
-        dir.path().join("users.toml"),
+        dir.join("users.toml"),
         format!(
             "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"u/\"\n\
              permissions = [\"list\", \"read\", \"write\"]\n"
         ),
     )
     .expect("users");
+    config
+}
+
+/// JSON logs carry the span tree: every line of a command's work names the session (id, user,
+/// client address, TLS) and the command (verb, final reply code), so one STOR can be followed
+/// from its audit line. The password never appears.
+#[tokio::test]
+async fn json_logs_nest_each_command_in_the_session_span() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = local_config(dir.path(), "[log]\nformat = \"json\"\nlevel = \"info\"\n");
     let mut c = bin();
     c.arg("serve")
         .arg("--config")
@@ -612,24 +618,7 @@ async fn quickstart_script_runs_end_to_end() {
 #[tokio::test]
 async fn lftp_handshakes_log_no_sni_warning_and_pipes_get_no_colours() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let files = dir.path().join("files");
-    std::fs::create_dir_all(files.join("u")).expect("home");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n\
-             [storage]\nbackend = \"local\"\nlocal_root = \"{}\"\n",
-            files.display()
-        ),
-    );
-    let hash = ftps_s3::auth::hash_password("s3cret-pass").expect("hash");
-    std::fs::write(
-        dir.path().join("users.toml"),
-        format!(
-            "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"u/\"\npermissions = [\"list\"]\n"
-        ),
-    )
-    .expect("users");
+    let config = local_config(dir.path(), "");
     let mut c = bin();
     c.arg("serve")
         .arg("--config")

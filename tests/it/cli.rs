@@ -841,3 +841,23 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("the two passwords differ"), "{text}");
 }
+
+/// A configuring `FTPS_S3_*` variable without `--config` leaves the development default, and
+/// the error says which variable did it.
+#[tokio::test]
+async fn a_configuring_variable_says_it_left_the_development_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = bin();
+    c.arg("serve")
+        .current_dir(dir.path())
+        .env("FTPS_S3_S3__REGION", "eu-west-1");
+    let out = clients::run(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("FTPS_S3_S3__REGION set")
+            && stderr.contains("not the development default")
+            && stderr.contains("s3.bucket: must be set"),
+        "{stderr}"
+    );
+}

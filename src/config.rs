@@ -266,8 +266,9 @@ pub enum LogFormat {
 pub struct Log {
     /// `"pretty"` (default) or `"json"`.
     pub format: LogFormat,
-    /// Filter directive when `RUST_LOG` is unset, e.g. `"info"` or `"ftps_s3=debug,info"`.
-    /// Audit events (target `audit`) are logged whatever the level unless it names `audit`.
+    /// When `RUST_LOG` is unset: a level (`"debug"`) for this server's own lines, with
+    /// dependencies (AWS SDK, hyper) at `info`; or a directive with `=` or `,`, used as written
+    /// (`"info,aws_smithy_runtime=debug"`). Audit events (target `audit`) are logged whatever the level unless it names `audit`.
     pub level: String,
 }
 

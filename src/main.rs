@@ -178,8 +178,6 @@ fn hash_password() -> anyhow::Result<()> {
 /// Reads one line from the terminal on stdin without echoing it.
 fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
     use std::io::{BufRead, Write};
-    eprint!("{prompt}");
-    std::io::stderr().flush().ok();
     let fd = libc::STDIN_FILENO;
     // SAFETY: tcgetattr/tcsetattr on stdin, a terminal, with a zeroed termios they fill in.
     let mut saved: libc::termios = unsafe { std::mem::zeroed() };
@@ -188,6 +186,9 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
         quiet.c_lflag &= !libc::ECHO;
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) == 0 }
     };
+    // Only now: a fast typist (or script) answering the prompt must not be echoed.
+    eprint!("{prompt}");
+    std::io::stderr().flush().ok();
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
     if echo_off {

@@ -254,32 +254,38 @@ async fn serve_without_config_starts_the_development_default() {
     );
 }
 
-/// JSON logs carry the span tree: every line of a command's work names the session (id, user,
-/// client address, TLS) and the command (verb, final reply code), so one STOR can be followed
-/// from its audit line. The password never appears.
-#[tokio::test]
-async fn json_logs_nest_each_command_in_the_session_span() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let files = dir.path().join("files");
+/// A config on a local directory in `dir`, explicit FTPS on a free port, `extra` appended; one
+/// user `u` / `s3cret-pass` who may list, read and write.
+fn local_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let files = dir.join("files");
     std::fs::create_dir_all(files.join("u")).expect("home");
     let config = write_config(
-        dir.path(),
+        dir,
         &format!(
             "[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n\
-             [storage]\nbackend = \"local\"\nlocal_root = \"{}\"\n\
-             [log]\nformat = \"json\"\nlevel = \"info\"\n",
+             [storage]\nbackend = \"local\"\nlocal_root = \"{}\"\n{extra}",
             files.display()
         ),
     );
     let hash = ftps_s3::auth::hash_password("s3cret-pass").expect("hash");
     std::fs::write(
-        dir.path().join("users.toml"),
+        dir.join("users.toml"),
         format!(
             "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"u/\"\n\
              permissions = [\"list\", \"read\", \"write\"]\n"
         ),
     )
     .expect("users");
+    config
+}
+
+/// JSON logs carry the span tree: every line of a command's work names the session (id, user,
+/// client address, TLS) and the command (verb, final reply code), so one STOR can be followed
+/// from its audit line. The password never appears.
+#[tokio::test]
+async fn json_logs_nest_each_command_in_the_session_span() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = local_config(dir.path(), "[log]\nformat = \"json\"\nlevel = \"info\"\n");
     let mut c = bin();
     c.arg("serve")
         .arg("--config")
@@ -608,4 +614,253 @@ async fn quickstart_script_runs_end_to_end() {
     // Nothing left running: the SeaweedFS PID file is gone and the ports are free again.
     assert!(!dir.path().join("seaweedfs/weed.pid").exists(), "{text}");
     std::net::TcpListener::bind(("127.0.0.1", explicit)).expect("explicit port freed");
+}
+
+/// lftp sends the server's IP address as SNI on every handshake, which rustls logged as a
+/// warning each time; logs written to a pipe or a file carried ANSI colour codes. Neither now.
+#[tokio::test]
+async fn lftp_handshakes_log_no_sni_warning_and_pipes_get_no_colours() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = local_config(dir.path(), "");
+    let mut c = bin();
+    c.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = String::new();
+    let mut addr = None;
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(rest) = line.split("addr=").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    let addr: std::net::SocketAddr = addr
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no listening address in:\n{log}"));
+    let out = clients::run(clients::lftp(
+        clients::Mode::Explicit,
+        addr,
+        "u",
+        "s3cret-pass",
+        "ls",
+    ))
+    .await;
+    assert_ok(&out, "lftp ls");
+    let _ = child.start_kill();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+    {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(
+        log.contains("disconnected"),
+        "the session is logged:\n{log}"
+    );
+    assert!(!log.contains("SNI"), "no SNI warning:\n{log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI codes in a pipe:\n{log}");
+}
+
+/// `log.level = "debug"` is the server's debug lines, not the AWS SDK's and hyper's (they were
+/// 97 % of a debug log): dependencies stay at `info`. Against SeaweedFS, with an upload.
+#[tokio::test]
+async fn log_level_debug_is_this_crates_debug_only() {
+    let sw = seaweedfs::s3().await;
+    let bucket = sw.new_bucket().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = s3_config(
+        dir.path(),
+        &format!(
+            "bucket = \"{bucket}\"\nendpoint = \"{}\"\nforce_path_style = true\n[log]\nformat = \"json\"\nlevel = \"debug\"",
+            sw.endpoint()
+        ),
+    );
+    let mut c = bin();
+    c.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = Vec::new();
+    let mut addr = None;
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+        let listening = v["message"] == "listening";
+        if listening {
+            addr = v["addr"].as_str().map(str::to_string);
+        }
+        log.push(v);
+        if listening {
+            break;
+        }
+    }
+    let addr = addr.expect("listening address");
+    let src = dir.path().join("up.bin");
+    std::fs::write(&src, random_bytes(10_000)).expect("write");
+    // The users file of s3_config: acme / pw, list only; a listing makes S3 calls too.
+    let mut ls = curl("acme", "pw");
+    ls.arg(format!("ftp://{addr}/"));
+    assert_ok(&clients::run(ls).await, "list");
+    let _ = child.start_kill();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+    {
+        log.push(serde_json::from_str(&line).expect("JSON line"));
+    }
+    let debug_from = |prefix: &str| {
+        log.iter()
+            .filter(|v| v["level"] == "DEBUG")
+            .filter(|v| v["target"].as_str().is_some_and(|t| t.starts_with(prefix)))
+            .count()
+    };
+    assert!(
+        debug_from("ftps_s3") > 0,
+        "the server's debug lines: {log:?}"
+    );
+    for dependency in ["aws", "hyper", "rustls", "h2", "tokio"] {
+        assert_eq!(
+            debug_from(dependency),
+            0,
+            "{dependency} debug lines at log.level = debug"
+        );
+    }
+}
+
+/// `--version` names the commit it was built from; `--config` says what it takes.
+#[tokio::test]
+async fn version_names_the_commit_and_config_has_help() {
+    let mut c = bin();
+    c.arg("--version");
+    let out = clients::run(c).await;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let commit = version
+        .strip_prefix(concat!("ftps-s3 ", env!("CARGO_PKG_VERSION"), " (commit "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version}"));
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    for command in ["serve", "check-config"] {
+        let mut c = bin();
+        c.args([command, "--help"]);
+        let out = clients::run(c).await;
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("--config <FILE>") && help.contains("TOML config file"),
+            "{command}: {help}"
+        );
+    }
+}
+
+/// On a terminal, `hash-password` asks twice without echo and refuses two different answers
+/// (driven through a pseudo-terminal by Python's `pty`).
+#[tokio::test]
+async fn hash_password_prompts_on_a_terminal() {
+    const DRIVER: &str = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "hash-password"])
+out = b""
+def read_until(token):
+    global out
+    deadline = time.time() + 20
+    while token not in out and time.time() < deadline:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+read_until(b"Password: ")
+os.write(fd, sys.argv[2].encode() + b"\n")
+read_until(b"Again: ")
+os.write(fd, sys.argv[3].encode() + b"\n")
+read_until(b"\n$")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let run = |first: &str, second: &str| {
+        let mut c = Command::new("python3");
+        c.arg("-c")
+            .arg(DRIVER)
+            .arg(env!("CARGO_BIN_EXE_ftps-s3"))
+            .arg(first)
+            .arg(second);
+        c
+    };
+    let out = clients::run(run("pty-secret", "pty-secret")).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Password: ") && text.contains("Again: "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("pty-secret"),
+        "the password is echoed: {text}"
+    );
+    let hash = text
+        .split_whitespace()
+        .find(|w| w.starts_with("$argon2id$"))
+        .unwrap_or_else(|| panic!("no hash in {text}"));
+    let users = ftps_s3::auth::UserStore::parse(&format!(
+        "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
+    ))
+    .expect("users");
+    assert!(users.verify("u", "pty-secret").await.is_some());
+
+    let out = clients::run(run("one", "other")).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("the two passwords differ"), "{text}");
+}
+
+/// A configuring `FTPS_S3_*` variable without `--config` leaves the development default, and
+/// the error says which variable did it.
+#[tokio::test]
+async fn a_configuring_variable_says_it_left_the_development_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = bin();
+    c.arg("serve")
+        .current_dir(dir.path())
+        .env("FTPS_S3_S3__REGION", "eu-west-1");
+    let out = clients::run(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("FTPS_S3_S3__REGION set")
+            && stderr.contains("not the development default")
+            && stderr.contains("s3.bucket: must be set"),
+        "{stderr}"
+    );
 }

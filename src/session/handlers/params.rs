@@ -115,10 +115,10 @@ impl Session {
         }
     }
 
-    /// RFC 3659 §5: the next RETR starts at byte `n`.
+    /// RFC 3659 §5: the next transfer (RETR or STOR) starts at byte `n`.
     pub(in crate::session) fn rest(&mut self, n: u64) -> Outcome {
         self.state.rest = n;
-        Reply::pending(format!("Restarting at {n}. Send RETR to continue")).into()
+        Reply::pending(format!("Restarting at {n}, send the transfer command")).into()
     }
 
     /// PORT and EPRT: the next data connection goes to the client, if the target is the

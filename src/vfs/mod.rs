@@ -308,7 +308,22 @@ pub enum StorageError {
     /// A directory too large to rename (`s3.max_rename_objects`); nothing was changed.
     #[error("{key}: more than {limit} objects to rename")]
     TooManyObjects { key: String, limit: usize },
-    /// The store failed or is unreachable. `code` is the store's error code (`SlowDown`, …).
+    /// The store refuses the name itself and always will (S3 `KeyTooLongError`, a file name
+    /// too long for the disk): a retry cannot succeed.
+    #[error("{key}: name refused by the store: {reason}")]
+    NameRefused { key: String, reason: String },
+    /// The store refuses the request and will refuse it again (S3 `AccessDenied`,
+    /// `InvalidObjectState`, `EntityTooLarge`, …): unlike [`StorageError::Backend`], retrying
+    /// cannot help. `code` is the store's error code.
+    #[error("storage {op} {key}: refused: {code}: {message}")]
+    Refused {
+        op: &'static str,
+        key: String,
+        code: String,
+        message: String,
+    },
+    /// The store failed or is unreachable, or said something that may pass on a retry. `code` is
+    /// the store's error code (`SlowDown`, …).
     #[error("storage {op} {key}: {code}: {message}")]
     Backend {
         op: &'static str,

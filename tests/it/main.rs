@@ -11,6 +11,7 @@ mod common;
 mod faults;
 mod haproxy;
 mod hostile;
+mod interop;
 mod keepalive;
 mod passive;
 mod protocol;

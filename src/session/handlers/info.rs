@@ -122,7 +122,12 @@ impl Session {
             [
                 "AUTH TLS;SSL;",
                 "PBSZ",
-                "PROT C;P;",
+                // What PROT accepts (handlers/auth.rs): C only where clear data is allowed.
+                if self.ctx.config.listeners.require_tls {
+                    "PROT P;"
+                } else {
+                    "PROT C;P;"
+                },
                 "UTF8",
                 "SIZE",
                 "MDTM",

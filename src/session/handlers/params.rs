@@ -119,7 +119,7 @@ impl Session {
     /// `n` (REST + STOR); listings neither use nor reset it.
     pub(in crate::session) fn rest(&mut self, n: u64) -> Outcome {
         self.state.rest = n;
-        Reply::pending(format!("Restarting at {n}. Send RETR to continue")).into()
+        Reply::pending(format!("Restarting at {n}, send the transfer command")).into()
     }
 
     /// PORT and EPRT: the next data connection goes to the client, if the target is the

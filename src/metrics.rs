@@ -28,7 +28,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_runtime_api::{box_error::BoxError, client::orchestrator::Metadata};
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use opentelemetry::{
-    metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
+    metrics::{Counter, Gauge, Histogram, MeterProvider as _, UpDownCounter},
     KeyValue,
 };
 use opentelemetry_sdk::metrics::{MeterProviderBuilder, SdkMeterProvider};
@@ -63,6 +63,9 @@ struct Metrics {
     passive_ports: UpDownCounter<i64>,
     passive_refused: Counter<u64>,
     reloads: Counter<u64>,
+    upload_memory_limit: Gauge<u64>,
+    upload_memory_in_use: UpDownCounter<i64>,
+    upload_memory_waits: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -172,6 +175,24 @@ impl Metrics {
                 )
                 .with_unit("{reload}")
                 .build(),
+            upload_memory_limit: meter
+                .u64_gauge("ftps.upload_memory.limit")
+                .with_description("The upload memory budget (limits.upload_memory_mib)")
+                .with_unit("By")
+                .build(),
+            upload_memory_in_use: meter
+                .i64_up_down_counter("ftps.upload_memory.in_use")
+                .with_description("Part buffers reserved by uploads now, of the budget")
+                .with_unit("By")
+                .build(),
+            upload_memory_waits: meter
+                .u64_counter("ftps.upload_memory.waits")
+                .with_description(
+                    "Times an upload stopped reading its data connection to wait for a part \
+                     buffer (the upload memory budget was exhausted)",
+                )
+                .with_unit("{wait}")
+                .build(),
             provider,
             registry,
         };
@@ -189,6 +210,8 @@ impl Metrics {
         }
         m.passive_ports.add(0, &[]);
         m.passive_refused.add(0, &[]);
+        m.upload_memory_in_use.add(0, &[]);
+        m.upload_memory_waits.add(0, &[]);
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -328,6 +351,23 @@ impl Drop for PassivePortGuard {
     fn drop(&mut self) {
         get().passive_ports.add(-1, &[]);
     }
+}
+
+// --- The upload memory budget (`vfs::budget`). ---
+
+/// The budget's size (`ftps_upload_memory_limit_bytes`).
+pub fn upload_memory_limit(bytes: u64) {
+    get().upload_memory_limit.record(bytes, &[]);
+}
+
+/// Part buffers reserved (positive) or given back (`ftps_upload_memory_in_use_bytes`).
+pub fn upload_memory_changed(delta: i64) {
+    get().upload_memory_in_use.add(delta, &[]);
+}
+
+/// An upload waits for a part buffer (`ftps_upload_memory_waits_total`).
+pub fn upload_memory_wait() {
+    get().upload_memory_waits.add(1, &[]);
 }
 
 // --- Reloads. ---

@@ -656,10 +656,10 @@ async fn s3_stalled_part_times_out_is_retried_and_the_upload_succeeds() {
 
 /// The `ftps-s3` binary on SeaweedFS (through nothing: SIGTERM is the fault), JSON logs on
 /// stderr so the test can read the listening addresses.
-struct Binary {
+pub(crate) struct Binary {
     child: Child,
-    explicit: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
+    pub(crate) explicit: std::net::SocketAddr,
+    pub(crate) admin: std::net::SocketAddr,
     bucket: String,
     _dir: tempfile::TempDir,
 }
@@ -670,6 +670,7 @@ fn write_binary_config(
     endpoint: &str,
     grace: u64,
     resume: u64,
+    extra: &str,
 ) -> PathBuf {
     let (cert, key) = ftps_s3::tls::ensure_self_signed(dir).expect("cert");
     let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
@@ -696,7 +697,7 @@ fn write_binary_config(
              resume_window_secs = {resume}\n\
              [shutdown]\ngrace_seconds = {grace}\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\
-             [log]\nformat = \"json\"\nlevel = \"info\"\n",
+             [log]\nformat = \"json\"\nlevel = \"info\"\n{extra}",
             cert.display(),
             key.display(),
             users.display(),
@@ -709,10 +710,15 @@ fn write_binary_config(
 
 impl Binary {
     async fn start(grace: u64, resume: u64) -> Binary {
+        Self::start_with(grace, resume, "").await
+    }
+
+    /// As `start`, with `extra` (TOML tables the base config does not have) added.
+    pub(crate) async fn start_with(grace: u64, resume: u64, extra: &str) -> Binary {
         let sw = seaweedfs::s3().await;
         let bucket = sw.new_bucket().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume);
+        let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume, extra);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
         for (k, _) in std::env::vars() {
             if k.starts_with("FTPS_S3_") || k.starts_with("AWS_") || k == "RUST_LOG" {
@@ -779,11 +785,11 @@ impl Binary {
             .code()
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         format!("{HOME}{name}")
     }
 
-    async fn object(&self, key: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn object(&self, key: &str) -> Option<Vec<u8>> {
         let client = seaweedfs::s3().await.client();
         seaweedfs::get_object(&client, &self.bucket, key).await
     }

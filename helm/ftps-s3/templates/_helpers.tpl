@@ -233,6 +233,7 @@ control_idle_timeout_secs = {{ int $c.limits.control_idle_timeout_secs }}
 data_connect_timeout_secs = {{ int $c.limits.data_connect_timeout_secs }}
 data_idle_timeout_secs = {{ int $c.limits.data_idle_timeout_secs }}
 tls_handshake_timeout_secs = {{ int $c.limits.tls_handshake_timeout_secs }}
+upload_memory_mib = {{ int $c.limits.upload_memory_mib }}
 
 [shutdown]
 grace_seconds = {{ int $c.shutdown.grace_seconds }}
@@ -247,4 +248,22 @@ listen = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts
 
 {{ . }}
 {{- end }}
+{{- end }}
+
+{{/*
+The container's resources: .Values.resources, with the memory request and limit (where not set)
+derived from the upload memory budget: config.limits.upload_memory_mib + memoryOverheadMiB.
+*/}}
+{{- define "ftps-s3.resources" -}}
+{{- $r := deepCopy (default (dict) .Values.resources) }}
+{{- $budget := int .Values.config.limits.upload_memory_mib }}
+{{- $mem := printf "%dMi" (add (ternary $budget 768 (gt $budget 0)) (int .Values.memoryOverheadMiB)) }}
+{{- range $kind := list "requests" "limits" }}
+{{- $set := default (dict) (get $r $kind) }}
+{{- if not (hasKey $set "memory") }}
+{{- $_ := set $set "memory" $mem }}
+{{- end }}
+{{- $_ := set $r $kind $set }}
+{{- end }}
+{{- toYaml $r }}
 {{- end }}

@@ -252,6 +252,12 @@ pub struct Limits {
     pub max_sessions_per_ip: usize,
     /// Sessions logged in at once as one user.
     pub max_sessions_per_user: usize,
+    /// MiB the part buffers of all uploads together may use (S3 backend). An upload that needs
+    /// a buffer when the budget is spent waits for one, first come first served, and reads
+    /// nothing from its data connection meanwhile (its client is slowed by TCP flow control).
+    /// At least one part (`s3.part_size_mib`); `0`: no global budget, only the per-upload
+    /// bound `part_size_mib × (upload_concurrency + 1)`.
+    pub upload_memory_mib: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +388,7 @@ impl Default for Config {
                 max_sessions: 1000,
                 max_sessions_per_ip: 50,
                 max_sessions_per_user: 20,
+                upload_memory_mib: 256,
             },
             shutdown: Shutdown { grace_seconds: 30 },
             log: Log {
@@ -681,6 +688,18 @@ impl Config {
                 format!("{} is outside 1..=64", self.s3.upload_concurrency),
             ));
         }
+        if self.limits.upload_memory_mib != 0
+            && self.limits.upload_memory_mib < self.s3.part_size_mib
+        {
+            return Err(invalid(
+                "limits.upload_memory_mib",
+                format!(
+                    "{} MiB is smaller than one part (s3.part_size_mib = {}): no upload could \
+                     ever get a buffer; raise it, or set 0 for no global budget",
+                    self.limits.upload_memory_mib, self.s3.part_size_mib
+                ),
+            ));
+        }
         if self.auth.max_failures == 0 {
             return Err(invalid("auth.max_failures", "must be at least 1"));
         }
@@ -925,6 +944,26 @@ mod tests {
         )
         .expect_err("bad ordinal");
         assert!(e.to_string().starts_with("cluster.ordinal:"), "{e}");
+    }
+
+    #[test]
+    fn the_upload_memory_budget_holds_at_least_one_part() {
+        let e = from_toml(
+            "[s3]\nbucket = \"b\"\npart_size_mib = 16\n[limits]\nupload_memory_mib = 15\n",
+        )
+        .expect_err("a budget below one part");
+        assert!(
+            e.to_string().starts_with("limits.upload_memory_mib:"),
+            "{e}"
+        );
+        let c = from_toml(
+            "[s3]\nbucket = \"b\"\npart_size_mib = 16\n[limits]\nupload_memory_mib = 16\n",
+        )
+        .expect("one part fits");
+        assert_eq!(c.limits.upload_memory_mib, 16);
+        let c = from_toml("[s3]\nbucket = \"b\"\n[limits]\nupload_memory_mib = 0\n").expect("off");
+        assert_eq!(c.limits.upload_memory_mib, 0);
+        assert_eq!(Config::default().limits.upload_memory_mib, 256);
     }
 
     #[test]

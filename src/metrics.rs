@@ -67,6 +67,9 @@ struct Metrics {
     storage_up: Gauge<u64>,
     storage_failures: Gauge<u64>,
     storage_checks: Counter<u64>,
+    upload_memory_limit: Gauge<u64>,
+    upload_memory_in_use: UpDownCounter<i64>,
+    upload_memory_waits: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -201,6 +204,24 @@ impl Metrics {
                 .with_description("Background storage checks, by result")
                 .with_unit("{check}")
                 .build(),
+            upload_memory_limit: meter
+                .u64_gauge("ftps.upload_memory.limit")
+                .with_description("The upload memory budget (limits.upload_memory_mib)")
+                .with_unit("By")
+                .build(),
+            upload_memory_in_use: meter
+                .i64_up_down_counter("ftps.upload_memory.in_use")
+                .with_description("Part buffers reserved by uploads now, of the budget")
+                .with_unit("By")
+                .build(),
+            upload_memory_waits: meter
+                .u64_counter("ftps.upload_memory.waits")
+                .with_description(
+                    "Times an upload stopped reading its data connection to wait for a part \
+                     buffer (the upload memory budget was exhausted)",
+                )
+                .with_unit("{wait}")
+                .build(),
             provider,
             registry,
         };
@@ -222,6 +243,8 @@ impl Metrics {
             m.passive_relayed
                 .add(0, &[KeyValue::new("direction", direction)]);
         }
+        m.upload_memory_in_use.add(0, &[]);
+        m.upload_memory_waits.add(0, &[]);
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -365,6 +388,23 @@ impl Drop for PassivePortGuard {
     fn drop(&mut self) {
         get().passive_ports.add(-1, &[]);
     }
+}
+
+// --- The upload memory budget (`vfs::budget`). ---
+
+/// The budget's size (`ftps_upload_memory_limit_bytes`).
+pub fn upload_memory_limit(bytes: u64) {
+    get().upload_memory_limit.record(bytes, &[]);
+}
+
+/// Part buffers reserved (positive) or given back (`ftps_upload_memory_in_use_bytes`).
+pub fn upload_memory_changed(delta: i64) {
+    get().upload_memory_in_use.add(delta, &[]);
+}
+
+/// An upload waits for a part buffer (`ftps_upload_memory_waits_total`).
+pub fn upload_memory_wait() {
+    get().upload_memory_waits.add(1, &[]);
 }
 
 // --- Reloads. ---

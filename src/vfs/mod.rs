@@ -8,6 +8,7 @@
 //!   speak in keys and know their own mapping rules (S3 directory markers, temp files + rename), so
 //!   the session engine never does.
 
+pub mod budget;
 pub mod local;
 mod path;
 pub mod s3;
@@ -339,6 +340,16 @@ pub enum StorageError {
     },
 }
 
+/// The `[s3]` settings plus the process-wide upload memory budget (`limits.upload_memory_mib`),
+/// shared by every bucket's uploads.
+fn s3_options(config: &crate::config::Config) -> s3::S3Options {
+    let mut options = s3::S3Options::from_config(&config.s3);
+    let mib = config.limits.upload_memory_mib;
+    options.memory_budget =
+        (mib > 0).then(|| budget::MemoryBudget::new(mib.saturating_mul(1 << 20)));
+    options
+}
+
 /// The stores users' homes live in, built once at startup: one local directory, or one S3 client
 /// with a [`s3::S3Storage`] per bucket in use (the default bucket and any per-user ones).
 pub struct Stores {
@@ -367,7 +378,7 @@ impl Stores {
             crate::config::Backend::S3 => StoresKind::S3 {
                 client: s3::build_client(&config.s3).await,
                 default_bucket: config.s3.bucket.clone(),
-                options: s3::S3Options::from_config(&config.s3),
+                options: s3_options(config),
                 buckets: Default::default(),
             },
         };
@@ -380,7 +391,7 @@ impl Stores {
             kind: StoresKind::S3 {
                 client,
                 default_bucket: config.s3.bucket.clone(),
-                options: s3::S3Options::from_config(&config.s3),
+                options: s3_options(config),
                 buckets: Default::default(),
             },
         }

@@ -135,6 +135,7 @@ async fn readyz_reports_storage_failures_but_stays_ready_by_default() {
             ("FTPS_S3_ADMIN__STORAGE_CHECK_INTERVAL_SECS", "1"),
             ("FTPS_S3_SOME_OTHER_TOOL_HOME", "/tmp/elsewhere"),
         ],
+        "",
     )
     .await;
     assert!(
@@ -168,6 +169,7 @@ async fn readyz_gates_on_storage_after_n_failures_when_opted_in() {
             ("FTPS_S3_ADMIN__STORAGE_CHECK_INTERVAL_SECS", "1"),
             ("FTPS_S3_ADMIN__READINESS_STORAGE_FAILURES", "2"),
         ],
+        "",
     )
     .await;
     let (code, body) = readyz_showing(bin.admin, "1 failed check(s) in a row").await;

@@ -666,6 +666,7 @@ fn write_binary_config(
     endpoint: &str,
     grace: u64,
     resume: u64,
+    extra: &str,
 ) -> PathBuf {
     let (cert, key) = ftps_s3::tls::ensure_self_signed(dir).expect("cert");
     let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
@@ -692,7 +693,7 @@ fn write_binary_config(
              resume_window_secs = {resume}\n\
              [shutdown]\ngrace_seconds = {grace}\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\
-             [log]\nformat = \"json\"\nlevel = \"info\"\n",
+             [log]\nformat = \"json\"\nlevel = \"info\"\n{extra}",
             cert.display(),
             key.display(),
             users.display(),
@@ -705,16 +706,18 @@ fn write_binary_config(
 
 impl Binary {
     async fn start(grace: u64, resume: u64) -> Binary {
-        Binary::start_with(grace, resume, None, &[]).await
+        Binary::start_with(grace, resume, None, &[], "").await
     }
 
     /// `bucket`: a bucket name to use instead of a new one (e.g. one that does not exist);
-    /// `env`: extra environment (`FTPS_S3_*` overrides, unrelated variables).
+    /// `env`: extra environment (`FTPS_S3_*` overrides, unrelated variables); `extra`: TOML tables
+    /// the base config does not have.
     pub(crate) async fn start_with(
         grace: u64,
         resume: u64,
         bucket: Option<&str>,
         env: &[(&str, &str)],
+        extra: &str,
     ) -> Binary {
         let sw = seaweedfs::s3().await;
         let bucket = match bucket {
@@ -722,7 +725,7 @@ impl Binary {
             None => sw.new_bucket().await,
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume);
+        let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume, extra);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
         for (k, _) in std::env::vars() {
             if k.starts_with("FTPS_S3_") || k.starts_with("AWS_") || k == "RUST_LOG" {
@@ -793,11 +796,11 @@ impl Binary {
             .code()
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         format!("{HOME}{name}")
     }
 
-    async fn object(&self, key: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn object(&self, key: &str) -> Option<Vec<u8>> {
         let client = seaweedfs::s3().await.client();
         seaweedfs::get_object(&client, &self.bucket, key).await
     }

@@ -4,6 +4,7 @@
 //! Run: `cargo test --test it` (needs `weed` on PATH: `scripts/install-test-deps.sh`).
 
 mod admin;
+mod budget;
 mod cli;
 mod clients;
 mod cluster;

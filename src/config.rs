@@ -45,6 +45,9 @@ pub struct Shutdown {
     pub grace_seconds: u64,
 }
 
+/// Linux refuses a TCP keepalive idle time above this (`TCP_KEEPIDLE`, seconds).
+const MAX_KEEPALIVE_SECS: u64 = 32_767;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
@@ -63,6 +66,10 @@ pub struct Listeners {
     /// With `proxy_protocol`: the only sources (CIDRs, IPv4 and IPv6) allowed to connect, i.e.
     /// the load balancer's addresses. Connections from anywhere else are closed unread.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a control or data connection may be idle before TCP keepalive probes start (and
+    /// between probes); `0` turns keepalive off. Keeps idle flows alive in load balancers and
+    /// NAT tables that forget them (AWS NLB: 350 s) while a long transfer runs.
+    pub tcp_keepalive_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -270,8 +277,8 @@ pub struct Admin {
     /// (the default) disables it. Plain HTTP without authentication: keep it off public networks.
     #[serde(with = "listener_addr")]
     pub listen: Option<SocketAddr>,
-    /// Seconds between storage reachability checks for `/readyz` (S3: a HeadBucket on
-    /// `s3.bucket`; local: the root directory exists). Probes read the last result.
+    /// Seconds between storage reachability checks for `/readyz` (S3: a one-key
+    /// `ListObjectsV2` of `s3.bucket`; local: the root directory exists). Probes read the last result.
     pub storage_check_interval_secs: u64,
     /// `/readyz` fails after this many storage checks failed in a row; 0 (the default) never:
     /// readiness is about this process (listeners, certificate, shutdown), since a storage
@@ -301,6 +308,7 @@ impl Default for Config {
                 require_tls: true,
                 proxy_protocol: false,
                 trusted_proxies: Vec::new(),
+                tcp_keepalive_secs: 60,
             },
             tls: Tls {
                 cert_file: PathBuf::from("/etc/ftps-s3/tls/tls.crt"),
@@ -312,7 +320,7 @@ impl Default for Config {
                 reload_interval_secs: 10,
             },
             passive: Passive {
-                ports: "30000-30099".to_string(),
+                ports: "30000-30019".to_string(),
                 advertise_address: None,
             },
             active: Active {
@@ -540,6 +548,15 @@ impl Config {
         }
     }
 
+    /// `log` with the `FTPS_S3_LOG__*` variables applied: the development default takes its log
+    /// settings from the environment and nothing else.
+    pub fn log_from_env(log: Log) -> Result<Log, ConfigError> {
+        Figment::from(Serialized::defaults(log))
+            .merge(Env::prefixed("FTPS_S3_LOG__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(describe(e)))
+    }
+
     /// Extracts and validates a config from any figment (tests build their own).
     pub fn extract(fig: Figment) -> Result<Config, ConfigError> {
         let config: Config = fig.extract().map_err(|e| ConfigError::Load(describe(e)))?;
@@ -561,7 +578,31 @@ impl Config {
                 "must name the load balancer's addresses when listeners.proxy_protocol = true",
             ));
         }
-        self.passive_ports()?;
+        let passive = self.passive_ports()?;
+        for (key, addr) in [
+            ("listeners.explicit", self.listeners.explicit),
+            ("listeners.implicit", self.listeners.implicit),
+            ("admin.listen", self.admin.listen),
+        ] {
+            if let Some(addr) = addr.filter(|a| (passive.first..=passive.last).contains(&a.port()))
+            {
+                return Err(invalid(
+                    "passive.ports",
+                    format!(
+                        "{:?} includes port {} of {key}: a PASV client would be sent to the listener; \
+                         move the range or the listener",
+                        self.passive.ports,
+                        addr.port()
+                    ),
+                ));
+            }
+        }
+        if self.listeners.tcp_keepalive_secs > MAX_KEEPALIVE_SECS {
+            return Err(invalid(
+                "listeners.tcp_keepalive_secs",
+                format!("at most {MAX_KEEPALIVE_SECS} (Linux's limit); 0 turns keepalive off"),
+            ));
+        }
         self.validate_observability()?;
         if self.tls.client_auth != ClientAuth::None && self.tls.client_ca_file.is_none() {
             return Err(invalid(
@@ -674,11 +715,6 @@ impl Config {
     pub fn passive_ports(&self) -> Result<PortRange, ConfigError> {
         PortRange::parse(&self.passive.ports).map_err(|e| invalid("passive.ports", e))
     }
-
-    /// `s3.part_size_mib` in bytes.
-    pub fn part_size(&self) -> usize {
-        (self.s3.part_size_mib as usize) * 1024 * 1024
-    }
 }
 
 #[cfg(test)]
@@ -695,7 +731,7 @@ mod tests {
     fn toml_overrides_defaults() {
         let c = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = 16\n").expect("config");
         assert_eq!(c.s3.bucket, "b");
-        assert_eq!(c.part_size(), 16 << 20);
+        assert_eq!(c.s3.part_size_mib, 16);
         assert_eq!(c.s3.upload_concurrency, 4);
     }
 
@@ -763,6 +799,15 @@ mod tests {
         assert!(e.to_string().starts_with("passive.ports:"), "{e}");
         let e = from_toml("").expect_err("fail");
         assert!(e.to_string().starts_with("s3.bucket:"), "{e}");
+        let e = from_toml("[listeners]\ntcp_keepalive_secs = 40000\n[s3]\nbucket = \"b\"\n")
+            .expect_err("fail");
+        assert!(
+            e.to_string().starts_with("listeners.tcp_keepalive_secs:"),
+            "{e}"
+        );
+        let c = from_toml("[listeners]\ntcp_keepalive_secs = 0\n[s3]\nbucket = \"b\"\n")
+            .expect("0 turns keepalive off");
+        assert_eq!(c.listeners.tcp_keepalive_secs, 0);
     }
 
     #[test]
@@ -851,6 +896,27 @@ mod tests {
         )
         .expect_err("fail");
         assert!(e.to_string().contains("trusted_proxies"), "{e}");
+    }
+
+    #[test]
+    fn passive_range_must_not_include_a_listener() {
+        let e = from_toml(
+            "[listeners]\nexplicit = \"0.0.0.0:30005\"\n[passive]\nports = \"30000-30019\"\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect_err("fail")
+        .to_string();
+        assert!(
+            e.starts_with("passive.ports:")
+                && e.contains("30005")
+                && e.contains("listeners.explicit"),
+            "{e}"
+        );
+        let e = from_toml(
+            "[admin]\nlisten = \"127.0.0.1:30019\"\n[passive]\nports = \"30000-30019\"\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect_err("fail")
+        .to_string();
+        assert!(e.contains("admin.listen"), "{e}");
     }
 
     #[test]

@@ -302,9 +302,9 @@ impl Direction {
 
 /// A transfer ended (after its final reply was chosen). `command` is the verb (`"RETR"`,
 /// `"STOR"`, `"LIST"`, …), `result` `"ok"`, `"aborted"` or `"failed"`, `bytes` what moved over
-/// the data connection (also for failed transfers, as far as known). Counts the transfer,
-/// observes its duration and adds `bytes` to `ftps_transfer_bytes_total` in the command's
-/// [`Direction`]; do not also call [`bytes`] for the same bytes.
+/// the data connection (the session passes 0 for transfers that did not complete). Counts the
+/// transfer, observes its duration and adds `bytes` to `ftps_transfer_bytes_total` in the
+/// command's [`Direction`].
 pub fn transfer_finished(
     command: &'static str,
     result: &'static str,
@@ -321,12 +321,6 @@ pub fn transfer_finished(
         m.transfer_bytes
             .add(bytes, &[Direction::of_command(command).label()]);
     }
-}
-
-/// Bytes moved that [`transfer_finished`] will not report (for progress counted while a long
-/// transfer runs, pass the increments here and `0` to `transfer_finished`).
-pub fn bytes(direction: Direction, n: u64) {
-    get().transfer_bytes.add(n, &[direction.label()]);
 }
 
 // --- Passive ports. ---

@@ -302,6 +302,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((tcp, _)) => {
+                crate::keepalive::apply(&tcp, ctx.config.listeners.tcp_keepalive_secs);
                 let id = ids.fetch_add(1, Ordering::Relaxed);
                 sessions.spawn(session::run(ctx.clone(), tcp, kind, id));
             }

@@ -137,6 +137,11 @@ impl UserStore {
         self.source.as_ref()
     }
 
+    /// Every user, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.users.values().map(|u| u.as_ref())
+    }
+
     /// Users bound to a client certificate (`certificate_cn`), who cannot log in while
     /// `tls.client_auth = "none"`.
     pub fn certificate_users(&self) -> impl Iterator<Item = &str> {
@@ -167,11 +172,19 @@ impl UserStore {
                 _ => {}
             }
             if let Some(hash) = &e.password_hash {
-                PasswordHash::new(hash)
-                    .map_err(|err| format!("{at}: password_hash is not a PHC string: {err}"))?;
+                // Plaintext, bcrypt ($2b$) and crypt ($6$) hashes are the usual mistakes; the
+                // parser's own words ("salt invalid") would not say what to do.
+                const MAKE_ONE: &str = "make one with `ftps-s3 hash-password`";
                 if !hash.starts_with("$argon2") {
-                    return Err(format!("{at}: password_hash must be an argon2 hash"));
+                    return Err(format!(
+                        "{at}: password_hash is not an argon2 PHC hash (\"$argon2id$v=19$…\"): {MAKE_ONE}"
+                    ));
                 }
+                PasswordHash::new(hash).map_err(|err| {
+                    format!(
+                        "{at}: password_hash is not a valid argon2 PHC hash ({err}): {MAKE_ONE}"
+                    )
+                })?;
             }
             if e.home.split('/').any(|s| s == ".." || s == ".") || e.home.contains(['\\', '\0']) {
                 return Err(format!(
@@ -555,6 +568,27 @@ mod tests {
         )
         .expect_err("fail");
         assert!(e.contains("certificate_cn"), "{e}");
+    }
+
+    #[test]
+    fn hashes_that_are_not_argon2_name_the_fix() {
+        for hash in [
+            "s3cret",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "$6$rounds=5000$saltsalt$Jx6xkXLPbLd0n4JqS1PZx8vX5nJ1",
+            "$argon2id$v=19$m=19456,t=2,p=1$a!b$c",
+        ] {
+            let text = format!(
+                "[[user]]\nname = \"a\"\npassword_hash = '{hash}'\nhome = \"\"\npermissions = []\n"
+            );
+            let e = UserStore::parse(&text).expect_err("must be refused");
+            assert!(
+                e.contains("not")
+                    && e.contains("argon2 PHC hash")
+                    && e.contains("ftps-s3 hash-password"),
+                "{hash}: {e}"
+            );
+        }
     }
 
     #[test]

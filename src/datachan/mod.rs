@@ -50,6 +50,8 @@ pub struct DataSecurity<'a> {
     pub tls: Option<&'a TlsAcceptor>,
     /// Refuse TLS handshakes that do not resume this session's TLS session.
     pub require_resumption: bool,
+    /// `listeners.tcp_keepalive_secs` (0: off).
+    pub keepalive_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,7 @@ pub async fn open(
             }
         };
         let _ = tcp.set_nodelay(true);
+        crate::keepalive::apply(&tcp, security.keepalive_secs);
         let Some(acceptor) = security.tls else {
             return Ok(MaybeTls::Plain(tcp));
         };

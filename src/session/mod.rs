@@ -4,7 +4,8 @@
 //! refuse what the state does not allow, then hand the command to its handler (`handlers/`, by
 //! family). Handlers return an [`Outcome`]: usually a [`Reply`], sometimes a reply plus a change
 //! of the control socket (AUTH, CCC, REIN, QUIT) or a transfer for [`transfer`] to run. The loop
-//! is the only code that touches the socket, so each rule about it lives here once.
+//! writes the replies and runs the transfers, so each rule about the socket lives here once;
+//! one exception remains: `STAT <path>` streams its listing from its handler (`handlers/info.rs`).
 
 pub mod codec;
 pub mod command;

@@ -1,6 +1,7 @@
 //! Replies: a code and one or more lines of text, formatted as RFC 959 §4.2 says.
 //!
-//! Handlers build replies with the constructors here and never format reply text inline. Storage
+//! Replies used in several places have constructors here; many handlers still write their own
+//! code and text with [`Reply::new`] (STRUCTURE.md step 6 names them). Storage
 //! errors and parse errors become replies in exactly one function each ([`Reply::storage_error`],
 //! [`Reply::parse_error`]), so "550 or 451?" is decided once.
 
@@ -62,10 +63,6 @@ impl Reply {
         out.into_bytes()
     }
 
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
-
     // --- Common replies, by family (RFC 959 §4.2.1). ---
 
     pub fn ok(text: impl Into<String>) -> Self {
@@ -99,10 +96,6 @@ impl Reply {
     /// RFC 4217 §5/§9: security policy refuses the request.
     pub fn tls_required(text: impl Into<String>) -> Self {
         Reply::new(534, text)
-    }
-
-    pub fn cannot_open_data() -> Self {
-        Reply::new(425, "Cannot open data connection")
     }
 
     pub fn transfer_complete() -> Self {

@@ -327,6 +327,7 @@ impl Session {
             },
             tls: (self.state.protection == DataProtection::Private).then(|| self.tls.data.clone()),
             require_resumption: self.ctx.config.tls.require_session_reuse,
+            keepalive_secs: self.ctx.config.listeners.tcp_keepalive_secs,
             connect_timeout: Duration::from_secs(limits.data_connect_timeout_secs),
             idle_timeout: Duration::from_secs(limits.data_idle_timeout_secs),
         };
@@ -472,6 +473,7 @@ struct DataParams {
     source_port: Option<u16>,
     tls: Option<TlsAcceptor>,
     require_resumption: bool,
+    keepalive_secs: u64,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -489,6 +491,7 @@ async fn execute(
     let security = DataSecurity {
         tls: params.tls.as_ref(),
         require_resumption: params.require_resumption,
+        keepalive_secs: params.keepalive_secs,
     };
     let opening = datachan::open(
         &mut plan,

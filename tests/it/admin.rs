@@ -198,6 +198,8 @@ async fn metrics_count_logins_and_uploads() {
         "ftps_transfer_bytes_total",
         "ftps_transfer_duration_seconds",
         "ftps_passive_ports_in_use",
+        "ftps_passive_refused_total",
+        "ftps_storage_checks_total",
     ] {
         assert!(
             text.contains(&format!("# TYPE {name} ")),

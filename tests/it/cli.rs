@@ -7,6 +7,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 use crate::common::clients::{self, assert_ok, curl, random_bytes};
+use crate::common::seaweedfs;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
@@ -37,9 +38,17 @@ fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     config
 }
 
+/// `check-config --offline` (no S3 requests, no port binding: these configs name no real S3).
 async fn check_config(config: &Path) -> (bool, String) {
     let mut c = bin();
-    c.arg("check-config").arg("--config").arg(config);
+    c.arg("check-config")
+        .arg("--offline")
+        .arg("--config")
+        .arg(config);
+    run_check(c).await
+}
+
+async fn run_check(c: Command) -> (bool, String) {
     let out = clients::run(c).await;
     let text = format!(
         "{}{}",
@@ -155,36 +164,55 @@ async fn hash_password_ignores_the_trailing_newline() {
     assert!(users.verify("u", "s3cret\n").await.is_none());
 }
 
-/// `serve` with no config: explicit on 127.0.0.1:2121, implicit on :9990, local storage under
-/// ./data, a generated password printed once. The ports are fixed by design; when something else
-/// holds them this test cannot run and says so.
-#[tokio::test]
-async fn serve_without_config_starts_the_development_default() {
-    for port in [2121, 9990] {
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            eprintln!("SKIPPED: 127.0.0.1:{port} is in use");
-            return;
-        }
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
+/// `serve` with no config in `dir`, with `env` set; returns the child and the printed password.
+async fn start_development_default(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
     let mut c = bin();
     c.arg("serve")
-        .current_dir(dir.path())
+        .current_dir(dir)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = c.spawn().expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut password = None;
     while let Ok(Ok(Some(line))) =
         tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
     {
         if let Some(rest) = line.split("password: ").nth(1) {
-            password = Some(rest.trim().to_string());
-            break;
+            let password = rest.split_whitespace().next().unwrap_or("").to_string();
+            // Keep reading: a closed pipe would fail the server's next print.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, password);
         }
     }
-    let password = password.expect("the password is printed");
+    let _ = child.kill().await;
+    let out = child.wait_with_output().await.expect("wait");
+    panic!(
+        "no password printed; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `serve` with no config: explicit on 127.0.0.1:2121, implicit on :9990, local storage under
+/// ./data, a password generated once, kept in ./data and printed at every start. A log level
+/// from the environment (`FTPS_S3_LOG__LEVEL`) applies and does not leave the development default.
+/// The ports are fixed by design; when something else holds them this test cannot run and says so.
+#[tokio::test]
+async fn serve_without_config_starts_the_development_default() {
+    for port in [2121, 9990] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            crate::common::skipped(
+                "serve_without_config_starts_the_development_default",
+                &format!("127.0.0.1:{port} is in use (the development default's fixed port)"),
+            );
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, password) = start_development_default(dir.path(), &[]).await;
     let src = dir.path().join("hello.txt");
     let body = random_bytes(100_000);
     std::fs::write(&src, &body).expect("write");
@@ -202,6 +230,28 @@ async fn serve_without_config_starts_the_development_default() {
     let _ = child.kill().await;
     let stderr = child.wait_with_output().await.expect("wait").stderr;
     assert!(String::from_utf8_lossy(&stderr).contains("DEVELOPMENT"));
+
+    // Again, with a log level: still the development default, with the same password.
+    let (mut child, again) =
+        start_development_default(dir.path(), &[("FTPS_S3_LOG__LEVEL", "debug")]).await;
+    assert_eq!(again, password, "the demo password must survive a restart");
+    let mut list = curl("demo", &password);
+    list.arg("ftp://127.0.0.1:2121/");
+    let out = clients::run(list).await;
+    assert_ok(&out, "list after restart");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hello.txt"));
+    let _ = child.kill().await;
+    let stderr = child.wait_with_output().await.expect("wait").stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(stderr.contains("DEVELOPMENT"), "{stderr}");
+    assert!(
+        stderr.contains("DEBUG"),
+        "log.level=debug applies: {stderr}"
+    );
+    assert!(
+        !stderr.contains("\x1b["),
+        "no colours when stderr is not a terminal: {stderr}"
+    );
 }
 
 /// JSON logs carry the span tree: every line of a command's work names the session (id, user,
@@ -285,4 +335,277 @@ async fn json_logs_nest_each_command_in_the_session_span() {
     let command = spans.last().expect("innermost span");
     assert_eq!(command["name"], "command", "{upload}");
     assert_eq!(command["command"], "STOR", "{upload}");
+}
+
+/// `check-config` (online) with S3 credentials from the environment as given: `None` removes
+/// them, and every other source of credentials is cut off so none is found by accident.
+async fn check_config_online(config: &Path, keys: Option<(&str, &str)>) -> (bool, String) {
+    let mut c = bin();
+    c.arg("check-config").arg("--config").arg(config);
+    for v in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        );
+    if let Some((key, secret)) = keys {
+        c.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+    }
+    let (ok, text) = run_check(c).await;
+    println!("--- check-config {}:\n{text}", config.display());
+    (ok, text)
+}
+
+/// A config for the shared SeaweedFS: `s3` is the `[s3]` table's body; a user `acme` in `home`.
+fn s3_config(dir: &Path, s3: &str) -> std::path::PathBuf {
+    let config = write_config(
+        dir,
+        &format!("[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n[s3]\n{s3}\n"),
+    );
+    let hash = ftps_s3::auth::hash_password("pw").expect("hash");
+    std::fs::write(
+        dir.join("users.toml"),
+        format!("[[user]]\nname = \"acme\"\npassword_hash = \"{hash}\"\nhome = \"partners/acme/\"\npermissions = [\"list\"]\n"),
+    )
+    .expect("users");
+    config
+}
+
+const KEYS: Option<(&str, &str)> = Some((seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY));
+
+/// Each S3 mistake a new user makes is found by `check-config` (exit 1), named with the S3
+/// error and the setting to fix; the right settings pass. Against the real SeaweedFS.
+#[tokio::test]
+async fn check_config_probes_s3_and_names_each_mistake() {
+    let sw = seaweedfs::s3().await;
+    let bucket = sw.new_bucket().await;
+    let endpoint = sw.endpoint();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = format!("bucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nforce_path_style = true");
+
+    let config = s3_config(dir.path(), &good);
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("s3: bucket \"{bucket}\" (s3.bucket): OK")),
+        "{text}"
+    );
+
+    // A bucket that does not exist.
+    let config = s3_config(
+        dir.path(),
+        &good.replace(&format!("\"{bucket}\""), "\"no-such-bucket-here\""),
+    );
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("NoSuchBucket: s3.bucket = \"no-such-bucket-here\" does not exist"),
+        "{text}"
+    );
+
+    // An endpoint where nothing listens.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let wrong = format!("http://127.0.0.1:{closed}");
+    let config = s3_config(dir.path(), &good.replace(endpoint, &wrong));
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("connection refused") && text.contains(&format!("s3.endpoint = \"{wrong}\"")),
+        "{text}"
+    );
+
+    // A wrong access key, a wrong secret, no keys at all.
+    let config = s3_config(dir.path(), &good);
+    let (ok, text) = check_config_online(&config, Some(("nosuchkey", seaweedfs::SECRET_KEY))).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("InvalidAccessKeyId") && text.contains("AWS_ACCESS_KEY_ID"),
+        "{text}"
+    );
+    let (ok, text) =
+        check_config_online(&config, Some((seaweedfs::ACCESS_KEY, "wrong-secret"))).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("SignatureDoesNotMatch") && text.contains("AWS_SECRET_ACCESS_KEY"),
+        "{text}"
+    );
+    let (ok, text) = check_config_online(&config, None).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("AWS_ACCESS_KEY_ID"), "{text}");
+
+    // `localhost` without path-style addressing: the client asks for <bucket>.localhost.
+    let config = s3_config(
+        dir.path(),
+        &good
+            .replace("127.0.0.1", "localhost")
+            .replace("force_path_style = true", "force_path_style = false"),
+    );
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("s3.force_path_style = true"), "{text}");
+
+    // --offline skips the probe.
+    let config = s3_config(dir.path(), &good.replace(endpoint, &wrong));
+    let mut c = bin();
+    c.arg("check-config")
+        .arg("--offline")
+        .arg("--config")
+        .arg(&config);
+    let (ok, text) = run_check(c).await;
+    assert!(ok && text.contains("offline"), "{text}");
+}
+
+/// The listener checks: a port another process holds, a port below 1024 without
+/// CAP_NET_BIND_SERVICE, a passive range that includes a listener.
+#[tokio::test]
+async fn check_config_finds_listener_ports_that_cannot_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("addr");
+    let config = write_config(
+        dir.path(),
+        &format!("[listeners]\nexplicit = \"{taken_addr}\"\nimplicit = \"off\"\n[storage]\nbackend = \"local\"\n"),
+    );
+    let mut c = bin();
+    c.arg("check-config").arg("--config").arg(&config);
+    let (ok, text) = run_check(c).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("listeners.explicit: {taken_addr} is in use")),
+        "{text}"
+    );
+    drop(taken);
+
+    let config = write_config(
+        dir.path(),
+        "[listeners]\nexplicit = \"127.0.0.1:30005\"\nimplicit = \"off\"\n[passive]\nports = \"30000-30019\"\n[storage]\nbackend = \"local\"\n",
+    );
+    let mut c = bin();
+    c.arg("check-config").arg("--config").arg(&config);
+    let (ok, text) = run_check(c).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("passive.ports:") && text.contains("30005"),
+        "{text}"
+    );
+
+    // Port 990 as an unprivileged user: as root, drop to nobody with no capabilities (setpriv).
+    let unprivileged_start: u16 =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(1024);
+    if unprivileged_start <= 990 {
+        eprintln!("SKIPPED (port < 1024 part): net.ipv4.ip_unprivileged_port_start = {unprivileged_start}");
+        return;
+    }
+    let config = write_config(
+        dir.path(),
+        "[listeners]\nexplicit = \"127.0.0.1:990\"\nimplicit = \"off\"\n[storage]\nbackend = \"local\"\n",
+    );
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let mut c = if is_root {
+        if std::process::Command::new("setpriv")
+            .arg("--help")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED (port < 1024 part): running as root and setpriv is missing");
+            return;
+        }
+        // nobody must be able to read the config, certificate and key.
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let path = entry.expect("entry").path();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .expect("chmod");
+        }
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_ftps-s3"));
+        c
+    } else {
+        bin()
+    };
+    c.arg("check-config").arg("--config").arg(&config);
+    let (ok, text) = run_check(c).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(
+            "listeners.explicit: binding port 990 (below 1024) needs CAP_NET_BIND_SERVICE"
+        ),
+        "{text}"
+    );
+}
+
+/// `scripts/quickstart.sh --once`, as README tells a new user to run it: SeaweedFS, certificate,
+/// users, config, check-config, serve, a curl upload read back from S3, then everything stopped.
+#[tokio::test]
+async fn quickstart_script_runs_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    };
+    let (explicit, implicit) = (free(), free());
+    let mut c = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/quickstart.sh"
+    ));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FTPS_S3_") {
+            c.env_remove(k);
+        }
+    }
+    c.arg("--once")
+        .env("QUICKSTART_DIR", dir.path())
+        .env("QUICKSTART_BIN", env!("CARGO_BIN_EXE_ftps-s3"))
+        .env("QUICKSTART_EXPLICIT_PORT", explicit.to_string())
+        .env("QUICKSTART_IMPLICIT_PORT", implicit.to_string());
+    let out = clients::run(c).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    for expected in [
+        "s3: bucket \"ftps-quickstart\" (s3.bucket): OK",
+        "config.toml: OK",
+        "  hello from ftps-s3 quickstart",
+        "stopping ftps-s3",
+        "stopped seaweedfs",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // Nothing left running: the SeaweedFS PID file is gone and the ports are free again.
+    assert!(!dir.path().join("seaweedfs/weed.pid").exists(), "{text}");
+    std::net::TcpListener::bind(("127.0.0.1", explicit)).expect("explicit port freed");
 }

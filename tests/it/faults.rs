@@ -19,7 +19,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sha2::Digest;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     net::TcpStream,
@@ -33,6 +32,7 @@ use crate::common::{
     raw::{DataStream, RawClient, Reply},
     seaweedfs,
     server::{TestServer, HOME, PASSWORD, USER},
+    sha256_hex,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -50,13 +50,6 @@ const BODY: usize = 12 * MIB + 5;
 const CUT_AT: usize = 11 * MIB;
 /// The scenarios that record a row (the last one to finish prints the table).
 const SCENARIOS: usize = 16;
-
-fn sha256_hex(data: &[u8]) -> String {
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// What the key must hold after a run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -338,7 +331,7 @@ async fn tls_error_mid_stor_leaves_no_partial_object() {
     .await;
 }
 
-/// Every byte sent, then FIN without close_notify: the TLS 1.3 upload trap (TESTING.md). The
+/// Every byte sent, then FIN without close_notify: the TLS 1.3 upload trap (docs/TESTING.md). The
 /// server cannot tell this from a cut connection, so it must not commit.
 #[tokio::test]
 async fn tls_close_without_close_notify_is_not_committed() {
@@ -815,6 +808,27 @@ impl Binary {
             .await
             .len()
     }
+
+    /// Parts stored so far in the open multipart uploads of exactly `key`.
+    async fn stored_parts(&self, key: &str) -> usize {
+        let client = seaweedfs::s3().await.client();
+        let mut parts = 0;
+        for (k, upload_id) in seaweedfs::open_uploads(&client, &self.bucket, key).await {
+            if k != key {
+                continue;
+            }
+            let out = client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(&k)
+                .upload_id(&upload_id)
+                .send()
+                .await
+                .expect("ListParts");
+            parts += out.parts().len();
+        }
+        parts
+    }
 }
 
 /// `GET path` on the admin listener: the status code.
@@ -909,8 +923,17 @@ async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) 
         assert_eq!(c.reply().await.code, 150);
         let mut data = c.data_connect(port, true).await;
         data.write_all(&body[..CUT_AT]).await.expect("first part");
-        // Two full parts are read; wait until they are stored so "kept" has something to keep.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Two full parts are read; wait until they are stored so "kept" has something to keep
+        // (polled: a fixed sleep was too short on a slow machine).
+        let key = bin.key(&name);
+        let stored_by = Instant::now() + Duration::from_secs(30);
+        while bin.stored_parts(&key).await < 2 {
+            assert!(
+                Instant::now() < stored_by,
+                "{key}: two parts stored within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let started = Instant::now();
         bin.sigterm();
         let r = tokio::time::timeout(Duration::from_secs(30), c.reply())
@@ -923,7 +946,6 @@ async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) 
         assert_eq!(code, Some(0));
         drop(data);
 
-        let key = bin.key(&name);
         tally.runs += 1;
         let got = bin.object(&key).await;
         tally.correct += usize::from(got.is_none());

@@ -302,7 +302,10 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
             std::env::var_os("FTPS_TESTS_REQUIRE_HAPROXY").is_none(),
             "haproxy is not installed (scripts/install-test-deps.sh)"
         );
-        eprintln!("SKIPPED: haproxy is not installed (scripts/install-test-deps.sh)");
+        crate::common::skipped(
+            "two_replicas_behind_haproxy",
+            "haproxy is not installed (scripts/install-test-deps.sh)",
+        );
         return;
     }
     let sw = seaweedfs::s3().await;

@@ -10,6 +10,7 @@ mod common;
 mod faults;
 mod haproxy;
 mod hostile;
+mod keepalive;
 mod passive;
 mod protocol;
 mod proxy;

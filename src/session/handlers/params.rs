@@ -17,8 +17,8 @@ use crate::session::{Outcome, Session};
 const MAX_PORT_WAIT: Duration = Duration::from_secs(5);
 
 impl Session {
-    /// TYPE A and I are accepted. Transfers are binary either way (no CRLF conversion yet): the
-    /// bytes stored are the bytes sent, which is what an object store's users expect.
+    /// TYPE A and I are accepted. Under TYPE A transfers convert line endings
+    /// (`datachan/ascii.rs`: LF→CRLF on RETR, CRLF→LF on STOR); TYPE I moves bytes unchanged.
     pub(in crate::session) fn set_type(&mut self, t: TransferType) -> Outcome {
         self.state.transfer_type = t;
         match t {
@@ -115,7 +115,8 @@ impl Session {
         }
     }
 
-    /// RFC 3659 §5: the next RETR starts at byte `n`.
+    /// RFC 3659 §5: the next RETR starts at byte `n`, and the next STOR resumes an upload at
+    /// `n` (REST + STOR); listings neither use nor reset it.
     pub(in crate::session) fn rest(&mut self, n: u64) -> Outcome {
         self.state.rest = n;
         Reply::pending(format!("Restarting at {n}. Send RETR to continue")).into()

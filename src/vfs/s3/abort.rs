@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::Client;
-
-use super::error::s3_error;
+use super::bucket::Bucket;
+use super::error::{is_store_code, s3_error};
 use crate::vfs::StorageError;
 
 /// Waits before each background retry of a failed `AbortMultipartUpload` (about 36 min in
@@ -22,29 +21,24 @@ pub(super) const ABORT_RETRY_DELAYS: [Duration; 6] = [
 /// in the background after each of [`ABORT_RETRY_DELAYS`]: an S3 outage of minutes then leaves no
 /// upload open once S3 is back, rather than until the lifecycle rule runs (a day later). A
 /// process that stops meanwhile leaves the rest to that rule.
-pub(super) async fn abort_multipart(client: &Client, bucket: &str, key: &str, upload_id: &str) {
-    let Err(e) = try_abort(client, bucket, key, upload_id).await else {
+pub(super) async fn abort_multipart(bucket: &Bucket, key: &str, upload_id: &str) {
+    let Err(e) = try_abort(bucket, key, upload_id).await else {
         tracing::debug!(key, upload_id, "multipart upload aborted");
         return;
     };
     tracing::warn!(key, upload_id, error = %e,
         "could not abort a multipart upload; trying again in the background");
-    let (client, bucket, key, upload_id) = (
-        client.clone(),
-        bucket.to_string(),
-        key.to_string(),
-        upload_id.to_string(),
-    );
+    let (bucket, key, upload_id) = (bucket.clone(), key.to_string(), upload_id.to_string());
     tokio::spawn(async move {
         for delay in ABORT_RETRY_DELAYS {
             tokio::time::sleep(delay).await;
-            match try_abort(&client, &bucket, &key, &upload_id).await {
+            match try_abort(&bucket, &key, &upload_id).await {
                 Ok(()) => {
                     tracing::info!(key, upload_id, "multipart upload aborted on a later try");
                     return;
                 }
                 // Gone already (completed by nobody, so aborted elsewhere or expired).
-                Err(StorageError::Backend { code, .. }) if code == "NoSuchUpload" => return,
+                Err(e) if is_store_code(&e, "NoSuchUpload") => return,
                 Err(e) => tracing::debug!(key, upload_id, error = %e, "abort failed again"),
             }
         }
@@ -57,15 +51,9 @@ pub(super) async fn abort_multipart(client: &Client, bucket: &str, key: &str, up
     });
 }
 
-pub(super) async fn try_abort(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-) -> Result<(), StorageError> {
-    client
+async fn try_abort(bucket: &Bucket, key: &str, upload_id: &str) -> Result<(), StorageError> {
+    bucket
         .abort_multipart_upload()
-        .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
         .send()

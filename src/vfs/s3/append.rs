@@ -5,7 +5,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use bytes::BufMut;
 
 use super::copy::{copy_pieces, PartCopier};
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::upload::S3Upload;
 use super::{size_of, S3Storage, MIN_PART_SIZE};
 use crate::vfs::{ObjectKey, StorageError, UploadSpec};
@@ -26,11 +26,7 @@ impl S3Storage {
         }
         if size < MIN_PART_SIZE {
             // Small: read it into the first part, as if the client had sent it first.
-            let mut request = self
-                .client
-                .get_object()
-                .bucket(&*self.bucket)
-                .key(key.as_str());
+            let mut request = self.bucket.get_object().key(key.as_str());
             if let Some(etag) = head.e_tag() {
                 request = request.if_match(etag);
             }
@@ -42,20 +38,15 @@ impl S3Storage {
                 .body
                 .collect()
                 .await
-                .map_err(|e| StorageError::Backend {
-                    op: "GetObject",
-                    key: key.to_string(),
-                    code: "ReadError".to_string(),
-                    message: e.to_string(),
-                })?
+                .map_err(|e| backend_error("GetObject", key.as_str(), BackendCode::ReadError, e))?
                 .into_bytes();
-            if old.len() as u64 != size || old.len() > upload.part_size {
-                return Err(StorageError::Backend {
-                    op: "GetObject",
-                    key: key.to_string(),
-                    code: "SizeChanged".to_string(),
-                    message: format!("expected {size} bytes, read {}", old.len()),
-                });
+            if old.len() as u64 != size || old.len() > upload.store.part_size {
+                return Err(backend_error(
+                    "GetObject",
+                    key.as_str(),
+                    BackendCode::SizeChanged,
+                    format_args!("expected {size} bytes, read {}", old.len()),
+                ));
             }
             if let Some(d) = upload.digests.as_mut() {
                 d.update(&old);
@@ -66,21 +57,18 @@ impl S3Storage {
         }
         // Large: its bytes become the first parts by server-side copy, in the background; any
         // failure surfaces at the next part or at commit.
-        let upload_id = upload.create_multipart().await?;
-        upload.upload_id = Some(upload_id.clone());
+        let multipart = upload.create_multipart().await?;
         let pieces = copy_pieces(size, self.copy_part_size);
         upload.next_part = pieces.len() as i32 + 1;
         upload.prefix = size;
         upload.digests = None;
         let copier = PartCopier {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: upload.key.clone(),
-            upload_id,
-            source: self.copy_source(key.as_str()),
+            target: multipart.parts(),
+            source: self.bucket.copy_source(key.as_str()),
             if_match: head.e_tag().map(str::to_string),
             concurrency: self.upload_concurrency,
         };
+        upload.multipart = Some(multipart);
         upload
             .copies
             .spawn(async move { copier.copy(pieces).await });

@@ -1,38 +1,17 @@
 //! Server-side copies: `CopyObject`, and multipart copies by `UploadPartCopy` (objects above
 //! `CopyObject`'s limit, and appends), with metadata and tags.
 
-use std::sync::{atomic::Ordering, Arc};
+use std::sync::atomic::Ordering;
 
-use aws_sdk_s3::{
-    operation::head_object::HeadObjectOutput,
-    primitives::ByteStream,
-    types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, Tagging},
-    Client,
-};
+use aws_sdk_s3::{operation::head_object::HeadObjectOutput, types::Tagging};
 use futures::{stream, StreamExt, TryStreamExt};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::abort::abort_multipart;
-use super::error::s3_error;
-use super::multipart::DonePart;
+use super::error::{backend_error, s3_error, BackendCode};
+use super::multipart::{completed_part, DonePart, MultipartUpload, PartTarget};
 use super::{size_of, S3Storage};
 use crate::vfs::StorageError;
 
-/// `x-amz-copy-source` is `bucket/key`, URL-encoded: everything but RFC 3986 unreserved
-/// characters and the `/` separators. An unencoded `+` would be read as a space, `%` as an escape.
-pub(super) const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
-
 impl S3Storage {
-    /// `bucket/key`, encoded for `x-amz-copy-source`.
-    pub(super) fn copy_source(&self, key: &str) -> String {
-        format!("{}/{}", self.bucket, utf8_percent_encode(key, COPY_SOURCE))
-    }
-
     /// Copies `from` (described by `head`) to `to` with `UploadPartCopy`, for objects too large
     /// for `CopyObject`; metadata and tags go along. Aborts its upload on any failure.
     pub(super) async fn copy_multipart(
@@ -41,57 +20,28 @@ impl S3Storage {
         to: &str,
         head: &HeadObjectOutput,
     ) -> Result<(), StorageError> {
-        let mut request = self
-            .client
-            .create_multipart_upload()
-            .bucket(&*self.bucket)
-            .key(to)
-            .set_metadata(head.metadata().cloned())
-            .set_content_type(head.content_type().map(str::to_string));
-        if self.part_checksums {
-            request = request
-                .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                .checksum_type(ChecksumType::FullObject);
-        }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| s3_error("CreateMultipartUpload", to, e))?;
-        let upload_id = out
-            .upload_id()
-            .ok_or_else(|| self.build_error("CreateMultipartUpload", to, "no upload id"))?
-            .to_string();
+        let multipart = MultipartUpload::create(
+            &self.bucket,
+            to.into(),
+            head.metadata().cloned(),
+            head.content_type().map(str::to_string),
+            self.part_checksums,
+        )
+        .await?;
         let copier = PartCopier {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: to.into(),
-            upload_id: upload_id.clone(),
-            source: self.copy_source(from),
+            target: multipart.parts(),
+            source: self.bucket.copy_source(from),
             if_match: head.e_tag().map(str::to_string),
             concurrency: self.upload_concurrency,
         };
         let size = size_of(head.content_length());
-        let result = async {
-            let mut parts = copier.copy(copy_pieces(size, self.copy_part_size)).await?;
-            parts.sort_by_key(|p| p.part.part_number());
-            self.client
-                .complete_multipart_upload()
-                .bucket(&*self.bucket)
-                .key(to)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts.into_iter().map(|p| p.part).collect()))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| s3_error("CompleteMultipartUpload", to, e))
-        }
-        .await;
-        if let Err(e) = result {
-            abort_multipart(&self.client, &self.bucket, to, &upload_id).await;
-            return Err(e);
+        match copier.copy(copy_pieces(size, self.copy_part_size)).await {
+            // A failed completion aborts the upload itself.
+            Ok(parts) => multipart.complete(parts, None).await.map(drop)?,
+            Err(e) => {
+                multipart.abort().await;
+                return Err(e);
+            }
         }
         if head.tag_count().unwrap_or(0) > 0 && self.tagging.load(Ordering::Relaxed) {
             if let Err(e) = self.copy_tags(from, to).await {
@@ -103,9 +53,8 @@ impl S3Storage {
 
     pub(super) async fn copy_tags(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let tags = self
-            .client
+            .bucket
             .get_object_tagging()
-            .bucket(&*self.bucket)
             .key(from)
             .send()
             .await
@@ -113,10 +62,9 @@ impl S3Storage {
         let tagging = Tagging::builder()
             .set_tag_set(Some(tags.tag_set().to_vec()))
             .build()
-            .map_err(|e| self.build_error("PutObjectTagging", to, e))?;
-        self.client
+            .map_err(|e| backend_error("PutObjectTagging", to, BackendCode::Construction, e))?;
+        self.bucket
             .put_object_tagging()
-            .bucket(&*self.bucket)
             .key(to)
             .tagging(tagging)
             .send()
@@ -135,25 +83,16 @@ impl S3Storage {
         size: u64,
     ) -> Result<(), StorageError> {
         if from.ends_with('/') && size == 0 {
-            self.client
-                .put_object()
-                .bucket(&*self.bucket)
-                .key(to)
-                .body(ByteStream::from_static(b""))
-                .send()
-                .await
-                .map_err(|e| s3_error("PutObject", to, e))?;
-            return Ok(());
+            return self.bucket.put_empty(to).await;
         }
         if size > self.max_copy_object_size {
             let head = self.head_object(from, false).await?;
             return self.copy_multipart(from, to, &head).await;
         }
-        self.client
+        self.bucket
             .copy_object()
-            .bucket(&*self.bucket)
             .key(to)
-            .copy_source(self.copy_source(from))
+            .copy_source(self.bucket.copy_source(from))
             .send()
             .await
             .map_err(|e| s3_error("CopyObject", from, e))?;
@@ -180,10 +119,7 @@ pub(super) fn copy_pieces(size: u64, max_piece: u64) -> Vec<(i32, u64, u64)> {
 
 /// Server-side copies of byte ranges of one object into parts of a multipart upload.
 pub(super) struct PartCopier {
-    pub(super) client: Client,
-    pub(super) bucket: Arc<str>,
-    pub(super) key: Arc<str>,
-    pub(super) upload_id: String,
+    pub(super) target: PartTarget,
     /// `x-amz-copy-source`.
     pub(super) source: String,
     /// The source's ETag when the copy was planned: a source replaced meanwhile fails the copy
@@ -201,32 +137,28 @@ impl PartCopier {
         stream::iter(pieces)
             .map(|(number, first, last)| async move {
                 let out = this
-                    .client
+                    .target
                     .upload_part_copy()
-                    .bucket(&*this.bucket)
-                    .key(&*this.key)
-                    .upload_id(&this.upload_id)
                     .part_number(number)
                     .copy_source(&this.source)
                     .copy_source_range(format!("bytes={first}-{last}"))
                     .set_copy_source_if_match(this.if_match.clone())
                     .send()
                     .await
-                    .map_err(|e| s3_error("UploadPartCopy", &this.key, e))?;
+                    .map_err(|e| s3_error("UploadPartCopy", this.target.key(), e))?;
                 let result = out.copy_part_result();
-                let owned = |s: Option<&str>| s.map(str::to_string);
                 Ok(DonePart {
-                    part: CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(owned(result.and_then(|r| r.e_tag())))
-                        .set_checksum_crc32(owned(result.and_then(|r| r.checksum_crc32())))
-                        .set_checksum_crc32_c(owned(result.and_then(|r| r.checksum_crc32_c())))
-                        .set_checksum_crc64_nvme(owned(
+                    part: completed_part(
+                        number,
+                        result.and_then(|r| r.e_tag()),
+                        [
+                            result.and_then(|r| r.checksum_crc32()),
+                            result.and_then(|r| r.checksum_crc32_c()),
                             result.and_then(|r| r.checksum_crc64_nvme()),
-                        ))
-                        .set_checksum_sha1(owned(result.and_then(|r| r.checksum_sha1())))
-                        .set_checksum_sha256(owned(result.and_then(|r| r.checksum_sha256())))
-                        .build(),
+                            result.and_then(|r| r.checksum_sha1()),
+                            result.and_then(|r| r.checksum_sha256()),
+                        ],
+                    ),
                     size: last - first + 1,
                     modified: None,
                 })
@@ -240,7 +172,9 @@ impl PartCopier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vfs::s3::bucket::COPY_SOURCE;
     use crate::vfs::s3::{MAX_COPY_SIZE, MAX_PARTS, MIB, MIN_COPY_PART_SIZE, MIN_PART_SIZE};
+    use percent_encoding::utf8_percent_encode;
 
     #[test]
     fn copy_source_encodes_all_but_unreserved_and_slash() {

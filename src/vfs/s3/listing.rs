@@ -2,20 +2,20 @@
 //! a prefix for directory renames. With `s3.list_kept_uploads`, names whose interrupted upload
 //! is kept for resume are shown with the bytes the upload holds ([`KeptInDir`]).
 
-use std::{collections::HashMap, sync::Arc, time::SystemTime};
+use std::{collections::HashMap, time::SystemTime};
 
-use aws_sdk_s3::{operation::list_objects_v2::ListObjectsV2Output, Client};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use futures::{stream, StreamExt};
 use tracing::Instrument;
 
+use super::bucket::Bucket;
 use super::error::s3_error;
 use super::{dir_entry, size_of, system_time, unix_secs, S3Storage};
 use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError};
 
 /// What one listing stream needs, shared by its page fetches.
 pub(super) struct Lister {
-    pub(super) client: Client,
-    pub(super) bucket: Arc<str>,
+    pub(super) bucket: Bucket,
     /// `dir/`, or `""` for the root.
     pub(super) prefix: String,
 }
@@ -27,9 +27,8 @@ impl Lister {
         token: Option<String>,
     ) -> Result<(Vec<Entry>, Option<String>), StorageError> {
         let out = self
-            .client
+            .bucket
             .list_objects_v2()
-            .bucket(&*self.bucket)
             .prefix(&self.prefix)
             .delimiter("/")
             .set_continuation_token(token)
@@ -112,9 +111,8 @@ impl S3Storage {
     /// [`MAX_LISTED_KEPT`] names. A failure only leaves them out of the listing (logged).
     async fn kept_in_dir(&self, prefix: &str) -> KeptInDir {
         let out = match self
-            .client
+            .bucket
             .list_multipart_uploads()
-            .bucket(&*self.bucket)
             .prefix(prefix)
             .delimiter("/")
             .send()
@@ -164,7 +162,6 @@ impl S3Storage {
     /// writing. At most two pages wait; when the reader goes away the fetching stops.
     pub(super) fn list_dir(&self, dir: &ObjectKey) -> ListPages {
         let lister = Lister {
-            client: self.client.clone(),
             bucket: self.bucket.clone(),
             prefix: dir.dir_prefix(),
         };
@@ -222,9 +219,8 @@ impl S3Storage {
         let mut token = None::<String>;
         loop {
             let out = self
-                .client
+                .bucket
                 .list_objects_v2()
-                .bucket(&*self.bucket)
                 .prefix(&prefix)
                 .set_continuation_token(token.take())
                 .send()

@@ -10,7 +10,7 @@ use aws_sdk_s3::{
 use percent_encoding::{AsciiSet, CONTROLS};
 use sha2::{Digest, Sha256};
 
-use super::error::s3_error;
+use super::error::{is_store_code, s3_error};
 use super::upload::S3Upload;
 use super::{unquote, S3Storage};
 use crate::vfs::{ObjectKey, RecordedDigests, StorageError};
@@ -62,7 +62,7 @@ impl S3Upload {
         sha256: &str,
         crc32: u32,
     ) {
-        if !self.tagging.load(Ordering::Relaxed) {
+        if !self.store.tagging.load(Ordering::Relaxed) {
             return;
         }
         let key: &str = &self.key;
@@ -81,9 +81,9 @@ impl S3Upload {
             }
         };
         let put = self
-            .client
+            .store
+            .bucket
             .put_object_tagging()
-            .bucket(&*self.bucket)
             .key(key)
             .set_version_id(version_id.map(str::to_string))
             .tagging(tagging)
@@ -91,8 +91,8 @@ impl S3Upload {
             .await;
         if let Err(e) = put {
             let e = s3_error("PutObjectTagging", key, e);
-            if matches!(&e, StorageError::Backend { code, .. } if code == "NotImplemented") {
-                self.tagging.store(false, Ordering::Relaxed);
+            if is_store_code(&e, "NotImplemented") {
+                self.store.tagging.store(false, Ordering::Relaxed);
                 tracing::warn!(key, "the store does not implement object tagging: SHA-256 digests of multipart uploads are not recorded");
             } else {
                 tracing::warn!(key, error = %e, "could not record the object's digests");
@@ -104,13 +104,7 @@ impl S3Upload {
         }
         // No version to name: if another upload completed at the key in between, the tags may
         // sit on its object. Check, and take them off if so.
-        let now = self
-            .client
-            .head_object()
-            .bucket(&*self.bucket)
-            .key(key)
-            .send()
-            .await;
+        let now = self.store.bucket.head_object().key(key).send().await;
         let ours = match (&now, etag) {
             (Ok(head), Some(etag)) => head.e_tag().map(unquote) == Some(unquote(etag)),
             _ => false,
@@ -121,9 +115,9 @@ impl S3Upload {
                 "the object changed while its digests were recorded; removing them"
             );
             if let Err(e) = self
-                .client
+                .store
+                .bucket
                 .delete_object_tagging()
-                .bucket(&*self.bucket)
                 .key(key)
                 .send()
                 .await
@@ -157,9 +151,8 @@ impl S3Storage {
         let incomplete = digests.sha256.is_none() || digests.crc32.is_none();
         if incomplete && head.tag_count().unwrap_or(0) > 0 && self.tagging.load(Ordering::Relaxed) {
             let tags = self
-                .client
+                .bucket
                 .get_object_tagging()
-                .bucket(&*self.bucket)
                 .key(key.as_str())
                 .set_version_id(head.version_id().map(str::to_string))
                 .send()

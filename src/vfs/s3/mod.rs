@@ -92,12 +92,14 @@
 //! # Files
 //! This file holds [`S3Storage`], its options and the [`Storage`] impl (each method a line or a
 //! short rule; the work is in the file of its concern): `client` (SDK client from `[s3]`),
+//! `bucket` (the client bound to the bucket),
 //! `objects` (head, directory test, deletes), `listing`, `read`, `upload` (the upload engine),
-//! `multipart` (parts, `CreateMultipartUpload`), `resume` (kept uploads), `append`, `copy`,
+//! `multipart` (`MultipartUpload`, parts), `resume` (kept uploads), `append`, `copy`,
 //! `rename`, `metadata` (digests, tags), `abort` (aborts with background retries), `error`.
 
 mod abort;
 mod append;
+mod bucket;
 mod client;
 mod copy;
 mod error;
@@ -118,11 +120,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use aws_sdk_s3::{
-    config::RequestChecksumCalculation,
-    primitives::{ByteStream, DateTime},
-    Client,
-};
+use aws_sdk_s3::{config::RequestChecksumCalculation, primitives::DateTime, Client};
 
 use crate::config;
 use crate::vfs::{
@@ -130,6 +128,7 @@ use crate::vfs::{
     Upload, UploadMode, UploadSpec,
 };
 
+use self::bucket::Bucket;
 use self::error::s3_error;
 
 const MIB: u64 = 1024 * 1024;
@@ -184,8 +183,7 @@ impl S3Options {
 /// A bucket seen as a filesystem. Cheap to clone (the SDK client is shared).
 #[derive(Clone)]
 pub struct S3Storage {
-    client: Client,
-    bucket: Arc<str>,
+    bucket: Bucket,
     part_size: usize,
     upload_concurrency: usize,
     resume_window: Duration,
@@ -207,8 +205,7 @@ impl S3Storage {
             Some(RequestChecksumCalculation::WhenRequired)
         );
         S3Storage {
-            client,
-            bucket: bucket.into(),
+            bucket: Bucket::new(client, bucket),
             part_size: options.part_size.max(1),
             upload_concurrency: options.upload_concurrency.max(1),
             resume_window: options.resume_window,
@@ -224,7 +221,7 @@ impl S3Storage {
 
     /// The bucket this storage lives in.
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        self.bucket.name()
     }
 }
 
@@ -300,15 +297,7 @@ impl Storage for S3Storage {
             Err(e) => return Err(e),
         }
         let marker = key.dir_prefix();
-        self.client
-            .put_object()
-            .bucket(&*self.bucket)
-            .key(&marker)
-            .body(ByteStream::from_static(b""))
-            .send()
-            .await
-            .map_err(|e| s3_error("PutObject", &marker, e))?;
-        Ok(())
+        self.bucket.put_empty(&marker).await
     }
 
     async fn remove_dir(&self, key: &ObjectKey) -> Result<(), StorageError> {
@@ -324,9 +313,8 @@ impl Storage for S3Storage {
         // to tell "only the marker" from "the marker and something else".
         let marker = key.dir_prefix();
         let out = self
-            .client
+            .bucket
             .list_objects_v2()
-            .bucket(&*self.bucket)
             .prefix(&marker)
             .max_keys(2)
             .send()

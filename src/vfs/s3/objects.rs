@@ -6,7 +6,7 @@ use aws_sdk_s3::{
     types::{ChecksumMode as S3ChecksumMode, Delete, ObjectIdentifier},
 };
 
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::{name_of, size_of, system_time, S3Storage};
 use crate::vfs::{Entry, EntryKind, ObjectKey, StorageError};
 
@@ -20,7 +20,7 @@ impl S3Storage {
         key: &str,
         checksums: bool,
     ) -> Result<HeadObjectOutput, StorageError> {
-        let mut request = self.client.head_object().bucket(&*self.bucket).key(key);
+        let mut request = self.bucket.head_object().key(key);
         if checksums {
             request = request.checksum_mode(S3ChecksumMode::Enabled);
         }
@@ -71,9 +71,8 @@ impl S3Storage {
             return Ok(true);
         }
         let out = self
-            .client
+            .bucket
             .list_objects_v2()
-            .bucket(&*self.bucket)
             .prefix(key.dir_prefix())
             .max_keys(1)
             .send()
@@ -83,9 +82,8 @@ impl S3Storage {
     }
 
     pub(super) async fn delete_object(&self, key: &str) -> Result<(), StorageError> {
-        self.client
+        self.bucket
             .delete_object()
-            .bucket(&*self.bucket)
             .key(key)
             .send()
             .await
@@ -100,48 +98,37 @@ impl S3Storage {
                 .iter()
                 .map(|k| ObjectIdentifier::builder().key(k).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.build_error("DeleteObjects", &batch[0], e))?;
+                .map_err(|e| {
+                    backend_error("DeleteObjects", &batch[0], BackendCode::Construction, e)
+                })?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| self.build_error("DeleteObjects", &batch[0], e))?;
+                .map_err(|e| {
+                    backend_error("DeleteObjects", &batch[0], BackendCode::Construction, e)
+                })?;
             let out = self
-                .client
+                .bucket
                 .delete_objects()
-                .bucket(&*self.bucket)
                 .delete(delete)
                 .send()
                 .await
                 .map_err(|e| s3_error("DeleteObjects", &batch[0], e))?;
             if let Some(failed) = out.errors().first() {
-                return Err(StorageError::Backend {
-                    op: "DeleteObjects",
-                    key: failed.key().unwrap_or_default().to_string(),
-                    code: failed.code().unwrap_or("Error").to_string(),
-                    message: format!(
+                return Err(backend_error(
+                    "DeleteObjects",
+                    failed.key().unwrap_or_default(),
+                    BackendCode::Store(failed.code().unwrap_or("Error").to_string()),
+                    format_args!(
                         "{} of {} keys not deleted: {}",
                         out.errors().len(),
                         batch.len(),
                         failed.message().unwrap_or_default()
                     ),
-                });
+                ));
             }
         }
         Ok(())
-    }
-
-    pub(super) fn build_error(
-        &self,
-        op: &'static str,
-        key: &str,
-        e: impl std::fmt::Display,
-    ) -> StorageError {
-        StorageError::Backend {
-            op,
-            key: key.to_string(),
-            code: "ConstructionFailure".to_string(),
-            message: e.to_string(),
-        }
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_s3::{
     error::{ProvideErrorMetadata, SdkError},
 };
 
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::S3Storage;
 use crate::vfs::{ObjectKey, ReadStream, StorageError};
 
@@ -19,11 +19,7 @@ impl S3Storage {
         if key.as_str().is_empty() {
             return Err(StorageError::IsADirectory(String::new()));
         }
-        let mut request = self
-            .client
-            .get_object()
-            .bucket(&*self.bucket)
-            .key(key.as_str());
+        let mut request = self.bucket.get_object().key(key.as_str());
         if offset > 0 {
             request = request.range(format!("bytes={offset}-"));
         }
@@ -32,15 +28,15 @@ impl S3Storage {
                 // RFC 9110 lets a server ignore `Range`; sending the object from byte 0 to a
                 // client that asked to resume at `offset` would corrupt its file.
                 if offset > 0 && !range_starts_at(out.content_range(), offset) {
-                    return Err(StorageError::Backend {
-                        op: "GetObject",
-                        key: key.to_string(),
-                        code: "RangeIgnored".to_string(),
-                        message: format!(
+                    return Err(backend_error(
+                        "GetObject",
+                        key.as_str(),
+                        BackendCode::RangeIgnored,
+                        format_args!(
                             "asked for bytes={offset}-, got Content-Range {:?}",
                             out.content_range()
                         ),
-                    });
+                    ));
                 }
                 Ok(Box::new(out.body.into_async_read()))
             }

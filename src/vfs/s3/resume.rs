@@ -3,12 +3,12 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use aws_sdk_s3::Client;
-
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 use super::abort::abort_multipart;
-use super::error::s3_error;
+use super::bucket::Bucket;
+use super::error::{is_store_code, s3_error};
+use super::multipart::MultipartUpload;
 use super::multipart::{completed_part, DonePart};
 use super::upload::S3Upload;
 use super::{size_of, system_time, unix_secs, S3Storage, MIN_PART_SIZE};
@@ -47,7 +47,11 @@ impl S3Storage {
             (Some(kept), _) => {
                 let mut upload = self.new_upload(key, spec);
                 upload.next_part = kept.parts.len() as i32 + 1;
-                upload.upload_id = Some(kept.upload_id.clone());
+                upload.multipart = Some(MultipartUpload::existing(
+                    self.bucket.clone(),
+                    upload.key.clone(),
+                    kept.upload_id.clone(),
+                ));
                 upload.done = kept.parts;
                 upload.prefix = kept.held;
                 upload.digests = None;
@@ -82,7 +86,7 @@ impl S3Storage {
                 Ok(parts) => parts,
                 // Completed or aborted since it was listed.
                 Err(StorageError::NotFound(_)) => continue,
-                Err(StorageError::Backend { code, .. }) if code == "NoSuchUpload" => continue,
+                Err(e) if is_store_code(&e, "NoSuchUpload") => continue,
                 Err(e) => return Err(e),
             };
             let last_activity = parts
@@ -99,9 +103,9 @@ impl S3Storage {
                     idle_secs = idle.as_secs(),
                     "aborting a kept upload older than s3.resume_window_secs"
                 );
-                let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.clone());
+                let (bucket, key) = (self.bucket.clone(), key.clone());
                 tokio::spawn(async move {
-                    abort_multipart(&client, &bucket, key.as_str(), &upload_id).await;
+                    abort_multipart(&bucket, key.as_str(), &upload_id).await;
                 });
                 continue;
             }
@@ -125,7 +129,7 @@ impl S3Storage {
         &self,
         key: &ObjectKey,
     ) -> Result<Vec<(String, SystemTime)>, StorageError> {
-        uploads_of(&self.client, &self.bucket, key.as_str()).await
+        uploads_of(&self.bucket, key.as_str()).await
     }
 
     /// Every completed part of an upload, by part number.
@@ -138,9 +142,8 @@ impl S3Storage {
         let mut marker = None::<String>;
         loop {
             let out = self
-                .client
+                .bucket
                 .list_parts()
-                .bucket(&*self.bucket)
                 .key(key.as_str())
                 .upload_id(upload_id)
                 .set_part_number_marker(marker.take())
@@ -216,16 +219,14 @@ pub(super) fn resumable_run(parts: &[DonePart]) -> Vec<DonePart> {
 
 /// Multipart uploads in progress for exactly `key` in `bucket`: id and start time.
 pub(super) async fn uploads_of(
-    client: &Client,
-    bucket: &str,
+    bucket: &Bucket,
     key: &str,
 ) -> Result<Vec<(String, SystemTime)>, StorageError> {
     let mut found = Vec::new();
     let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
     loop {
-        let out = client
+        let out = bucket
             .list_multipart_uploads()
-            .bucket(bucket)
             .prefix(key)
             .set_key_marker(key_marker.take())
             .set_upload_id_marker(id_marker.take())
@@ -265,13 +266,12 @@ pub(super) async fn uploads_of(
 /// An upload of the same key started later (another client's) is left alone. In the
 /// background: the `226` does not wait for it.
 pub(super) fn abort_replaced_uploads(
-    client: Client,
-    bucket: Arc<str>,
+    bucket: Bucket,
     key: Arc<str>,
     started: SystemTime,
 ) {
     tokio::spawn(async move {
-        let uploads = match uploads_of(&client, &bucket, &key).await {
+        let uploads = match uploads_of(&bucket, &key).await {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!(key = &*key, error = %e, "could not list the uploads a new file replaced");
@@ -288,7 +288,7 @@ pub(super) fn abort_replaced_uploads(
                     upload_id,
                     "aborting a kept upload: a STOR from byte 0 replaced the file"
                 );
-                abort_multipart(&client, &bucket, &key, &upload_id).await;
+                abort_multipart(&bucket, &key, &upload_id).await;
             }
         }
     });

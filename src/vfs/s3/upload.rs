@@ -2,18 +2,10 @@
 //! concurrency, `PutObject` or `CompleteMultipartUpload` at commit, abort or suspend on failure,
 //! and the `Drop` backstop.
 
-use std::{
-    collections::HashMap,
-    sync::{atomic::AtomicBool, Arc},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
-use aws_sdk_s3::{
-    primitives::ByteStream,
-    types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload},
-    Client,
-};
+use aws_sdk_s3::{primitives::ByteStream, types::ChecksumAlgorithm};
 use bytes::{BufMut, Bytes, BytesMut};
 use percent_encoding::utf8_percent_encode;
 use tokio::{
@@ -22,12 +14,11 @@ use tokio::{
 };
 use tracing::Instrument;
 
-use super::abort::abort_multipart;
-use super::error::s3_error;
+use super::error::{backend_error, s3_error, BackendCode};
 use super::metadata::{
     ContentDigests, METADATA_VALUE, META_CLIENT_ADDR, META_CRC32, META_SHA256, META_UPLOADER,
 };
-use super::multipart::{completed_part, DonePart};
+use super::multipart::{completed_part, DonePart, MultipartUpload};
 use super::resume::{abort_replaced_uploads, resumable_run};
 use super::{S3Storage, MAX_PARTS};
 use crate::vfs::{ObjectKey, StorageError, Upload, UploadError, UploadSpec};
@@ -46,21 +37,15 @@ impl S3Storage {
             (META_CLIENT_ADDR.to_string(), spec.client_addr.to_string()),
         ]);
         S3Upload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
+            store: self.clone(),
             key: key.as_str().into(),
-            part_size: self.part_size,
-            concurrency: self.upload_concurrency,
-            part_checksums: self.part_checksums,
-            resume_window: self.resume_window,
-            tagging: self.tagging.clone(),
             metadata,
             buf: BytesMut::new(),
             spare: Vec::new(),
             received: 0,
             prefix: 0,
             digests: Some(ContentDigests::default()),
-            upload_id: None,
+            multipart: None,
             next_part: 1,
             in_flight: JoinSet::new(),
             copies: JoinSet::new(),
@@ -81,14 +66,9 @@ pub(super) struct SentPart {
 /// upload otherwise. See the module docs for the memory bound, the cleanup rules, resuming and
 /// appending.
 pub(super) struct S3Upload {
-    pub(super) client: Client,
-    pub(super) bucket: Arc<str>,
+    /// The storage it belongs to (bucket, part size, concurrency, checksums, resume window).
+    pub(super) store: S3Storage,
     pub(super) key: Arc<str>,
-    pub(super) part_size: usize,
-    pub(super) concurrency: usize,
-    pub(super) part_checksums: bool,
-    pub(super) resume_window: Duration,
-    pub(super) tagging: Arc<AtomicBool>,
     /// `x-amz-meta-*` for the object (uploader, client address).
     pub(super) metadata: HashMap<String, String>,
     /// The part being filled; it is sent when full (or at commit) and replaced.
@@ -109,7 +89,7 @@ pub(super) struct S3Upload {
     /// Set from the first full part until the upload is completed, aborted or suspended: while
     /// it is set, something must still end the multipart upload (`commit`, `abort`, `suspend`,
     /// or `Drop`).
-    pub(super) upload_id: Option<String>,
+    pub(super) multipart: Option<MultipartUpload>,
     pub(super) next_part: i32,
     /// Parts being uploaded, at most `concurrency`.
     pub(super) in_flight: JoinSet<Result<SentPart, StorageError>>,
@@ -128,21 +108,23 @@ impl S3Upload {
     /// Sends the full buffer as the next part, first waiting for a free slot if `concurrency`
     /// parts are in flight (this is the backpressure: no more body is read meanwhile).
     pub(super) async fn send_part(&mut self, data: Bytes) -> Result<(), StorageError> {
-        let upload_id = match &self.upload_id {
-            Some(id) => id.clone(),
+        let target = match &self.multipart {
+            Some(multipart) => multipart.parts(),
             None => {
-                let id = self.create_multipart().await?;
-                self.upload_id = Some(id.clone());
-                id
+                let multipart = self.create_multipart().await?;
+                let target = multipart.parts();
+                self.multipart = Some(multipart);
+                target
             }
         };
         if self.next_part > MAX_PARTS {
-            return Err(self.error(
+            return Err(backend_error(
                 "UploadPart",
-                "TooManyParts",
-                format!(
+                &self.key,
+                BackendCode::TooManyParts,
+                format_args!(
                     "the file needs more than {MAX_PARTS} parts of {} bytes; raise s3.part_size_mib",
-                    self.part_size
+                    self.store.part_size
                 ),
             ));
         }
@@ -152,7 +134,7 @@ impl S3Upload {
         while let Some(joined) = self.in_flight.try_join_next() {
             self.part_done(joined)?;
         }
-        while self.in_flight.len() >= self.concurrency {
+        while self.in_flight.len() >= self.store.upload_concurrency {
             match self.in_flight.join_next().await {
                 Some(joined) => self.part_done(joined)?,
                 None => break,
@@ -162,15 +144,8 @@ impl S3Upload {
         self.next_part += 1;
         let size = data.len() as u64;
         let body = ByteStream::from(data.clone());
-        let mut request = self
-            .client
-            .upload_part()
-            .bucket(&*self.bucket)
-            .key(&*self.key)
-            .upload_id(upload_id)
-            .part_number(part_number)
-            .body(body);
-        if self.part_checksums {
+        let mut request = target.upload_part().part_number(part_number).body(body);
+        if self.store.part_checksums {
             request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
         }
         let key = self.key.clone();
@@ -214,7 +189,7 @@ impl S3Upload {
             Ok(Ok(SentPart { done, buffer })) => {
                 self.done.push(done);
                 if let Some(mut buffer) = buffer {
-                    if self.spare.len() < self.concurrency && !self.failed {
+                    if self.spare.len() < self.store.upload_concurrency && !self.failed {
                         buffer.clear();
                         self.spare.push(buffer);
                     }
@@ -222,7 +197,12 @@ impl S3Upload {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(self.error("UploadPart", "TaskFailed", e.to_string())),
+            Err(e) => Err(backend_error(
+                "UploadPart",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
         }
     }
 
@@ -236,7 +216,12 @@ impl S3Upload {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(self.error("UploadPartCopy", "TaskFailed", e.to_string())),
+            Err(e) => Err(backend_error(
+                "UploadPartCopy",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
         }
     }
 
@@ -244,15 +229,15 @@ impl S3Upload {
     pub(super) async fn finish(&mut self) -> Result<u64, StorageError> {
         let last = std::mem::take(&mut self.buf).freeze();
         let digests = self.digests.take().map(ContentDigests::finish);
-        if self.upload_id.is_none() {
+        if self.multipart.is_none() {
             let mut metadata = self.metadata.clone();
             if let Some((sha256, crc32)) = &digests {
                 metadata.insert(META_SHA256.to_string(), sha256.clone());
                 metadata.insert(META_CRC32.to_string(), format!("{crc32:08x}"));
             }
-            self.client
+            self.store
+                .bucket
                 .put_object()
-                .bucket(&*self.bucket)
                 .key(&*self.key)
                 .set_metadata(Some(metadata))
                 .body(ByteStream::from(last))
@@ -270,35 +255,18 @@ impl S3Upload {
         while let Some(joined) = self.in_flight.join_next().await {
             self.part_done(joined)?;
         }
-        let mut parts = std::mem::take(&mut self.done);
-        parts.sort_by_key(|p| p.part.part_number());
-        let Some(upload_id) = self.upload_id.clone() else {
+        let parts = std::mem::take(&mut self.done);
+        let Some(multipart) = self.multipart.take() else {
             return Ok(self.received);
         };
         let size = self.prefix + self.received;
-        let mut request = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&*self.bucket)
-            .key(&*self.key)
-            .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts.into_iter().map(|p| p.part).collect()))
-                    .build(),
-            );
-        if let (true, Some((_, crc32))) = (self.part_checksums, &digests) {
-            // S3 checks the CRC32 it combines from the parts against the one computed here.
-            request = request
-                .checksum_type(ChecksumType::FullObject)
-                .checksum_crc32(aws_smithy_types::base64::encode(crc32.to_be_bytes()));
-        }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| s3_error("CompleteMultipartUpload", &self.key, e))?;
-        // Completed: there is nothing left to abort.
-        self.upload_id = None;
+        // S3 checks the CRC32 it combines from the parts against the one computed here.
+        let crc32 = digests
+            .as_ref()
+            .filter(|_| self.store.part_checksums)
+            .map(|(_, crc32)| *crc32);
+        // Completed, or aborted by `complete` on failure: nothing is left to end either way.
+        let out = multipart.complete(parts, crc32).await?;
         tracing::debug!(key = &*self.key, bytes = size, "multipart upload completed");
         if let Some((sha256, crc32)) = digests {
             self.record_digests(out.e_tag(), out.version_id(), &sha256, crc32)
@@ -307,21 +275,21 @@ impl S3Upload {
         Ok(self.received)
     }
 
-    /// Stops reading after a failed copy: frees the buffer, lets parts in flight finish (so a
-    /// `suspend` can keep them) and leaves the multipart upload for the caller to end.
     /// Makes sure the part buffer has free capacity. A fresh buffer starts at
     /// [`FIRST_BUFFER`] and doubles up to the part size, so a small file never holds a whole
     /// part's memory; the copies this costs happen on the first part only, later parts reuse
     /// full-size buffers (`spare`).
     pub(super) fn make_room(&mut self) {
         let len = self.buf.len();
-        if self.buf.capacity() > len || len >= self.part_size {
+        if self.buf.capacity() > len || len >= self.store.part_size {
             return;
         }
-        let target = (len * 2).clamp(FIRST_BUFFER, self.part_size);
+        let target = (len * 2).clamp(FIRST_BUFFER, self.store.part_size);
         self.buf.reserve(target - len);
     }
 
+    /// Stops reading after a failed copy: frees the buffer, lets parts in flight finish (so a
+    /// `suspend` can keep them) and leaves the multipart upload for the caller to end.
     pub(super) fn stop(&mut self) {
         self.failed = true;
         self.buf = BytesMut::new();
@@ -335,25 +303,17 @@ impl S3Upload {
         self.stop();
         self.in_flight.shutdown().await;
         self.copies.shutdown().await;
-        if let Some(upload_id) = self.upload_id.take() {
-            abort_multipart(&self.client, &self.bucket, &self.key, &upload_id).await;
-        }
-    }
-
-    pub(super) fn error(&self, op: &'static str, code: &str, message: String) -> StorageError {
-        StorageError::Backend {
-            op,
-            key: self.key.to_string(),
-            code: code.to_string(),
-            message,
+        if let Some(multipart) = self.multipart.take() {
+            multipart.abort().await;
         }
     }
 
     pub(super) fn ended(&self) -> StorageError {
-        self.error(
+        backend_error(
             "Upload",
-            "UploadFailed",
-            "an earlier error ended this upload; nothing was stored".to_string(),
+            &self.key,
+            BackendCode::UploadFailed,
+            "an earlier error ended this upload; nothing was stored",
         )
     }
 }
@@ -370,7 +330,7 @@ impl Upload for S3Upload {
         loop {
             self.make_room();
             // Read straight into the part buffer, never past the part boundary.
-            let room = self.part_size - self.buf.len();
+            let room = self.store.part_size - self.buf.len();
             let before = self.buf.len();
             let n = match body.read_buf(&mut (&mut self.buf).limit(room)).await {
                 Ok(n) => n,
@@ -383,7 +343,7 @@ impl Upload for S3Upload {
                 d.update(&self.buf[before..]);
             }
             self.received += n as u64;
-            if self.buf.len() == self.part_size {
+            if self.buf.len() == self.store.part_size {
                 let full = std::mem::replace(&mut self.buf, BytesMut::new()).freeze();
                 if let Err(e) = self.send_part(full).await {
                     self.stop();
@@ -411,8 +371,7 @@ impl Upload for S3Upload {
             self.fail().await;
         } else if let Some(started) = self.replaces_kept {
             abort_replaced_uploads(
-                self.client.clone(),
-                self.bucket.clone(),
+                self.store.bucket.clone(),
                 self.key.clone(),
                 started,
             );
@@ -425,7 +384,7 @@ impl Upload for S3Upload {
     }
 
     async fn suspend(mut self: Box<Self>) {
-        if self.resume_window.is_zero() || self.upload_id.is_none() {
+        if self.store.resume_window.is_zero() || self.multipart.is_none() {
             return self.fail().await;
         }
         self.stop();
@@ -446,12 +405,13 @@ impl Upload for S3Upload {
             return self.fail().await;
         }
         let held: u64 = run.iter().map(|p| p.size).sum();
-        if let Some(upload_id) = self.upload_id.take() {
+        if let Some(multipart) = self.multipart.take() {
+            let upload_id = multipart.keep();
             tracing::info!(
                 key = &*self.key,
                 upload_id,
                 bytes = held,
-                resume_window_secs = self.resume_window.as_secs(),
+                resume_window_secs = self.store.resume_window.as_secs(),
                 "upload interrupted: its parts are kept for a resume (REST + STOR)"
             );
         }
@@ -463,23 +423,22 @@ impl Drop for S3Upload {
     /// to end it): abort it in the background, or its parts would be stored (and billed) until a
     /// lifecycle rule removes them.
     fn drop(&mut self) {
-        let Some(upload_id) = self.upload_id.take() else {
+        let Some(multipart) = self.multipart.take() else {
             return;
         };
         let mut in_flight = std::mem::take(&mut self.in_flight);
         let mut copies = std::mem::take(&mut self.copies);
-        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     in_flight.shutdown().await;
                     copies.shutdown().await;
-                    abort_multipart(&client, &bucket, &key, &upload_id).await;
+                    multipart.abort().await;
                 });
             }
             Err(_) => tracing::warn!(
-                key = &*key,
-                upload_id,
+                key = &*self.key,
+                upload_id = multipart.keep(),
                 "upload dropped outside a runtime: the multipart upload stays open until a \
                  bucket lifecycle rule (AbortIncompleteMultipartUpload) removes it"
             ),

@@ -39,3 +39,19 @@ pub fn free_port_block(ips: &[&str], len: u16) -> u16 {
     }
     panic!("no block of {len} free ports in 20000-32000 on {ips:?}");
 }
+
+/// The SHA-256 of `data` in lowercase hex, as the server records and reports it (HASH, audit).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Says loudly that a test could not run. The harness captures `eprintln!` of passing tests, so
+/// a skip printed that way is never seen; this writes to the process's stderr directly.
+pub fn skipped(test: &str, reason: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
+}

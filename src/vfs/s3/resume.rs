@@ -261,7 +261,7 @@ pub(super) async fn uploads_of(
 }
 
 /// A fresh upload (STOR from byte 0) of `key` has completed: the uploads of `key` kept for a
-/// resume that started no later than it (`started`) can no longer be resumed into anything
+/// resume that started before it (`started`, in an earlier second) can no longer be resumed into anything
 /// newer than the file, so they are aborted now rather than left open for the resume window.
 /// An upload of the same key started later (another client's) is left alone. In the
 /// background: the `226` does not wait for it.
@@ -275,7 +275,10 @@ pub(super) fn abort_replaced_uploads(bucket: Bucket, key: Arc<str>, started: Sys
             }
         };
         for (upload_id, initiated) in uploads {
-            if unix_secs(initiated) <= unix_secs(started) {
+            // Whole seconds (S3's timestamps have no more): only uploads started in an earlier
+            // second than this one. One started in the same second may be another client's,
+            // or a cut upload newer than this file: it is left for the resume window.
+            if unix_secs(initiated) < unix_secs(started) {
                 tracing::info!(
                     key = &*key,
                     upload_id,

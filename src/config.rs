@@ -935,7 +935,7 @@ mod tests {
         .expect("config");
         let (o, n, slice) = c.cluster_slice().expect("ok").expect("on");
         assert_eq!((o, n), (1, 2));
-        assert_eq!(slice.first, 30050);
+        assert_eq!(slice.first, 30010);
         let e = from_toml("[s3]\nbucket = \"b\"\n[cluster]\npeers = [\"a:1\"]\nordinal = 0\n")
             .expect_err("no listen");
         assert!(e.to_string().starts_with("cluster.listen:"), "{e}");

@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use crate::proxy::ClientAddr;
+use crate::net::ClientAddr;
 
 /// The `target` of every audit event.
 pub const TARGET: &str = "audit";

@@ -45,6 +45,9 @@ pub struct Shutdown {
     pub grace_seconds: u64,
 }
 
+/// Linux refuses a TCP keepalive idle time above this (`TCP_KEEPIDLE`, seconds).
+const MAX_KEEPALIVE_SECS: u64 = 32_767;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
@@ -63,6 +66,10 @@ pub struct Listeners {
     /// With `proxy_protocol`: the only sources (CIDRs, IPv4 and IPv6) allowed to connect, i.e.
     /// the load balancer's addresses. Connections from anywhere else are closed unread.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a control or data connection may be idle before TCP keepalive probes start (and
+    /// between probes); `0` turns keepalive off. Keeps idle flows alive in load balancers and
+    /// NAT tables that forget them (AWS NLB: 350 s) while a long transfer runs.
+    pub tcp_keepalive_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -210,6 +217,9 @@ pub struct Auth {
     pub max_failures: u32,
     /// How long a throttled address or user name stays refused, from its last failure.
     pub ban_seconds: u64,
+    /// Which budgets failures count against: `"address"`, `"user_at_new_addresses"` (default)
+    /// or `"user_and_address"` (README "Login throttling").
+    pub lockout: crate::auth::Lockout,
     /// Seconds between checks of `users_file` for new contents. New logins use the new file;
     /// logged-in sessions keep the user as it was at login; a file that does not load is logged
     /// and the old users kept. `0`: load once at start.
@@ -262,9 +272,14 @@ pub struct Admin {
     /// (the default) disables it. Plain HTTP without authentication: keep it off public networks.
     #[serde(with = "listener_addr")]
     pub listen: Option<SocketAddr>,
-    /// Seconds between storage reachability checks for `/readyz` (S3: a HeadBucket on
-    /// `s3.bucket`; local: the root directory exists). Probes read the last result.
+    /// Seconds between storage reachability checks for `/readyz` (S3: a one-key
+    /// `ListObjectsV2` of `s3.bucket`; local: the root directory exists). Probes read the last result.
     pub storage_check_interval_secs: u64,
+    /// `/readyz` fails after this many storage checks failed in a row; 0 (the default) never:
+    /// readiness is about this process (listeners, certificate, shutdown), since a storage
+    /// outage hits every replica at once and unready pods would refuse even the sessions that
+    /// do not need it. Storage health is always in `/readyz`'s text and in `ftps_storage_up`.
+    pub readiness_storage_failures: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -288,6 +303,7 @@ impl Default for Config {
                 require_tls: true,
                 proxy_protocol: false,
                 trusted_proxies: Vec::new(),
+                tcp_keepalive_secs: 60,
             },
             tls: Tls {
                 cert_file: PathBuf::from("/etc/ftps-s3/tls/tls.crt"),
@@ -327,6 +343,7 @@ impl Default for Config {
                 failure_delay_ms: 1000,
                 max_failures: 5,
                 ban_seconds: 900,
+                lockout: crate::auth::Lockout::UserAtNewAddresses,
                 reload_interval_secs: 10,
             },
             limits: Limits {
@@ -347,6 +364,7 @@ impl Default for Config {
             admin: Admin {
                 listen: None,
                 storage_check_interval_secs: 10,
+                readiness_storage_failures: 0,
             },
             telemetry: Telemetry {
                 otlp_endpoint: None,
@@ -471,7 +489,57 @@ impl Config {
             }
             fig = fig.merge(Toml::file(file));
         }
-        Self::extract(fig.merge(Env::prefixed("FTPS_S3_").split("__")))
+        let (config, ignored) = Self::extract_ignoring_unknown_env(fig)?;
+        for var in &ignored {
+            // Logging starts after the config is read (its format is configured): stderr.
+            eprintln!("warning: ignoring environment variable {var}: not a configuration key");
+        }
+        Ok(config)
+    }
+
+    /// Layers the `FTPS_S3_*` environment over `fig` and extracts. An environment variable that
+    /// names no configuration key is dropped and returned (by name) instead of stopping the
+    /// server: unrelated tools share the prefix (the lint's `FTPS_S3_LINT_HOME`), while an
+    /// unknown key in the file stays an error. One retry per unknown variable, so bounded.
+    pub fn extract_ignoring_unknown_env(
+        fig: Figment,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        const PREFIX: &str = "FTPS_S3_";
+        let env_origin = figment::Provider::metadata(&Env::prefixed(PREFIX)).name;
+        let mut ignored: Vec<String> = Vec::new();
+        loop {
+            let skip = ignored.clone();
+            let env = Env::prefixed(PREFIX)
+                .split("__")
+                .filter(move |k| !skip.iter().any(|s| k == s.as_str()));
+            let errors = match fig.clone().merge(env).extract::<Config>() {
+                Err(errors) => errors,
+                Ok(config) => {
+                    config.validate()?;
+                    let names = ignored
+                        .iter()
+                        .map(|k| format!("{PREFIX}{}", k.replace('.', "__").to_uppercase()))
+                        .collect();
+                    return Ok((config, names));
+                }
+            };
+            let unknown = errors.clone().into_iter().find_map(|e| match &e.kind {
+                figment::error::Kind::UnknownField(field, _)
+                    if e.metadata.as_ref().map(|m| &m.name) == Some(&env_origin) =>
+                {
+                    let mut key = e.path.clone();
+                    if key.last() != Some(field) {
+                        key.push(field.clone());
+                    }
+                    Some(key.join(".").to_lowercase())
+                }
+                _ => None,
+            });
+            match unknown {
+                Some(key) if !ignored.contains(&key) => ignored.push(key),
+                _ => return Err(ConfigError::Load(describe(errors))),
+            }
+        }
     }
 
     /// `log` with the `FTPS_S3_LOG__*` variables applied: the development default takes its log
@@ -522,6 +590,12 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if self.listeners.tcp_keepalive_secs > MAX_KEEPALIVE_SECS {
+            return Err(invalid(
+                "listeners.tcp_keepalive_secs",
+                format!("at most {MAX_KEEPALIVE_SECS} (Linux's limit); 0 turns keepalive off"),
+            ));
         }
         self.validate_observability()?;
         if self.tls.client_auth != ClientAuth::None && self.tls.client_ca_file.is_none() {
@@ -635,11 +709,6 @@ impl Config {
     pub fn passive_ports(&self) -> Result<PortRange, ConfigError> {
         PortRange::parse(&self.passive.ports).map_err(|e| invalid("passive.ports", e))
     }
-
-    /// `s3.part_size_mib` in bytes.
-    pub fn part_size(&self) -> usize {
-        (self.s3.part_size_mib as usize) * 1024 * 1024
-    }
 }
 
 #[cfg(test)]
@@ -656,7 +725,7 @@ mod tests {
     fn toml_overrides_defaults() {
         let c = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = 16\n").expect("config");
         assert_eq!(c.s3.bucket, "b");
-        assert_eq!(c.part_size(), 16 << 20);
+        assert_eq!(c.s3.part_size_mib, 16);
         assert_eq!(c.s3.upload_concurrency, 4);
     }
 
@@ -691,6 +760,32 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
+    fn unknown_env_variables_warn_unknown_file_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FTPS_S3_S3__BUCKET", "from-env");
+            // Not configuration: another tool's variable sharing the prefix, and a typo.
+            jail.set_env("FTPS_S3_LINT_HOME", "/tmp/lint");
+            jail.set_env("FTPS_S3_S3__BUKKET", "typo");
+            let fig = Figment::from(Serialized::defaults(Config::default()));
+            let (c, ignored) = Config::extract_ignoring_unknown_env(fig).expect("config");
+            assert_eq!(c.s3.bucket, "from-env");
+            let mut ignored = ignored;
+            ignored.sort();
+            assert_eq!(ignored, ["FTPS_S3_LINT_HOME", "FTPS_S3_S3__BUKKET"]);
+            // The same unknown key in the file is still an error.
+            jail.create_file("c.toml", "[s3]\nbucket = \"b\"\nbukket = \"c\"\n")?;
+            let e = Config::load(Some(Path::new("c.toml"))).expect_err("file typo must fail");
+            assert!(e.to_string().contains("bukket"), "{e}");
+            // A known key with a bad value from the environment is still an error.
+            jail.set_env("FTPS_S3_S3__PART_SIZE_MIB", "big");
+            let e = Config::load(None).expect_err("bad env value must fail");
+            assert!(e.to_string().contains("part_size_mib"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn semantic_checks_name_the_key() {
         let e = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = 1\n").expect_err("fail");
         assert!(e.to_string().starts_with("s3.part_size_mib:"), "{e}");
@@ -698,6 +793,15 @@ mod tests {
         assert!(e.to_string().starts_with("passive.ports:"), "{e}");
         let e = from_toml("").expect_err("fail");
         assert!(e.to_string().starts_with("s3.bucket:"), "{e}");
+        let e = from_toml("[listeners]\ntcp_keepalive_secs = 40000\n[s3]\nbucket = \"b\"\n")
+            .expect_err("fail");
+        assert!(
+            e.to_string().starts_with("listeners.tcp_keepalive_secs:"),
+            "{e}"
+        );
+        let c = from_toml("[listeners]\ntcp_keepalive_secs = 0\n[s3]\nbucket = \"b\"\n")
+            .expect("0 turns keepalive off");
+        assert_eq!(c.listeners.tcp_keepalive_secs, 0);
     }
 
     #[test]

@@ -10,15 +10,20 @@
 //! [`preflight`] checks S3 and the listeners before partners do (`check-config`, `serve` start).
 //! See ARCHITECTURE.md for the map.
 
+// The one exception is `memory::tune_allocator` (glibc's mallopt), allowed where it stands.
+#![deny(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod keepalive;
 pub mod limits;
 pub mod listing;
 pub mod memory;
 pub mod metrics;
+pub mod net;
 pub mod preflight;
 pub mod proxy;
 pub mod reload;

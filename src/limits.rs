@@ -11,7 +11,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::proxy::ClientAddr;
+use crate::net::ClientAddr;
 
 /// Which limit was hit; each gets its own `421` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -96,11 +96,6 @@ impl SessionLimits {
             limits: self.clone(),
             user: user.to_string(),
         })
-    }
-
-    /// Sessions open now.
-    pub fn active(&self) -> usize {
-        self.counts().total
     }
 }
 

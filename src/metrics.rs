@@ -28,7 +28,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_runtime_api::{box_error::BoxError, client::orchestrator::Metadata};
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use opentelemetry::{
-    metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
+    metrics::{Counter, Gauge, Histogram, MeterProvider as _, UpDownCounter},
     KeyValue,
 };
 use opentelemetry_sdk::metrics::{MeterProviderBuilder, SdkMeterProvider};
@@ -61,7 +61,11 @@ struct Metrics {
     s3_duration: Histogram<f64>,
     s3_errors: Counter<u64>,
     passive_ports: UpDownCounter<i64>,
+    passive_refused: Counter<u64>,
     reloads: Counter<u64>,
+    storage_up: Gauge<u64>,
+    storage_failures: Gauge<u64>,
+    storage_checks: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -159,12 +163,34 @@ impl Metrics {
                 .with_description("Passive data ports held by sessions now")
                 .with_unit("{port}")
                 .build(),
+            passive_refused: meter
+                .u64_counter("ftps.passive.refused")
+                .with_description("PASV/EPSV answered 425: no port free for the client's address")
+                .with_unit("{command}")
+                .build(),
             reloads: meter
                 .u64_counter("ftps.reloads")
                 .with_description(
                     "Reloads of changed files (certificate, users), by file and result",
                 )
                 .with_unit("{reload}")
+                .build(),
+            storage_up: meter
+                .u64_gauge("ftps.storage.up")
+                .with_description(
+                    "1 when the last background storage check (S3: list the bucket) succeeded, \
+                     else 0",
+                )
+                .build(),
+            storage_failures: meter
+                .u64_gauge("ftps.storage.consecutive_failures")
+                .with_description("Storage checks failed in a row (0 after a success)")
+                .with_unit("{check}")
+                .build(),
+            storage_checks: meter
+                .u64_counter("ftps.storage.checks")
+                .with_description("Background storage checks, by result")
+                .with_unit("{check}")
                 .build(),
             provider,
             registry,
@@ -182,6 +208,7 @@ impl Metrics {
             m.transfer_bytes.add(0, &[direction.label()]);
         }
         m.passive_ports.add(0, &[]);
+        m.passive_refused.add(0, &[]);
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -189,6 +216,9 @@ impl Metrics {
                     &[KeyValue::new("file", file), KeyValue::new("result", result)],
                 );
             }
+        }
+        for result in ["ok", "failed"] {
+            m.storage_checks.add(0, &[KeyValue::new("result", result)]);
         }
         m
     }
@@ -272,9 +302,9 @@ impl Direction {
 
 /// A transfer ended (after its final reply was chosen). `command` is the verb (`"RETR"`,
 /// `"STOR"`, `"LIST"`, …), `result` `"ok"`, `"aborted"` or `"failed"`, `bytes` what moved over
-/// the data connection (also for failed transfers, as far as known). Counts the transfer,
-/// observes its duration and adds `bytes` to `ftps_transfer_bytes_total` in the command's
-/// [`Direction`]; do not also call [`bytes`] for the same bytes.
+/// the data connection (the session passes 0 for transfers that did not complete). Counts the
+/// transfer, observes its duration and adds `bytes` to `ftps_transfer_bytes_total` in the
+/// command's [`Direction`].
 pub fn transfer_finished(
     command: &'static str,
     result: &'static str,
@@ -293,15 +323,14 @@ pub fn transfer_finished(
     }
 }
 
-/// Bytes moved that [`transfer_finished`] will not report (for progress counted while a long
-/// transfer runs, pass the increments here and `0` to `transfer_finished`).
-pub fn bytes(direction: Direction, n: u64) {
-    get().transfer_bytes.add(n, &[direction.label()]);
-}
-
 // --- Passive ports. ---
 
-/// A passive data port held, counted in `ftps_passive_ports_in_use` until dropped.
+/// A PASV/EPSV was refused (`ftps_passive_refused_total`).
+pub fn passive_refused() {
+    get().passive_refused.add(1, &[]);
+}
+
+/// A passive data port bound, counted in `ftps_passive_ports_in_use` until dropped.
 #[must_use = "the port stops being counted when the guard is dropped"]
 #[derive(Debug)]
 pub struct PassivePortGuard(());
@@ -326,6 +355,19 @@ pub fn reload(file: &'static str, result: &'static str) {
     get().reloads.add(
         1,
         &[KeyValue::new("file", file), KeyValue::new("result", result)],
+    );
+}
+
+// --- Storage health. ---
+
+/// A background storage check ended; `consecutive_failures` is 0 after a success.
+pub fn storage_check(ok: bool, consecutive_failures: u64) {
+    let m = get();
+    m.storage_up.record(u64::from(ok), &[]);
+    m.storage_failures.record(consecutive_failures, &[]);
+    m.storage_checks.add(
+        1,
+        &[KeyValue::new("result", if ok { "ok" } else { "failed" })],
     );
 }
 
@@ -518,6 +560,10 @@ mod tests {
             value(&text, "ftps_sessions_active{listener=\"explicit\"}").expect("active") >= 1.0
         );
         assert!(value(&text, "ftps_passive_ports_in_use").expect("ports") >= 1.0);
+        assert!(
+            value(&text, "ftps_passive_refused_total").is_some(),
+            "{text}"
+        );
         for name in [
             "# TYPE ftps_sessions_active gauge",
             "# TYPE ftps_logins_total counter",

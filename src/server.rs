@@ -111,7 +111,6 @@ impl Server {
         stores: Stores,
     ) -> Result<Server, StartError> {
         let tls = tls.sized_for(config.limits.max_sessions);
-        let passive_ports = PassivePortPool::new(config.passive_ports()?);
         let explicit = bind_opt("listeners.explicit", config.listeners.explicit).await?;
         let implicit = bind_opt("listeners.implicit", config.listeners.implicit).await?;
         let limits = SessionLimits::new(
@@ -124,6 +123,7 @@ impl Server {
             users,
             config.auth.max_failures,
             Duration::from_secs(config.auth.ban_seconds),
+            config.auth.lockout,
         );
         let admin = bind_admin(config.admin.listen).await?;
         let shutdown = CancellationToken::new();
@@ -131,6 +131,7 @@ impl Server {
         // Loaded by the caller: a bad certificate would have stopped the start.
         readiness.set_certificate_loaded(true);
         let proxy = ProxyPolicy::from_config(&config.listeners).map(Arc::new);
+        let passive_ports = PassivePortPool::new(config.passive_ports()?, proxy.clone());
         let ctx = Arc::new(ServerContext {
             limits,
             proxy,
@@ -186,6 +187,8 @@ impl Server {
         let admin_stop = CancellationToken::new();
         let admin = self.admin.map(|admin| {
             let ctx = &self.ctx;
+            ctx.readiness
+                .set_storage_gate(ctx.config.admin.readiness_storage_failures);
             ctx.readiness.spawn_storage_checks(
                 admin::storage_probe(ctx.clone()),
                 Duration::from_secs(ctx.config.admin.storage_check_interval_secs),
@@ -299,6 +302,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((tcp, _)) => {
+                crate::keepalive::apply(&tcp, ctx.config.listeners.tcp_keepalive_secs);
                 let id = ids.fetch_add(1, Ordering::Relaxed);
                 sessions.spawn(session::run(ctx.clone(), tcp, kind, id));
             }

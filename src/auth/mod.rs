@@ -46,7 +46,7 @@ use serde::Deserialize;
 
 use crate::proxy::ClientAddr;
 pub use permissions::{Permission, Permissions};
-pub use throttle::LoginThrottle;
+pub use throttle::{Lockout, LoginThrottle};
 
 /// One user, as loaded from the users file.
 #[derive(Debug, Clone)]
@@ -340,10 +340,10 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(users: UserStore, max_failures: u32, ban: Duration) -> Self {
+    pub fn new(users: UserStore, max_failures: u32, ban: Duration, lockout: Lockout) -> Self {
         Authenticator {
             users: RwLock::new(users),
-            throttle: LoginThrottle::new(max_failures, ban),
+            throttle: LoginThrottle::new(max_failures, ban, lockout),
         }
     }
 
@@ -390,9 +390,11 @@ impl Authenticator {
         presented_cn: Option<&str>,
     ) -> Result<Arc<User>, LoginFailure> {
         let client = client.ip();
-        if self.throttle.is_banned(client, name) {
+        // Counted as a failure before the check, so a burst cannot queue more checks than
+        // the budget allows (see `throttle`).
+        let Some(reservation) = self.throttle.reserve(client, name).await else {
             return Err(LoginFailure::Throttled);
-        }
+        };
         let user = self.users().get(name);
         let password_ok = password_matches(user.as_deref(), password).await;
         let verdict = match &user {
@@ -408,16 +410,13 @@ impl Authenticator {
                 }
             }),
         };
-        let client = client.to_canonical();
         match (verdict, user) {
             (Ok(()), Some(user)) => {
-                self.throttle.succeeded(client, name);
+                reservation.succeeded();
                 Ok(user)
             }
-            (Err(why), _) => {
-                self.throttle.failed(client, name);
-                Err(why)
-            }
+            // Dropping the reservation keeps the failure counted.
+            (Err(why), _) => Err(why),
             (Ok(()), None) => Err(LoginFailure::BadCredentials),
         }
     }
@@ -462,6 +461,7 @@ mod tests {
             UserStore::parse(&text).expect("parse"),
             3,
             Duration::from_secs(60),
+            Lockout::UserAndAddress,
         );
         let at = |s: &str| ClientAddr::direct(s.parse().expect("addr"));
         let inside = at("10.1.2.3:1000");
@@ -503,6 +503,7 @@ mod tests {
             UserStore::parse(&text).expect("parse"),
             100,
             Duration::from_secs(60),
+            Lockout::UserAndAddress,
         );
         let ip: IpAddr = "192.0.2.1".parse().expect("ip");
         // USER: only a certificate-only user with the right certificate logs in at once.

@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
-use crate::tls::MaybeTls;
+use crate::net::MaybeTls;
 
 use super::reply::Reply;
 

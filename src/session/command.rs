@@ -147,8 +147,7 @@ impl fmt::Display for ParseError {
 
 /// Verbs that exist in the FTP RFCs but that this server answers with `502`.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "SMNT", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "LANG", "ADAT", "MIC", "CONF", "ENC", "XCUP",
-    "XCWD", "XMKD", "XPWD", "XRMD", "REST+",
+    "SMNT", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "LANG", "ADAT", "MIC", "CONF", "ENC",
 ];
 
 impl Command {

@@ -4,7 +4,8 @@
 //! refuse what the state does not allow, then hand the command to its handler (`handlers/`, by
 //! family). Handlers return an [`Outcome`]: usually a [`Reply`], sometimes a reply plus a change
 //! of the control socket (AUTH, CCC, REIN, QUIT) or a transfer for [`transfer`] to run. The loop
-//! is the only code that touches the socket, so each rule about it lives here once.
+//! writes the replies and runs the transfers, so each rule about the socket lives here once;
+//! one exception remains: `STAT <path>` streams its listing from its handler (`handlers/info.rs`).
 
 pub mod codec;
 pub mod command;
@@ -378,8 +379,8 @@ impl Session {
             Command::Type(t) => self.set_type(t),
             Command::Mode(_) => Reply::ok("Mode set to S").into(),
             Command::Stru(_) => Reply::ok("Structure set to F").into(),
-            Command::Pasv => self.pasv(),
-            Command::Epsv(arg) => self.epsv(arg),
+            Command::Pasv => self.pasv().await,
+            Command::Epsv(arg) => self.epsv(arg).await,
             Command::Port(target) | Command::Eprt(target) => self.active(target),
             Command::Rest(n) => self.rest(n),
             Command::Retr(p) => self.retr(&p).await,
@@ -487,6 +488,26 @@ impl Resolved {
             });
         }
         self.home.storage().stat(&self.key).await
+    }
+
+    /// Whether the directory the path is in exists. STOR, MKD and RNTO go into existing
+    /// directories only, as on any filesystem (RFC 959 servers answer `550`): a typo in a path
+    /// should fail, not create directories. `Err` is the reply.
+    pub async fn parent_exists(&self) -> Result<(), Reply> {
+        let parent = self.path.parent();
+        if parent.is_root() {
+            return Ok(());
+        }
+        match self.home.storage().stat(&self.home.key(&parent)).await {
+            Ok(e) if e.kind == EntryKind::Dir => Ok(()),
+            Ok(_) | Err(StorageError::NotFound(_)) => {
+                Err(Reply::new(550, format!("{parent}: No such directory")))
+            }
+            Err(e) => {
+                log_storage_error("stat", &e);
+                Err(Reply::storage_error(&e, parent.as_str()))
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Replies: a code and one or more lines of text, formatted as RFC 959 §4.2 says.
 //!
-//! Handlers build replies with the constructors here and never format reply text inline. Storage
+//! Replies used in several places have constructors here; many handlers still write their own
+//! code and text with [`Reply::new`] (STRUCTURE.md step 6 names them). Storage
 //! errors and parse errors become replies in exactly one function each ([`Reply::storage_error`],
 //! [`Reply::parse_error`]), so "550 or 451?" is decided once.
 
@@ -31,13 +32,17 @@ impl Reply {
         Reply { code, lines }
     }
 
-    /// The bytes on the wire. Line breaks inside a text become separate lines, so a file name
-    /// with CR or LF cannot inject a reply.
+    /// The bytes on the wire. Control characters inside a text (CR, LF, escape sequences: from
+    /// a storage error, say) are sent as `?`, so no text can add a line or inject a reply.
     pub fn to_wire(&self) -> Vec<u8> {
-        let lines: Vec<&str> = self
+        let lines: Vec<String> = self
             .lines
             .iter()
-            .flat_map(|l| l.split(['\r', '\n']))
+            .map(|l| {
+                l.chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect()
+            })
             .collect();
         let mut out = String::new();
         match lines.as_slice() {
@@ -56,10 +61,6 @@ impl Reply {
             }
         }
         out.into_bytes()
-    }
-
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
     }
 
     // --- Common replies, by family (RFC 959 §4.2.1). ---
@@ -95,10 +96,6 @@ impl Reply {
     /// RFC 4217 §5/§9: security policy refuses the request.
     pub fn tls_required(text: impl Into<String>) -> Self {
         Reply::new(534, text)
-    }
-
-    pub fn cannot_open_data() -> Self {
-        Reply::new(425, "Cannot open data connection")
     }
 
     pub fn transfer_complete() -> Self {
@@ -190,8 +187,8 @@ mod tests {
 
     #[test]
     fn newlines_in_text_cannot_inject_a_reply() {
-        let r = Reply::new(550, "x\r\n230 Logged in");
-        assert_eq!(r.to_wire(), b"550-x\r\n \r\n550 230 Logged in\r\n".to_vec());
+        let r = Reply::new(550, "x\r\n230 Logged in\x1b[2J\u{85}");
+        assert_eq!(r.to_wire(), "550 x??230 Logged in?[2J?\r\n".as_bytes());
         let wire = String::from_utf8(r.to_wire()).expect("utf8");
         assert!(!wire.lines().any(|l| l.starts_with("230")));
     }

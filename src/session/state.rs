@@ -8,26 +8,12 @@ use crate::auth::User;
 use crate::datachan::DataPlan;
 use crate::limits::UserPermit;
 use crate::listing::MlstFacts;
-use crate::proxy::ClientAddr;
+use crate::net::ClientAddr;
 use crate::session::command::TransferType;
 use crate::vfs::{Home, VirtualPath};
 
-/// Which listener accepted the connection. It decides the TLS rules: implicit sessions are TLS
-/// from the first byte and refuse AUTH and CCC (MS-FTPS §3.2.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListenerKind {
-    Explicit,
-    Implicit,
-}
-
-impl ListenerKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ListenerKind::Explicit => "explicit",
-            ListenerKind::Implicit => "implicit",
-        }
-    }
-}
+/// Moved to `net::listener`; this path stays for existing imports.
+pub use crate::net::ListenerKind;
 
 /// RFC 959 §4.1.1 login sequence.
 pub enum Login {
@@ -67,7 +53,7 @@ pub struct SessionState {
     pub protection: DataProtection,
     pub cwd: VirtualPath,
     pub transfer_type: TransferType,
-    /// REST offset for the next RETR; reset by every transfer.
+    /// REST offset for the next RETR or STOR; reset by every file transfer (not by listings).
     pub rest: u64,
     /// RNFR's source, consumed by the next command.
     pub rename_from: Option<VirtualPath>,

@@ -316,7 +316,7 @@ pub enum StorageError {
         code: String,
         message: String,
     },
-    #[error("local storage {key}: {source}")]
+    #[error("storage {key}: {source}")]
     Io {
         key: String,
         #[source]

@@ -204,7 +204,10 @@ async fn start_development_default(
 async fn serve_without_config_starts_the_development_default() {
     for port in [2121, 9990] {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            eprintln!("SKIPPED: 127.0.0.1:{port} is in use");
+            crate::common::skipped(
+                "serve_without_config_starts_the_development_default",
+                &format!("127.0.0.1:{port} is in use (the development default's fixed port)"),
+            );
             return;
         }
     }

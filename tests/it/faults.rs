@@ -19,7 +19,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sha2::Digest;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     net::TcpStream,
@@ -33,6 +32,7 @@ use crate::common::{
     raw::{DataStream, RawClient, Reply},
     seaweedfs,
     server::{TestServer, HOME, PASSWORD, USER},
+    sha256_hex,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -50,13 +50,6 @@ const BODY: usize = 12 * MIB + 5;
 const CUT_AT: usize = 11 * MIB;
 /// The scenarios that record a row (the last one to finish prints the table).
 const SCENARIOS: usize = 16;
-
-fn sha256_hex(data: &[u8]) -> String {
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// What the key must hold after a run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -656,11 +649,14 @@ async fn s3_stalled_part_times_out_is_retried_and_the_upload_succeeds() {
 
 /// The `ftps-s3` binary on SeaweedFS (through nothing: SIGTERM is the fault), JSON logs on
 /// stderr so the test can read the listening addresses.
-struct Binary {
+pub(crate) struct Binary {
     child: Child,
-    explicit: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
+    pub(crate) explicit: std::net::SocketAddr,
+    pub(crate) admin: std::net::SocketAddr,
     bucket: String,
+    /// Lines on stderr before the listeners were reported that are not JSON log lines (the
+    /// warnings printed before logging starts).
+    pub(crate) startup_text: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -709,8 +705,22 @@ fn write_binary_config(
 
 impl Binary {
     async fn start(grace: u64, resume: u64) -> Binary {
+        Binary::start_with(grace, resume, None, &[]).await
+    }
+
+    /// `bucket`: a bucket name to use instead of a new one (e.g. one that does not exist);
+    /// `env`: extra environment (`FTPS_S3_*` overrides, unrelated variables).
+    pub(crate) async fn start_with(
+        grace: u64,
+        resume: u64,
+        bucket: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Binary {
         let sw = seaweedfs::s3().await;
-        let bucket = sw.new_bucket().await;
+        let bucket = match bucket {
+            Some(b) => b.to_string(),
+            None => sw.new_bucket().await,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
@@ -729,10 +739,12 @@ impl Binary {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn ftps-s3");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let (mut explicit, mut admin) = (None, None);
+        let mut startup_text = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         while explicit.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -741,6 +753,7 @@ impl Binary {
                 other => panic!("ftps-s3 did not report its listeners: {other:?}"),
             };
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                startup_text.push(line);
                 continue;
             };
             let addr = v["addr"].as_str().and_then(|a| a.parse().ok());
@@ -757,6 +770,7 @@ impl Binary {
             explicit: explicit.expect("explicit address"),
             admin: admin.expect("admin address"),
             bucket,
+            startup_text,
             _dir: dir,
         }
     }
@@ -793,6 +807,27 @@ impl Binary {
         seaweedfs::open_uploads(&client, &self.bucket, "")
             .await
             .len()
+    }
+
+    /// Parts stored so far in the open multipart uploads of exactly `key`.
+    async fn stored_parts(&self, key: &str) -> usize {
+        let client = seaweedfs::s3().await.client();
+        let mut parts = 0;
+        for (k, upload_id) in seaweedfs::open_uploads(&client, &self.bucket, key).await {
+            if k != key {
+                continue;
+            }
+            let out = client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(&k)
+                .upload_id(&upload_id)
+                .send()
+                .await
+                .expect("ListParts");
+            parts += out.parts().len();
+        }
+        parts
     }
 }
 
@@ -888,8 +923,17 @@ async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) 
         assert_eq!(c.reply().await.code, 150);
         let mut data = c.data_connect(port, true).await;
         data.write_all(&body[..CUT_AT]).await.expect("first part");
-        // Two full parts are read; wait until they are stored so "kept" has something to keep.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Two full parts are read; wait until they are stored so "kept" has something to keep
+        // (polled: a fixed sleep was too short on a slow machine).
+        let key = bin.key(&name);
+        let stored_by = Instant::now() + Duration::from_secs(30);
+        while bin.stored_parts(&key).await < 2 {
+            assert!(
+                Instant::now() < stored_by,
+                "{key}: two parts stored within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let started = Instant::now();
         bin.sigterm();
         let r = tokio::time::timeout(Duration::from_secs(30), c.reply())
@@ -902,7 +946,6 @@ async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) 
         assert_eq!(code, Some(0));
         drop(data);
 
-        let key = bin.key(&name);
         tally.runs += 1;
         let got = bin.object(&key).await;
         tally.correct += usize::from(got.is_none());

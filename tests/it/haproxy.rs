@@ -14,7 +14,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, SocketAddr, TcpListener},
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
@@ -24,6 +24,7 @@ use tokio::process::{Child, Command};
 
 use crate::common::{
     clients::{self, assert_ok, curl, python_with, random_bytes, Mode},
+    free_port_block,
     seaweedfs::{self, ACCESS_KEY, REGION},
 };
 
@@ -34,30 +35,6 @@ const PASSWORD: &str = "acme-password";
 /// Passive ports per replica (and on the proxy).
 const PASSIVE_PORTS: u16 = 10;
 
-/// Ports free on the proxy's and both replicas' addresses: control (explicit), implicit, then
-/// the passive range. Taken below Linux's ephemeral range (32768+), which other tests' servers
-/// and clients use, so nothing else grabs them between this probe and the binds.
-fn free_port_block() -> u16 {
-    let len = 2 + PASSIVE_PORTS;
-    let seed = u64::from(std::process::id())
-        ^ u64::from(
-            std::time::UNIX_EPOCH
-                .elapsed()
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0),
-        );
-    for attempt in 0..200u64 {
-        let base = 20_000 + ((seed + attempt * 7919) % 12_000) as u16;
-        let all_free = [PROXY_IP, REPLICAS[0], REPLICAS[1]]
-            .iter()
-            .all(|ip| (base..base + len).all(|port| TcpListener::bind((*ip, port)).is_ok()));
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no block of {len} free ports in 20000-32000 on 127.0.0.1-3");
-}
-
 struct Ports {
     explicit: u16,
     implicit: u16,
@@ -67,7 +44,7 @@ struct Ports {
 
 impl Ports {
     fn new() -> Ports {
-        let base = free_port_block();
+        let base = free_port_block(&[PROXY_IP, REPLICAS[0], REPLICAS[1]], 2 + PASSIVE_PORTS);
         Ports {
             explicit: base,
             implicit: base + 1,
@@ -325,7 +302,10 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
             std::env::var_os("FTPS_TESTS_REQUIRE_HAPROXY").is_none(),
             "haproxy is not installed (scripts/install-test-deps.sh)"
         );
-        eprintln!("SKIPPED: haproxy is not installed (scripts/install-test-deps.sh)");
+        crate::common::skipped(
+            "two_replicas_behind_haproxy",
+            "haproxy is not installed (scripts/install-test-deps.sh)",
+        );
         return;
     }
     let sw = seaweedfs::s3().await;

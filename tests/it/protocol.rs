@@ -9,6 +9,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use crate::common::clients::random_bytes;
 use crate::common::raw::RawClient;
 use crate::common::server::{TestServer, HOME, PASSWORD, USER};
+use crate::common::sha256_hex;
 
 #[tokio::test]
 async fn implicit_rejects_auth_tls_and_ccc_and_feat_lists_auth_ssl() {
@@ -539,14 +540,6 @@ async fn stat_site_allo_and_opts_mlst() {
     srv.stop().await;
 }
 
-async fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Sends `body` as the data of `command` (STOR/APPE/…) and returns the final reply code.
 async fn upload(c: &mut RawClient, command: &str, body: &[u8]) -> u16 {
     let port = c.epsv().await;
@@ -604,7 +597,7 @@ async fn interrupted_upload_resumes_with_rest_and_stor() {
     );
     assert_eq!(srv.open_multipart_uploads().await, 0);
     let r = c.expect("HASH big.bin", 213).await;
-    let want = sha256_hex(&body).await;
+    let want = sha256_hex(&body);
     assert!(
         r.text.contains(&format!("0-{} {want} ", body.len())),
         "{}",
@@ -733,7 +726,7 @@ async fn hash_reports_the_recorded_digest() {
     let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
     assert_eq!(upload(&mut c, "STOR h.bin", &body).await, 226);
     let r = c.expect("HASH h.bin", 213).await;
-    let want = sha256_hex(&body).await;
+    let want = sha256_hex(&body);
     assert!(
         r.text
             .starts_with(&format!("213 SHA-256 0-{} {want} /h.bin", body.len())),
@@ -751,7 +744,7 @@ async fn hash_reports_the_recorded_digest() {
     srv.put_object(&srv.key("plain.bin"), b"abc").await;
     c.expect("OPTS HASH SHA-256", 200).await;
     let r = c.expect("HASH plain.bin", 213).await;
-    assert!(r.text.contains(&sha256_hex(b"abc").await), "{}", r.text);
+    assert!(r.text.contains(&sha256_hex(b"abc")), "{}", r.text);
     srv.stop().await;
 }
 
@@ -862,7 +855,7 @@ async fn upload_audit_lines_carry_the_content_sha256() {
             )
             .await;
         assert_eq!(line["result"], "ok", "{line}");
-        assert_eq!(line["sha256"], sha256_hex(&body).await.as_str(), "{line}");
+        assert_eq!(line["sha256"], sha256_hex(&body).as_str(), "{line}");
         assert!(srv.object(&srv.key(name)).await == Some(body), "{name}");
     }
     srv.stop().await;

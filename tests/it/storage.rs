@@ -31,7 +31,7 @@ use ftps_s3::{
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use crate::common::seaweedfs;
+use crate::common::{seaweedfs, sha256_hex};
 
 const MIB: usize = 1024 * 1024;
 /// The smallest part size S3 accepts, so multipart paths run with small files.
@@ -1351,14 +1351,6 @@ async fn s3_expired_kept_uploads_are_aborted_when_seen() {
     assert_eq!(pending.expect("pending_upload_size"), None);
     b.wait_for_pending("the expired upload is aborted", |n| n == 0)
         .await;
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn whole(data: &[u8]) -> RecordedDigests {

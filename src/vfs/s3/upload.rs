@@ -1,0 +1,437 @@
+//! The upload engine ([`S3Upload`]): part buffers filled from the body, parts sent with bounded
+//! concurrency, `PutObject` or `CompleteMultipartUpload` at commit, abort or suspend on failure,
+//! and the `Drop` backstop.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use aws_sdk_s3::{primitives::ByteStream, types::ChecksumAlgorithm};
+use bytes::{BufMut, Bytes, BytesMut};
+use percent_encoding::utf8_percent_encode;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    task::{JoinError, JoinSet},
+};
+use tracing::Instrument;
+
+use super::error::{backend_error, s3_error, BackendCode};
+use super::metadata::{
+    ContentDigests, METADATA_VALUE, META_CLIENT_ADDR, META_CRC32, META_SHA256, META_UPLOADER,
+};
+use super::multipart::{completed_part, DonePart, MultipartUpload};
+use super::resume::resumable_run;
+use super::{S3Storage, MAX_PARTS};
+use crate::vfs::{ObjectKey, StorageError, Upload, UploadError, UploadSpec};
+
+/// The first allocation of a part buffer (see `S3Upload::make_room`).
+pub(super) const FIRST_BUFFER: usize = 256 * 1024;
+
+impl S3Storage {
+    /// An upload of `key` with nothing in it yet.
+    pub(super) fn new_upload(&self, key: &ObjectKey, spec: &UploadSpec) -> S3Upload {
+        let metadata = HashMap::from([
+            (
+                META_UPLOADER.to_string(),
+                utf8_percent_encode(&spec.uploader, METADATA_VALUE).to_string(),
+            ),
+            (META_CLIENT_ADDR.to_string(), spec.client_addr.to_string()),
+        ]);
+        S3Upload {
+            store: self.clone(),
+            key: key.as_str().into(),
+            metadata,
+            buf: BytesMut::new(),
+            spare: Vec::new(),
+            received: 0,
+            prefix: 0,
+            digests: Some(ContentDigests::default()),
+            multipart: None,
+            next_part: 1,
+            in_flight: JoinSet::new(),
+            copies: JoinSet::new(),
+            done: Vec::new(),
+            failed: false,
+        }
+    }
+}
+
+/// What a part upload task returns: the stored part, and its buffer if it could be reclaimed.
+pub(super) struct SentPart {
+    pub(super) done: DonePart,
+    pub(super) buffer: Option<BytesMut>,
+}
+
+/// One upload to S3 in progress: a `PutObject` if the content fits in one part, a multipart
+/// upload otherwise. See the module docs for the memory bound, the cleanup rules, resuming and
+/// appending.
+pub(super) struct S3Upload {
+    /// The storage it belongs to (bucket, part size, concurrency, checksums, resume window).
+    pub(super) store: S3Storage,
+    pub(super) key: Arc<str>,
+    /// `x-amz-meta-*` for the object (uploader, client address).
+    pub(super) metadata: HashMap<String, String>,
+    /// The part being filled; it is sent when full (or at commit) and replaced.
+    pub(super) buf: BytesMut,
+    /// Part buffers given back by finished part uploads, reused for the next parts: an upload
+    /// allocates at most `concurrency + 1` buffers however large the file, so the allocator
+    /// never sees a stream of freed part-sized blocks (glibc keeps those in per-thread arenas,
+    /// which more than doubled the peak RSS of one large STOR).
+    pub(super) spare: Vec<BytesMut>,
+    /// Bytes read from the bodies so far.
+    pub(super) received: u64,
+    /// Bytes of the object before the received ones: a kept upload's parts, an appended
+    /// object's copied parts, or its bytes prefilled into `buf`.
+    pub(super) prefix: u64,
+    /// Digests of the content so far; `None` when part of it never passed through this upload
+    /// (resumed, or appended by copy).
+    pub(super) digests: Option<ContentDigests>,
+    /// Set from the first full part until the upload is completed, aborted or suspended: while
+    /// it is set, something must still end the multipart upload (`commit`, `abort`, `suspend`,
+    /// or `Drop`).
+    pub(super) multipart: Option<MultipartUpload>,
+    pub(super) next_part: i32,
+    /// Parts being uploaded, at most `concurrency`.
+    pub(super) in_flight: JoinSet<Result<SentPart, StorageError>>,
+    /// The server-side copy of an appended object's bytes (one task for all its parts).
+    pub(super) copies: JoinSet<Result<Vec<DonePart>, StorageError>>,
+    /// Parts stored.
+    pub(super) done: Vec<DonePart>,
+    /// A copy failed (body or store): the upload can only be suspended, aborted or dropped.
+    pub(super) failed: bool,
+}
+
+impl S3Upload {
+    /// Sends the full buffer as the next part, first waiting for a free slot if `concurrency`
+    /// parts are in flight (this is the backpressure: no more body is read meanwhile).
+    pub(super) async fn send_part(&mut self, data: Bytes) -> Result<(), StorageError> {
+        let target = match &self.multipart {
+            Some(multipart) => multipart.parts(),
+            None => {
+                let multipart = self.create_multipart().await?;
+                let target = multipart.parts();
+                self.multipart = Some(multipart);
+                target
+            }
+        };
+        if self.next_part > MAX_PARTS {
+            return Err(backend_error(
+                "UploadPart",
+                &self.key,
+                BackendCode::TooManyParts,
+                format_args!(
+                    "the file needs more than {MAX_PARTS} parts of {} bytes; raise s3.part_size_mib",
+                    self.store.part_size
+                ),
+            ));
+        }
+        while let Some(joined) = self.copies.try_join_next() {
+            self.copies_done(joined)?;
+        }
+        while let Some(joined) = self.in_flight.try_join_next() {
+            self.part_done(joined)?;
+        }
+        while self.in_flight.len() >= self.store.upload_concurrency {
+            match self.in_flight.join_next().await {
+                Some(joined) => self.part_done(joined)?,
+                None => break,
+            }
+        }
+        let part_number = self.next_part;
+        self.next_part += 1;
+        let size = data.len() as u64;
+        let body = ByteStream::from(data.clone());
+        let mut request = target.upload_part().part_number(part_number).body(body);
+        if self.store.part_checksums {
+            request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
+        }
+        let key = self.key.clone();
+        self.in_flight.spawn(
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("UploadPart", &key, e))?;
+                tracing::debug!(key = &*key, part_number, "part uploaded");
+                // The request (and every retry's clone of the body) is gone: the buffer is ours
+                // again unless something else still holds it, in which case it is simply freed.
+                let buffer = data.try_into_mut().ok();
+                let done = DonePart {
+                    part: completed_part(
+                        part_number,
+                        out.e_tag(),
+                        [
+                            out.checksum_crc32(),
+                            out.checksum_crc32_c(),
+                            out.checksum_crc64_nvme(),
+                            out.checksum_sha1(),
+                            out.checksum_sha256(),
+                        ],
+                    ),
+                    size,
+                    modified: None,
+                };
+                Ok(SentPart { done, buffer })
+            }
+            .in_current_span(),
+        );
+        Ok(())
+    }
+
+    pub(super) fn part_done(
+        &mut self,
+        joined: Result<Result<SentPart, StorageError>, JoinError>,
+    ) -> Result<(), StorageError> {
+        match joined {
+            Ok(Ok(SentPart { done, buffer })) => {
+                self.done.push(done);
+                if let Some(mut buffer) = buffer {
+                    if self.spare.len() < self.store.upload_concurrency && !self.failed {
+                        buffer.clear();
+                        self.spare.push(buffer);
+                    }
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(backend_error(
+                "UploadPart",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
+        }
+    }
+
+    pub(super) fn copies_done(
+        &mut self,
+        joined: Result<Result<Vec<DonePart>, StorageError>, JoinError>,
+    ) -> Result<(), StorageError> {
+        match joined {
+            Ok(Ok(parts)) => {
+                self.done.extend(parts);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(backend_error(
+                "UploadPartCopy",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )),
+        }
+    }
+
+    /// Everything `commit` does; on error the caller aborts.
+    pub(super) async fn finish(&mut self) -> Result<u64, StorageError> {
+        let last = std::mem::take(&mut self.buf).freeze();
+        let digests = self.digests.take().map(ContentDigests::finish);
+        if self.multipart.is_none() {
+            let mut metadata = self.metadata.clone();
+            if let Some((sha256, crc32)) = &digests {
+                metadata.insert(META_SHA256.to_string(), sha256.clone());
+                metadata.insert(META_CRC32.to_string(), format!("{crc32:08x}"));
+            }
+            self.store
+                .bucket
+                .put_object()
+                .key(&*self.key)
+                .set_metadata(Some(metadata))
+                .body(ByteStream::from(last))
+                .send()
+                .await
+                .map_err(|e| s3_error("PutObject", &self.key, e))?;
+            return Ok(self.received);
+        }
+        if !last.is_empty() {
+            self.send_part(last).await?;
+        }
+        while let Some(joined) = self.copies.join_next().await {
+            self.copies_done(joined)?;
+        }
+        while let Some(joined) = self.in_flight.join_next().await {
+            self.part_done(joined)?;
+        }
+        let parts = std::mem::take(&mut self.done);
+        let Some(multipart) = self.multipart.take() else {
+            return Ok(self.received);
+        };
+        let size = self.prefix + self.received;
+        // S3 checks the CRC32 it combines from the parts against the one computed here.
+        let crc32 = digests
+            .as_ref()
+            .filter(|_| self.store.part_checksums)
+            .map(|(_, crc32)| *crc32);
+        // Completed, or aborted by `complete` on failure: nothing is left to end either way.
+        let out = multipart.complete(parts, crc32).await?;
+        tracing::debug!(key = &*self.key, bytes = size, "multipart upload completed");
+        if let Some((sha256, crc32)) = digests {
+            self.record_digests(out.e_tag(), out.version_id(), &sha256, crc32)
+                .await;
+        }
+        Ok(self.received)
+    }
+
+    /// Makes sure the part buffer has free capacity. A fresh buffer starts at
+    /// [`FIRST_BUFFER`] and doubles up to the part size, so a small file never holds a whole
+    /// part's memory; the copies this costs happen on the first part only, later parts reuse
+    /// full-size buffers (`spare`).
+    pub(super) fn make_room(&mut self) {
+        let len = self.buf.len();
+        if self.buf.capacity() > len || len >= self.store.part_size {
+            return;
+        }
+        let target = (len * 2).clamp(FIRST_BUFFER, self.store.part_size);
+        self.buf.reserve(target - len);
+    }
+
+    /// Stops reading after a failed copy: frees the buffer, lets parts in flight finish (so a
+    /// `suspend` can keep them) and leaves the multipart upload for the caller to end.
+    pub(super) fn stop(&mut self) {
+        self.failed = true;
+        self.buf = BytesMut::new();
+        self.spare = Vec::new();
+        self.digests = None;
+    }
+
+    /// Ends the upload after an error or on `abort`: stops the parts in flight, aborts the
+    /// multipart upload, frees the buffer. The key keeps what it held before.
+    pub(super) async fn fail(&mut self) {
+        self.stop();
+        self.in_flight.shutdown().await;
+        self.copies.shutdown().await;
+        if let Some(multipart) = self.multipart.take() {
+            multipart.abort().await;
+        }
+    }
+
+    pub(super) fn ended(&self) -> StorageError {
+        backend_error(
+            "Upload",
+            &self.key,
+            BackendCode::UploadFailed,
+            "an earlier error ended this upload; nothing was stored",
+        )
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload {
+    async fn copy_from(
+        &mut self,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64, UploadError> {
+        if self.failed {
+            return Err(self.ended().into());
+        }
+        loop {
+            self.make_room();
+            // Read straight into the part buffer, never past the part boundary.
+            let room = self.store.part_size - self.buf.len();
+            let before = self.buf.len();
+            let n = match body.read_buf(&mut (&mut self.buf).limit(room)).await {
+                Ok(n) => n,
+                Err(e) => {
+                    self.stop();
+                    return Err(UploadError::Body(e));
+                }
+            };
+            if let Some(d) = self.digests.as_mut() {
+                d.update(&self.buf[before..]);
+            }
+            self.received += n as u64;
+            if self.buf.len() == self.store.part_size {
+                let full = std::mem::replace(&mut self.buf, BytesMut::new()).freeze();
+                if let Err(e) = self.send_part(full).await {
+                    self.stop();
+                    return Err(e.into());
+                }
+                self.buf = self.spare.pop().unwrap_or_default();
+            }
+            if n == 0 {
+                return Ok(self.received);
+            }
+        }
+    }
+
+    fn sha256(&self) -> Option<String> {
+        self.digests.as_ref().map(ContentDigests::sha256_so_far)
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        if self.failed {
+            self.fail().await;
+            return Err(self.ended());
+        }
+        let result = self.finish().await;
+        if result.is_err() {
+            self.fail().await;
+        }
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.fail().await;
+    }
+
+    async fn suspend(mut self: Box<Self>) {
+        if self.store.resume_window.is_zero() || self.multipart.is_none() {
+            return self.fail().await;
+        }
+        self.stop();
+        // Parts whose bytes were read finish uploading: a client resuming right after the
+        // failure reply must find them (and asks SIZE from the same count).
+        while let Some(joined) = self.copies.join_next().await {
+            if let Err(e) = self.copies_done(joined) {
+                tracing::debug!(key = &*self.key, error = %e, "copy failed before suspending");
+            }
+        }
+        while let Some(joined) = self.in_flight.join_next().await {
+            if let Err(e) = self.part_done(joined) {
+                tracing::debug!(key = &*self.key, error = %e, "part failed before suspending");
+            }
+        }
+        let run = resumable_run(&self.done);
+        if run.is_empty() {
+            return self.fail().await;
+        }
+        let held: u64 = run.iter().map(|p| p.size).sum();
+        if let Some(multipart) = self.multipart.take() {
+            let upload_id = multipart.keep();
+            tracing::info!(
+                key = &*self.key,
+                upload_id,
+                bytes = held,
+                resume_window_secs = self.store.resume_window.as_secs(),
+                "upload interrupted: its parts are kept for a resume (REST + STOR)"
+            );
+        }
+    }
+}
+
+impl Drop for S3Upload {
+    /// Dropped with a multipart upload still open (its task was cancelled, or the caller forgot
+    /// to end it): abort it in the background, or its parts would be stored (and billed) until a
+    /// lifecycle rule removes them.
+    fn drop(&mut self) {
+        let Some(multipart) = self.multipart.take() else {
+            return;
+        };
+        let mut in_flight = std::mem::take(&mut self.in_flight);
+        let mut copies = std::mem::take(&mut self.copies);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    in_flight.shutdown().await;
+                    copies.shutdown().await;
+                    multipart.abort().await;
+                });
+            }
+            Err(_) => tracing::warn!(
+                key = &*self.key,
+                upload_id = multipart.keep(),
+                "upload dropped outside a runtime: the multipart upload stays open until a \
+                 bucket lifecycle rule (AbortIncompleteMultipartUpload) removes it"
+            ),
+        }
+    }
+}

@@ -13,26 +13,32 @@
 # nothing to its filesystem: run it with a read-only root filesystem. Probes: GET /healthz and
 # /readyz on the admin listener (9090).
 
-ARG RUST_VERSION=1.95
+# Base images are pinned by digest (a tag can move; a digest is the exact bytes reviewed).
+# scripts/update-base-images.sh resolves the tags again and rewrites the digests (run it where a
+# registry is reachable, e.g. monthly or from Renovate/Dependabot); lint-deploy fails on any FROM
+# without a digest. The tag stays in the reference for people and update tools.
 
-FROM rust:${RUST_VERSION}-bookworm AS build
+FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 # Cargo.toml's release profile keeps debug info for profiling (175 MB binary); the image drops it
 # (28 MB, symbols kept). --build-arg KEEP_DEBUG_INFO=true keeps it.
 ARG KEEP_DEBUG_INFO=false
 WORKDIR /src
 # Only what the build reads (.dockerignore allows nothing else into the context).
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+# `ftps-s3 --version` names the commit; the context has no .git, so it comes in as an argument:
+# docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .
+ARG GIT_COMMIT=unknown
 # BuildKit caches keep the registry and target/ between builds; the binary is copied out of the
 # cache mount. --locked: exactly the dependency versions of Cargo.lock.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin ftps-s3 \
+    FTPS_BUILD_COMMIT=$GIT_COMMIT cargo build --release --locked --bin ftps-s3 \
     && install -D -m 0755 target/release/ftps-s3 /out/ftps-s3 \
     && if [ "$KEEP_DEBUG_INFO" != true ]; then objcopy --strip-debug /out/ftps-s3; fi
 
 # Debian 12 like the build stage, so the glibc the binary was linked against is present.
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="ftps-s3" \
       org.opencontainers.image.description="FTPS server (explicit and implicit) storing files in S3" \

@@ -109,7 +109,7 @@ curl_time() {
     printf -v "$__out" '%s' "$(secs_since "$t0")"
     CURL_BYTES=$(awk '{ print ($1 > $2 ? $1 : $2) }' <<<"$moved")
 }
-# retry up to 3 times (vsftpd's TLS 1.3 uploads fail now and then: TESTING.md); count failures
+# retry up to 3 times (vsftpd's TLS 1.3 uploads fail now and then: docs/TESTING.md); count failures
 curl_retry() {
     local __out=$1 i
     shift

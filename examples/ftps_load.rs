@@ -6,6 +6,7 @@
 //! ftps_load idle      --port P --sessions N --ready-file F     hold N sessions until SIGTERM
 //! ftps_load handshake --port P --secs S --concurrency C [--resume]   implicit port only
 //! ftps_load list      --port P --path DIR --repeat R            LIST: first byte, total
+//! ftps_load datarate  --port P --secs S --concurrency C --size B  data connections per minute
 //! ftps_load hash      --password PW                             a cheap argon2id hash
 //! ```
 //!
@@ -139,6 +140,20 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Data connections per minute: `concurrency` sessions (TLS 1.2, whose session a client
+    /// may resume any number of times) each doing RETR of one small file back to back for
+    /// `secs`; counts the data connections and the PASV refusals (`425`).
+    Datarate {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Bytes of the file each RETR reads.
+        #[arg(long, default_value_t = 1024)]
+        size: u64,
+    },
     /// An argon2id hash with small parameters (m = 1 MiB, t = 1) for bench users, so that
     /// thousands of logins measure sessions rather than password hashing.
     Hash {
@@ -170,6 +185,12 @@ async fn main() -> Result<()> {
             resume,
         } => handshakes(conn, secs, concurrency, resume).await?,
         Cmd::List { conn, path, repeat } => list(conn, &path, repeat).await?,
+        Cmd::Datarate {
+            conn,
+            secs,
+            concurrency,
+            size,
+        } => datarate(conn, secs, concurrency, size).await?,
         Cmd::Hash { password } => {
             use argon2::{password_hash::SaltString, Argon2, Params, PasswordHasher};
             let params = Params::new(1024, 1, 1, None).map_err(|e| anyhow!("{e}"))?;
@@ -241,9 +262,13 @@ impl ServerCertVerifier for AnyCert {
 }
 
 fn base_tls() -> Result<ClientConfig> {
+    tls_with(&rustls::version::TLS13)
+}
+
+fn tls_with(version: &'static rustls::SupportedProtocolVersion) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[version])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
@@ -790,4 +815,60 @@ async fn list(c: Conn, path: &str, repeat: usize) -> Result<serde_json::Value> {
         s.quit().await;
     }
     Ok(serde_json::json!({ "mode": "list", "path": path, "runs": runs, "errors": 0 }))
+}
+
+async fn datarate(c: Conn, secs: u64, concurrency: usize, size: u64) -> Result<serde_json::Value> {
+    // TLS 1.2: a rustls client resumes a TLS 1.2 session as often as it likes (a TLS 1.3
+    // ticket only once), so one session can open data connections back to back.
+    let base = tls_with(&rustls::version::TLS12)?;
+    let name = "datarate.bin";
+    let mut first = Session::open(&c, &base).await?;
+    first.stor(name, size).await?;
+    first.quit().await;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let t0 = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (c, base) = (c.clone(), base.clone());
+        tasks.spawn(async move {
+            let (mut ok, mut refused, mut errors) = (0u64, 0u64, Vec::new());
+            let mut s = match Session::open(&c, &base).await {
+                Ok(s) => s,
+                Err(e) => return (ok, refused, vec![format!("login: {e:#}")]),
+            };
+            while Instant::now() < deadline {
+                match timeout(Duration::from_secs(30), s.retr(name, size)).await {
+                    Ok(Ok(())) => ok += 1,
+                    Ok(Err(e)) => {
+                        let e = format!("{e:#}");
+                        if e.contains("425") {
+                            refused += 1;
+                        } else {
+                            errors.push(e);
+                            break;
+                        }
+                    }
+                    Err(_) => {
+                        errors.push("RETR timed out".into());
+                        break;
+                    }
+                }
+            }
+            s.quit().await;
+            (ok, refused, errors)
+        });
+    }
+    let (mut ok, mut refused, mut errors) = (0, 0, Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        let (o, r, e) = done?;
+        ok += o;
+        refused += r;
+        errors.extend(e);
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    Ok(serde_json::json!({
+        "mode": "datarate", "data_connections": ok, "refused_425": refused, "seconds": elapsed,
+        "per_minute": ok as f64 * 60.0 / elapsed, "concurrency": concurrency, "size_bytes": size,
+        "errors": errors.len() as u64 + refused, "error_samples": errors_json(&errors),
+    }))
 }

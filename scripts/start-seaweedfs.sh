@@ -13,6 +13,9 @@
 # (default ${TMPDIR:-/tmp}/ftps-s3-seaweedfs). Needs `weed` (scripts/install-test-deps.sh).
 set -euo pipefail
 
+# The venv scripts/install-test-deps.sh fills, after whatever PATH has.
+PATH="$PATH:$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin"
+
 STATE=${SW_STATE:-${TMPDIR:-/tmp}/ftps-s3-seaweedfs}
 PIDFILE=$STATE/weed.pid
 ENVFILE=$STATE/env
@@ -42,7 +45,7 @@ start() {
     if running; then
         echo "seaweedfs already running (pid $(cat "$PIDFILE"))" >&2
     else
-        command -v weed >/dev/null || { echo "weed not found: run scripts/install-test-deps.sh" >&2; exit 1; }
+        command -v weed >/dev/null || { echo "weed not found (PATH, .venv/bin): run scripts/install-test-deps.sh" >&2; exit 1; }
         mkdir -p "$STATE/data"
         local m mg v vg f fg sg a ag s
         read -r m mg v vg f fg sg a ag s <<<"$(free_ports 10)"

@@ -2,12 +2,17 @@
 //! Kubernetes probes, load balancer health checks and Prometheus.
 //!
 //! - `/healthz`: 200 while the process serves HTTP at all (liveness).
-//! - `/readyz`: 200 when the server should get new sessions, else 503; the body says which
-//!   check failed. Ready means: the FTP listeners are bound and accepting, the certificate is
-//!   loaded (a changed certificate that did not load is shown, but the one in use still serves), the storage answered its last check, and shutdown has not started (it fails at
-//!   once on SIGTERM, while transfers drain, so the load balancer stops sending sessions).
-//!   Storage is checked in the background every `admin.storage_check_interval_secs` and the
-//!   probe reads the cached result: probes never cause S3 requests.
+//! - `/readyz`: 200 when this pod should get new sessions, else 503; the body says which
+//!   check failed. Ready is about this process only: the FTP listeners are bound and accepting,
+//!   the certificate is loaded (a changed certificate that did not load is shown, but the one in
+//!   use still serves), and shutdown has not started (it fails at once on SIGTERM, while
+//!   transfers drain, so the load balancer stops sending sessions). Storage is checked in the
+//!   background every `admin.storage_check_interval_secs` and the probe reads the cached
+//!   result (probes never cause S3 requests): its result is a line of the body and the
+//!   `ftps_storage_up` metric, and makes the pod unready only when the operator opts in with
+//!   `admin.readiness_storage_failures = N` (after N failed checks in a row). A storage outage
+//!   hits every replica at once: gating on it by default would mark them all unready together,
+//!   refusing new sessions and the next data connection of running ones cluster-wide.
 //! - `/metrics`: every metric in the Prometheus text format ([`crate::metrics::render`]).
 //!
 //! hyper 1 directly rather than a web framework: three fixed GET routes need no router, and
@@ -23,7 +28,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -54,8 +59,15 @@ pub type StorageProbe =
 #[derive(Clone, Debug)]
 enum StorageState {
     NotChecked,
-    Reachable { at: Instant },
-    Unreachable { at: Instant, error: String },
+    Reachable {
+        at: Instant,
+    },
+    Unreachable {
+        at: Instant,
+        error: String,
+        /// Checks failed in a row, this one included.
+        failures: u32,
+    },
 }
 
 /// What `/readyz` reports. Parts are set by whoever knows them (the server when its listeners
@@ -68,6 +80,9 @@ pub struct Readiness {
     /// once a changed one loads.
     certificate_reload_error: Mutex<Option<String>>,
     storage: Mutex<StorageState>,
+    /// `admin.readiness_storage_failures`: unready after this many failed checks in a row;
+    /// 0 never.
+    storage_gate: AtomicU32,
     shutdown: CancellationToken,
 }
 
@@ -87,8 +102,15 @@ impl Readiness {
             certificate: AtomicBool::new(false),
             certificate_reload_error: Mutex::new(None),
             storage: Mutex::new(StorageState::NotChecked),
+            storage_gate: AtomicU32::new(0),
             shutdown,
         })
+    }
+
+    /// Opt in to gating readiness on storage: unready after `failures` failed checks in a row
+    /// (0: never, the default).
+    pub fn set_storage_gate(&self, failures: u32) {
+        self.storage_gate.store(failures, Ordering::Relaxed);
     }
 
     /// The FTP listeners are bound and their accept loops run.
@@ -113,11 +135,21 @@ impl Readiness {
     /// Records a storage check's result.
     pub fn record_storage(&self, result: Result<(), String>) {
         let at = Instant::now();
-        let state = match result {
-            Ok(()) => StorageState::Reachable { at },
-            Err(error) => StorageState::Unreachable { at, error },
+        let mut state = self.storage.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = match (&result, &*state) {
+            (Ok(()), _) => 0,
+            (Err(_), StorageState::Unreachable { failures, .. }) => failures.saturating_add(1),
+            (Err(_), _) => 1,
         };
-        *self.storage.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        metrics::storage_check(result.is_ok(), u64::from(failures));
+        *state = match result {
+            Ok(()) => StorageState::Reachable { at },
+            Err(error) => StorageState::Unreachable {
+                at,
+                error,
+                failures,
+            },
+        };
     }
 
     pub fn report(&self) -> ReadinessReport {
@@ -152,18 +184,28 @@ impl Readiness {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let gate = self.storage_gate.load(Ordering::Relaxed);
+        let gating = match gate {
+            0 => "not gating readiness".to_string(),
+            n => format!("unready after {n} in a row"),
+        };
         match storage {
-            StorageState::NotChecked => line(false, "storage", "not checked yet"),
+            StorageState::NotChecked => line(true, "storage", "not checked yet"),
             StorageState::Reachable { at } => line(
                 true,
                 "storage",
                 &format!("ok (checked {} s ago)", at.elapsed().as_secs()),
             ),
-            StorageState::Unreachable { at, error } => line(
-                false,
+            StorageState::Unreachable {
+                at,
+                error,
+                failures,
+            } => line(
+                gate == 0 || failures < gate,
                 "storage",
                 &format!(
-                    "unreachable (checked {} s ago): {error}",
+                    "unreachable (checked {} s ago, {failures} failed check(s) in a row, \
+                     {gating}): {error}",
                     at.elapsed().as_secs()
                 ),
             ),
@@ -406,7 +448,7 @@ mod tests {
         r.set_listeners_bound(true);
         r.set_certificate_loaded(true);
         let report = r.report();
-        assert!(!report.ready);
+        assert!(report.ready, "{}", report.text);
         assert!(
             report.text.contains("storage: not checked yet"),
             "{}",
@@ -416,10 +458,19 @@ mod tests {
         let report = r.report();
         assert!(report.ready, "{}", report.text);
         assert!(report.text.starts_with("ready\n"), "{}", report.text);
+        // Storage is reported, and does not gate readiness by default.
+        r.record_storage(Err("NoSuchBucket".into()));
         r.record_storage(Err("NoSuchBucket".into()));
         let report = r.report();
-        assert!(!report.ready);
-        assert!(report.text.contains("NoSuchBucket"), "{}", report.text);
+        assert!(report.ready, "{}", report.text);
+        assert!(
+            report
+                .text
+                .contains("2 failed check(s) in a row, not gating")
+                && report.text.contains("NoSuchBucket"),
+            "{}",
+            report.text
+        );
         r.record_storage(Ok(()));
         // A failed certificate reload is reported but does not make the server unready.
         r.record_certificate_reload(Err("tls.key_file: no usable PEM private key".into()));
@@ -445,6 +496,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn storage_gates_readiness_only_after_n_failures_in_a_row_when_opted_in() {
+        let r = Readiness::new(CancellationToken::new());
+        r.set_listeners_bound(true);
+        r.set_certificate_loaded(true);
+        r.set_storage_gate(3);
+        for _ in 0..2 {
+            r.record_storage(Err("timeout".into()));
+            assert!(r.report().ready, "{}", r.report().text);
+        }
+        r.record_storage(Err("timeout".into()));
+        let report = r.report();
+        assert!(!report.ready, "{}", report.text);
+        assert!(
+            report
+                .text
+                .contains("3 failed check(s) in a row, unready after 3"),
+            "{}",
+            report.text
+        );
+        // One success resets the count.
+        r.record_storage(Ok(()));
+        r.record_storage(Err("timeout".into()));
+        assert!(r.report().ready, "{}", r.report().text);
+    }
+
     #[tokio::test]
     async fn storage_checks_repeat_and_stop() {
         let r = Readiness::new(CancellationToken::new());
@@ -467,5 +544,7 @@ mod tests {
         task.await.expect("check task");
         assert!(calls.load(Ordering::SeqCst) >= 2);
         assert!(r.report().text.contains("storage: unreachable"));
+        let text = metrics::render();
+        assert!(text.contains("ftps_storage_up"), "{text}");
     }
 }

@@ -35,6 +35,7 @@ pub struct Config {
     pub log: Log,
     pub admin: Admin,
     pub telemetry: Telemetry,
+    pub cluster: Cluster,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,6 +45,9 @@ pub struct Shutdown {
     /// their uploads kept for resume (`s3.resume_window_secs`) or aborted.
     pub grace_seconds: u64,
 }
+
+/// Linux refuses a TCP keepalive idle time above this (`TCP_KEEPIDLE`, seconds).
+const MAX_KEEPALIVE_SECS: u64 = 32_767;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +67,10 @@ pub struct Listeners {
     /// With `proxy_protocol`: the only sources (CIDRs, IPv4 and IPv6) allowed to connect, i.e.
     /// the load balancer's addresses. Connections from anywhere else are closed unread.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a control or data connection may be idle before TCP keepalive probes start (and
+    /// between probes); `0` turns keepalive off. Keeps idle flows alive in load balancers and
+    /// NAT tables that forget them (AWS NLB: 350 s) while a long transfer runs.
+    pub tcp_keepalive_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -192,6 +200,12 @@ pub struct S3 {
     /// with ListMultipartUploads, so they survive restarts and work across replicas. A bucket
     /// lifecycle rule (AbortIncompleteMultipartUpload) must still clean up what nobody resumes.
     pub resume_window_secs: u64,
+    /// Show names whose interrupted upload is kept for resume in listings (LIST, NLST, MLSD,
+    /// STAT), with the bytes the upload holds, as a partial file on a disk would be: clients
+    /// that decide to resume from the listing's size (FileZilla, `lftp mirror --continue`)
+    /// then send only the rest. Costs a `ListMultipartUploads` per listing, plus a
+    /// `ListMultipartUploads` and `ListParts` per kept upload in the directory (at most 32).
+    pub list_kept_uploads: bool,
     /// The most objects (files and directory markers, at any depth) a directory rename may copy;
     /// larger directories are refused before anything is copied. S3 has no rename: each object
     /// is copied, then the originals are deleted.
@@ -210,6 +224,9 @@ pub struct Auth {
     pub max_failures: u32,
     /// How long a throttled address or user name stays refused, from its last failure.
     pub ban_seconds: u64,
+    /// Which budgets failures count against: `"address"`, `"user_at_new_addresses"` (default)
+    /// or `"user_and_address"` (README "Login throttling").
+    pub lockout: crate::auth::Lockout,
     /// Seconds between checks of `users_file` for new contents. New logins use the new file;
     /// logged-in sessions keep the user as it was at login; a file that does not load is logged
     /// and the old users kept. `0`: load once at start.
@@ -235,6 +252,12 @@ pub struct Limits {
     pub max_sessions_per_ip: usize,
     /// Sessions logged in at once as one user.
     pub max_sessions_per_user: usize,
+    /// MiB the part buffers of all uploads together may use (S3 backend). An upload that needs
+    /// a buffer when the budget is spent waits for one, first come first served, and reads
+    /// nothing from its data connection meanwhile (its client is slowed by TCP flow control).
+    /// At least one part (`s3.part_size_mib`); `0`: no global budget, only the per-upload
+    /// bound `part_size_mib × (upload_concurrency + 1)`.
+    pub upload_memory_mib: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,8 +272,9 @@ pub enum LogFormat {
 pub struct Log {
     /// `"pretty"` (default) or `"json"`.
     pub format: LogFormat,
-    /// Filter directive when `RUST_LOG` is unset, e.g. `"info"` or `"ftps_s3=debug,info"`.
-    /// Audit events (target `audit`) are logged whatever the level unless it names `audit`.
+    /// When `RUST_LOG` is unset: a level (`"debug"`) for this server's own lines, with
+    /// dependencies (AWS SDK, hyper) at `info`; or a directive with `=` or `,`, used as written
+    /// (`"info,aws_smithy_runtime=debug"`). Audit events (target `audit`) are logged whatever the level unless it names `audit`.
     pub level: String,
 }
 
@@ -264,6 +288,11 @@ pub struct Admin {
     /// Seconds between storage reachability checks for `/readyz` (S3: a one-key
     /// `ListObjectsV2` of `s3.bucket`; local: the root directory exists). Probes read the last result.
     pub storage_check_interval_secs: u64,
+    /// `/readyz` fails after this many storage checks failed in a row; 0 (the default) never:
+    /// readiness is about this process (listeners, certificate, shutdown), since a storage
+    /// outage hits every replica at once and unready pods would refuse even the sessions that
+    /// do not need it. Storage health is always in `/readyz`'s text and in `ftps_storage_up`.
+    pub readiness_storage_failures: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -278,6 +307,25 @@ pub struct Telemetry {
     pub metrics_interval_secs: u64,
 }
 
+/// Several replicas behind one address with no affinity (ARCHITECTURE.md, "Several replicas"):
+/// each replica owns a slice of `passive.ports` and relays data connections for ports it does
+/// not own to their owner. Off while `peers` is empty.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Every replica's relay listener (`"host:port"`, e.g. the pod's name in a headless
+    /// Service), in ordinal order, this replica's included. Only these hosts may connect to
+    /// the relay listener.
+    pub peers: Vec<String>,
+    /// This replica's relay listener: data connections relayed by the other replicas arrive
+    /// here, each with a PROXY v2 header naming the client and the passive port.
+    #[serde(with = "listener_addr")]
+    pub listen: Option<SocketAddr>,
+    /// This replica's index in `peers`. Unset: the number after the last `-` of `$HOSTNAME`
+    /// (a StatefulSet pod's ordinal).
+    pub ordinal: Option<usize>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -287,6 +335,7 @@ impl Default for Config {
                 require_tls: true,
                 proxy_protocol: false,
                 trusted_proxies: Vec::new(),
+                tcp_keepalive_secs: 60,
             },
             tls: Tls {
                 cert_file: PathBuf::from("/etc/ftps-s3/tls/tls.crt"),
@@ -298,7 +347,7 @@ impl Default for Config {
                 reload_interval_secs: 10,
             },
             passive: Passive {
-                ports: "30000-30099".to_string(),
+                ports: "30000-30019".to_string(),
                 advertise_address: None,
             },
             active: Active {
@@ -319,6 +368,7 @@ impl Default for Config {
                 checksums: ChecksumMode::WhenSupported,
                 max_attempts: 3,
                 resume_window_secs: 86_400,
+                list_kept_uploads: false,
                 max_rename_objects: 1000,
             },
             auth: Auth {
@@ -326,6 +376,7 @@ impl Default for Config {
                 failure_delay_ms: 1000,
                 max_failures: 5,
                 ban_seconds: 900,
+                lockout: crate::auth::Lockout::UserAtNewAddresses,
                 reload_interval_secs: 10,
             },
             limits: Limits {
@@ -337,6 +388,7 @@ impl Default for Config {
                 max_sessions: 1000,
                 max_sessions_per_ip: 50,
                 max_sessions_per_user: 20,
+                upload_memory_mib: 256,
             },
             shutdown: Shutdown { grace_seconds: 30 },
             log: Log {
@@ -346,10 +398,16 @@ impl Default for Config {
             admin: Admin {
                 listen: None,
                 storage_check_interval_secs: 10,
+                readiness_storage_failures: 0,
             },
             telemetry: Telemetry {
                 otlp_endpoint: None,
                 metrics_interval_secs: 60,
+            },
+            cluster: Cluster {
+                peers: Vec::new(),
+                listen: None,
+                ordinal: None,
             },
         }
     }
@@ -454,6 +512,26 @@ impl PortRange {
     pub fn is_empty(&self) -> bool {
         false
     }
+
+    /// The `i`-th of `n` contiguous, disjoint slices covering the range (sizes differ by at
+    /// most one); `None` if the range has fewer than `n` ports.
+    pub fn slice(&self, i: usize, n: usize) -> Option<PortRange> {
+        let len = self.len();
+        if n == 0 || i >= n || len < n {
+            return None;
+        }
+        // In range: i * len / n < len <= 65535.
+        let start = |k: usize| self.first + (k * len / n) as u16;
+        Some(PortRange {
+            first: start(i),
+            last: start(i + 1) - 1,
+        })
+    }
+
+    /// Whether `port` is in the range.
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
 }
 
 impl Config {
@@ -470,7 +548,66 @@ impl Config {
             }
             fig = fig.merge(Toml::file(file));
         }
-        Self::extract(fig.merge(Env::prefixed("FTPS_S3_").split("__")))
+        let (config, ignored) = Self::extract_ignoring_unknown_env(fig)?;
+        for var in &ignored {
+            // Logging starts after the config is read (its format is configured): stderr.
+            eprintln!("warning: ignoring environment variable {var}: not a configuration key");
+        }
+        Ok(config)
+    }
+
+    /// Layers the `FTPS_S3_*` environment over `fig` and extracts. An environment variable that
+    /// names no configuration key is dropped and returned (by name) instead of stopping the
+    /// server: unrelated tools share the prefix (the lint's `FTPS_S3_LINT_HOME`), while an
+    /// unknown key in the file stays an error. One retry per unknown variable, so bounded.
+    pub fn extract_ignoring_unknown_env(
+        fig: Figment,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        const PREFIX: &str = "FTPS_S3_";
+        let env_origin = figment::Provider::metadata(&Env::prefixed(PREFIX)).name;
+        let mut ignored: Vec<String> = Vec::new();
+        loop {
+            let skip = ignored.clone();
+            let env = Env::prefixed(PREFIX)
+                .split("__")
+                .filter(move |k| !skip.iter().any(|s| k == s.as_str()));
+            let errors = match fig.clone().merge(env).extract::<Config>() {
+                Err(errors) => errors,
+                Ok(config) => {
+                    config.validate()?;
+                    let names = ignored
+                        .iter()
+                        .map(|k| format!("{PREFIX}{}", k.replace('.', "__").to_uppercase()))
+                        .collect();
+                    return Ok((config, names));
+                }
+            };
+            let unknown = errors.clone().into_iter().find_map(|e| match &e.kind {
+                figment::error::Kind::UnknownField(field, _)
+                    if e.metadata.as_ref().map(|m| &m.name) == Some(&env_origin) =>
+                {
+                    let mut key = e.path.clone();
+                    if key.last() != Some(field) {
+                        key.push(field.clone());
+                    }
+                    Some(key.join(".").to_lowercase())
+                }
+                _ => None,
+            });
+            match unknown {
+                Some(key) if !ignored.contains(&key) => ignored.push(key),
+                _ => return Err(ConfigError::Load(describe(errors))),
+            }
+        }
+    }
+
+    /// `log` with the `FTPS_S3_LOG__*` variables applied: the development default takes its log
+    /// settings from the environment and nothing else.
+    pub fn log_from_env(log: Log) -> Result<Log, ConfigError> {
+        Figment::from(Serialized::defaults(log))
+            .merge(Env::prefixed("FTPS_S3_LOG__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(describe(e)))
     }
 
     /// Extracts and validates a config from any figment (tests build their own).
@@ -494,7 +631,32 @@ impl Config {
                 "must name the load balancer's addresses when listeners.proxy_protocol = true",
             ));
         }
-        self.passive_ports()?;
+        let passive = self.passive_ports()?;
+        for (key, addr) in [
+            ("listeners.explicit", self.listeners.explicit),
+            ("listeners.implicit", self.listeners.implicit),
+            ("admin.listen", self.admin.listen),
+        ] {
+            if let Some(addr) = addr.filter(|a| (passive.first..=passive.last).contains(&a.port()))
+            {
+                return Err(invalid(
+                    "passive.ports",
+                    format!(
+                        "{:?} includes port {} of {key}: a PASV client would be sent to the listener; \
+                         move the range or the listener",
+                        self.passive.ports,
+                        addr.port()
+                    ),
+                ));
+            }
+        }
+        self.cluster_slice()?;
+        if self.listeners.tcp_keepalive_secs > MAX_KEEPALIVE_SECS {
+            return Err(invalid(
+                "listeners.tcp_keepalive_secs",
+                format!("at most {MAX_KEEPALIVE_SECS} (Linux's limit); 0 turns keepalive off"),
+            ));
+        }
         self.validate_observability()?;
         if self.tls.client_auth != ClientAuth::None && self.tls.client_ca_file.is_none() {
             return Err(invalid(
@@ -524,6 +686,18 @@ impl Config {
             return Err(invalid(
                 "s3.upload_concurrency",
                 format!("{} is outside 1..=64", self.s3.upload_concurrency),
+            ));
+        }
+        if self.limits.upload_memory_mib != 0
+            && self.limits.upload_memory_mib < self.s3.part_size_mib
+        {
+            return Err(invalid(
+                "limits.upload_memory_mib",
+                format!(
+                    "{} MiB is smaller than one part (s3.part_size_mib = {}): no upload could \
+                     ever get a buffer; raise it, or set 0 for no global budget",
+                    self.limits.upload_memory_mib, self.s3.part_size_mib
+                ),
             ));
         }
         if self.auth.max_failures == 0 {
@@ -603,6 +777,48 @@ impl Config {
         Ok(())
     }
 
+    /// With `cluster.peers`: this replica's ordinal, the number of replicas and the slice of
+    /// `passive.ports` it owns; `None` when the cluster mode is off.
+    pub fn cluster_slice(&self) -> Result<Option<(usize, usize, PortRange)>, ConfigError> {
+        let c = &self.cluster;
+        if c.peers.is_empty() {
+            return Ok(None);
+        }
+        if c.listen.is_none() {
+            return Err(invalid(
+                "cluster.listen",
+                "must be set when cluster.peers is (the relay listener)",
+            ));
+        }
+        let ordinal = match c.ordinal {
+            Some(o) => o,
+            None => std::env::var("HOSTNAME")
+                .ok()
+                .and_then(|h| h.rsplit('-').next().and_then(|n| n.parse().ok()))
+                .ok_or_else(|| {
+                    invalid(
+                        "cluster.ordinal",
+                        "unset, and $HOSTNAME does not end in -<ordinal> (a StatefulSet pod's name)",
+                    )
+                })?,
+        };
+        let n = c.peers.len();
+        if ordinal >= n {
+            return Err(invalid(
+                "cluster.ordinal",
+                format!("{ordinal} is not an index of cluster.peers ({n} replicas)"),
+            ));
+        }
+        let range = self.passive_ports()?;
+        match range.slice(ordinal, n) {
+            Some(slice) => Ok(Some((ordinal, n, slice))),
+            None => Err(invalid(
+                "passive.ports",
+                format!("{} ports cannot give each of {n} replicas one", range.len()),
+            )),
+        }
+    }
+
     /// `passive.ports`, parsed.
     pub fn passive_ports(&self) -> Result<PortRange, ConfigError> {
         PortRange::parse(&self.passive.ports).map_err(|e| invalid("passive.ports", e))
@@ -658,6 +874,32 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
+    fn unknown_env_variables_warn_unknown_file_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FTPS_S3_S3__BUCKET", "from-env");
+            // Not configuration: another tool's variable sharing the prefix, and a typo.
+            jail.set_env("FTPS_S3_LINT_HOME", "/tmp/lint");
+            jail.set_env("FTPS_S3_S3__BUKKET", "typo");
+            let fig = Figment::from(Serialized::defaults(Config::default()));
+            let (c, ignored) = Config::extract_ignoring_unknown_env(fig).expect("config");
+            assert_eq!(c.s3.bucket, "from-env");
+            let mut ignored = ignored;
+            ignored.sort();
+            assert_eq!(ignored, ["FTPS_S3_LINT_HOME", "FTPS_S3_S3__BUKKET"]);
+            // The same unknown key in the file is still an error.
+            jail.create_file("c.toml", "[s3]\nbucket = \"b\"\nbukket = \"c\"\n")?;
+            let e = Config::load(Some(Path::new("c.toml"))).expect_err("file typo must fail");
+            assert!(e.to_string().contains("bukket"), "{e}");
+            // A known key with a bad value from the environment is still an error.
+            jail.set_env("FTPS_S3_S3__PART_SIZE_MIB", "big");
+            let e = Config::load(None).expect_err("bad env value must fail");
+            assert!(e.to_string().contains("part_size_mib"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn semantic_checks_name_the_key() {
         let e = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = 1\n").expect_err("fail");
         assert!(e.to_string().starts_with("s3.part_size_mib:"), "{e}");
@@ -665,6 +907,63 @@ mod tests {
         assert!(e.to_string().starts_with("passive.ports:"), "{e}");
         let e = from_toml("").expect_err("fail");
         assert!(e.to_string().starts_with("s3.bucket:"), "{e}");
+        let e = from_toml("[listeners]\ntcp_keepalive_secs = 40000\n[s3]\nbucket = \"b\"\n")
+            .expect_err("fail");
+        assert!(
+            e.to_string().starts_with("listeners.tcp_keepalive_secs:"),
+            "{e}"
+        );
+        let c = from_toml("[listeners]\ntcp_keepalive_secs = 0\n[s3]\nbucket = \"b\"\n")
+            .expect("0 turns keepalive off");
+        assert_eq!(c.listeners.tcp_keepalive_secs, 0);
+    }
+
+    #[test]
+    fn cluster_slices_are_disjoint_and_cover_the_range() {
+        let r = PortRange::parse("30000-30009").expect("range");
+        let slices: Vec<PortRange> = (0..3).map(|i| r.slice(i, 3).expect("slice")).collect();
+        assert_eq!(slices[0].first, 30000);
+        assert_eq!(slices[2].last, 30009);
+        for w in slices.windows(2) {
+            assert_eq!(w[0].last + 1, w[1].first);
+        }
+        assert!(slices.iter().all(|s| (3..=4).contains(&s.len())));
+        assert!(r.slice(0, 11).is_none());
+        let c = from_toml(
+            "[s3]\nbucket = \"b\"\n[cluster]\npeers = [\"a:1\", \"b:1\"]\nlisten = \"127.0.0.1:2100\"\nordinal = 1\n",
+        )
+        .expect("config");
+        let (o, n, slice) = c.cluster_slice().expect("ok").expect("on");
+        assert_eq!((o, n), (1, 2));
+        assert_eq!(slice.first, 30010);
+        let e = from_toml("[s3]\nbucket = \"b\"\n[cluster]\npeers = [\"a:1\"]\nordinal = 0\n")
+            .expect_err("no listen");
+        assert!(e.to_string().starts_with("cluster.listen:"), "{e}");
+        let e = from_toml(
+            "[s3]\nbucket = \"b\"\n[cluster]\npeers = [\"a:1\"]\nlisten = \"127.0.0.1:1\"\nordinal = 1\n",
+        )
+        .expect_err("bad ordinal");
+        assert!(e.to_string().starts_with("cluster.ordinal:"), "{e}");
+    }
+
+    #[test]
+    fn the_upload_memory_budget_holds_at_least_one_part() {
+        let e = from_toml(
+            "[s3]\nbucket = \"b\"\npart_size_mib = 16\n[limits]\nupload_memory_mib = 15\n",
+        )
+        .expect_err("a budget below one part");
+        assert!(
+            e.to_string().starts_with("limits.upload_memory_mib:"),
+            "{e}"
+        );
+        let c = from_toml(
+            "[s3]\nbucket = \"b\"\npart_size_mib = 16\n[limits]\nupload_memory_mib = 16\n",
+        )
+        .expect("one part fits");
+        assert_eq!(c.limits.upload_memory_mib, 16);
+        let c = from_toml("[s3]\nbucket = \"b\"\n[limits]\nupload_memory_mib = 0\n").expect("off");
+        assert_eq!(c.limits.upload_memory_mib, 0);
+        assert_eq!(Config::default().limits.upload_memory_mib, 256);
     }
 
     #[test]
@@ -753,6 +1052,27 @@ mod tests {
         )
         .expect_err("fail");
         assert!(e.to_string().contains("trusted_proxies"), "{e}");
+    }
+
+    #[test]
+    fn passive_range_must_not_include_a_listener() {
+        let e = from_toml(
+            "[listeners]\nexplicit = \"0.0.0.0:30005\"\n[passive]\nports = \"30000-30019\"\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect_err("fail")
+        .to_string();
+        assert!(
+            e.starts_with("passive.ports:")
+                && e.contains("30005")
+                && e.contains("listeners.explicit"),
+            "{e}"
+        );
+        let e = from_toml(
+            "[admin]\nlisten = \"127.0.0.1:30019\"\n[passive]\nports = \"30000-30019\"\n[s3]\nbucket = \"b\"\n",
+        )
+        .expect_err("fail")
+        .to_string();
+        assert!(e.contains("admin.listen"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! for development). [`auth`] checks users, [`tls`] builds the rustls configs, [`config`] loads
 //! everything, [`listing`] formats directory listings. [`telemetry`] (logs, traces), [`audit`]
 //! (one log line per user action) and [`metrics`] observe it; [`admin`] serves health, readiness
-//! and metrics over HTTP; [`reload`] puts a changed certificate or users file in use.
+//! and metrics over HTTP; [`reload`] puts a changed certificate or users file in use;
+//! [`preflight`] checks S3 and the listeners before partners do (`check-config`, `serve` start).
 //! See ARCHITECTURE.md for the map.
 
 // The one exception is `memory::tune_allocator` (glibc's mallopt), allowed where it stands.
@@ -17,11 +18,13 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod keepalive;
 pub mod limits;
 pub mod listing;
 pub mod memory;
 pub mod metrics;
 pub mod net;
+pub mod preflight;
 pub mod proxy;
 pub mod reload;
 pub mod server;

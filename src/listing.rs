@@ -3,8 +3,14 @@
 //! - LIST: the `ls -l` shape that FileZilla, WinSCP, lftp and curl's users parse. There is no
 //!   standard (RFC 959 leaves it open); this is the Unix form every client understands:
 //!   `-rw-r--r-- 1 ftp ftp 1234 Nov 25 14:03 name` (time for the last six months, year before).
-//! - NLST: names only (RFC 959 §4.1.3).
+//! - NLST: names only (RFC 959 §4.1.3), after the directory as the client named it
+//!   (`NLST d` → `d/a.txt`: RETR-able lines, as vsftpd and ProFTPD answer).
 //! - MLSD/MLST: RFC 3659 §7 facts `type`, `size`, `modify`, `perm`, then a space and the name.
+//!
+//! Names with a control character (C0, DEL, C1: keys written to the bucket by other means)
+//! are left out of every listing ([`listable`]): a CR or LF would split the line and show the
+//! client an entry of the key writer's choosing, and no command could name such a file anyway
+//! (paths with control characters are refused with `553`).
 
 use std::time::SystemTime;
 
@@ -12,6 +18,26 @@ use chrono::{DateTime, Datelike, Utc};
 
 use crate::auth::{Permission, Permissions};
 use crate::vfs::{Entry, EntryKind};
+
+/// Whether `entry` may appear in a listing: its name has no control character.
+pub fn listable(entry: &Entry) -> bool {
+    !entry.name.chars().any(char::is_control)
+}
+
+/// The entries of one listing page that may be shown; those left out are logged (the name
+/// escaped) so an operator can find and rename them.
+pub fn listable_entries(page: &[Entry]) -> impl Iterator<Item = &Entry> {
+    let hidden = page.iter().filter(|e| !listable(e)).count();
+    if hidden > 0 {
+        let first = page.iter().find(|e| !listable(e)).map(|e| e.name.as_str());
+        tracing::warn!(
+            hidden,
+            first = ?first,
+            "listing: left out names with control characters"
+        );
+    }
+    page.iter().filter(|e| listable(e))
+}
 
 /// One LIST line (with CRLF) for `entry`, as of `now`.
 pub fn list_line(entry: &Entry, now: SystemTime) -> String {
@@ -40,9 +66,10 @@ fn ls_date(t: SystemTime, now: SystemTime) -> String {
     }
 }
 
-/// One NLST line (with CRLF).
-pub fn nlst_line(entry: &Entry) -> String {
-    format!("{}\r\n", entry.name)
+/// One NLST line (with CRLF): `prefix` (the directory as the client named it, with `/`, or
+/// empty) and the name.
+pub fn nlst_line(prefix: &str, entry: &Entry) -> String {
+    format!("{prefix}{}\r\n", entry.name)
 }
 
 /// The MLST/MLSD facts a client asked for with `OPTS MLST` (RFC 3659 §7.9); all by default.

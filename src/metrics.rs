@@ -28,7 +28,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_runtime_api::{box_error::BoxError, client::orchestrator::Metadata};
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use opentelemetry::{
-    metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
+    metrics::{Counter, Gauge, Histogram, MeterProvider as _, UpDownCounter},
     KeyValue,
 };
 use opentelemetry_sdk::metrics::{MeterProviderBuilder, SdkMeterProvider};
@@ -61,7 +61,15 @@ struct Metrics {
     s3_duration: Histogram<f64>,
     s3_errors: Counter<u64>,
     passive_ports: UpDownCounter<i64>,
+    passive_refused: Counter<u64>,
+    passive_relayed: Counter<u64>,
     reloads: Counter<u64>,
+    storage_up: Gauge<u64>,
+    storage_failures: Gauge<u64>,
+    storage_checks: Counter<u64>,
+    upload_memory_limit: Gauge<u64>,
+    upload_memory_in_use: UpDownCounter<i64>,
+    upload_memory_waits: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -159,12 +167,60 @@ impl Metrics {
                 .with_description("Passive data ports held by sessions now")
                 .with_unit("{port}")
                 .build(),
+            passive_refused: meter
+                .u64_counter("ftps.passive.refused")
+                .with_description("PASV/EPSV answered 425: no port free for the client's address")
+                .with_unit("{command}")
+                .build(),
+            passive_relayed: meter
+                .u64_counter("ftps.passive.relayed")
+                .with_description(
+                    "Data connections relayed between replicas (cluster mode), by direction: \
+                     out (to the port's owner), in (from another replica)",
+                )
+                .with_unit("{connection}")
+                .build(),
             reloads: meter
                 .u64_counter("ftps.reloads")
                 .with_description(
                     "Reloads of changed files (certificate, users), by file and result",
                 )
                 .with_unit("{reload}")
+                .build(),
+            storage_up: meter
+                .u64_gauge("ftps.storage.up")
+                .with_description(
+                    "1 when the last background storage check (S3: list the bucket) succeeded, \
+                     else 0",
+                )
+                .build(),
+            storage_failures: meter
+                .u64_gauge("ftps.storage.consecutive_failures")
+                .with_description("Storage checks failed in a row (0 after a success)")
+                .with_unit("{check}")
+                .build(),
+            storage_checks: meter
+                .u64_counter("ftps.storage.checks")
+                .with_description("Background storage checks, by result")
+                .with_unit("{check}")
+                .build(),
+            upload_memory_limit: meter
+                .u64_gauge("ftps.upload_memory.limit")
+                .with_description("The upload memory budget (limits.upload_memory_mib)")
+                .with_unit("By")
+                .build(),
+            upload_memory_in_use: meter
+                .i64_up_down_counter("ftps.upload_memory.in_use")
+                .with_description("Part buffers reserved by uploads now, of the budget")
+                .with_unit("By")
+                .build(),
+            upload_memory_waits: meter
+                .u64_counter("ftps.upload_memory.waits")
+                .with_description(
+                    "Times an upload stopped reading its data connection to wait for a part \
+                     buffer (the upload memory budget was exhausted)",
+                )
+                .with_unit("{wait}")
                 .build(),
             provider,
             registry,
@@ -182,6 +238,13 @@ impl Metrics {
             m.transfer_bytes.add(0, &[direction.label()]);
         }
         m.passive_ports.add(0, &[]);
+        m.passive_refused.add(0, &[]);
+        for direction in ["in", "out"] {
+            m.passive_relayed
+                .add(0, &[KeyValue::new("direction", direction)]);
+        }
+        m.upload_memory_in_use.add(0, &[]);
+        m.upload_memory_waits.add(0, &[]);
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -189,6 +252,9 @@ impl Metrics {
                     &[KeyValue::new("file", file), KeyValue::new("result", result)],
                 );
             }
+        }
+        for result in ["ok", "failed"] {
+            m.storage_checks.add(0, &[KeyValue::new("result", result)]);
         }
         m
     }
@@ -295,7 +361,19 @@ pub fn transfer_finished(
 
 // --- Passive ports. ---
 
-/// A passive data port held, counted in `ftps_passive_ports_in_use` until dropped.
+/// A PASV/EPSV was refused (`ftps_passive_refused_total`).
+pub fn passive_refused() {
+    get().passive_refused.add(1, &[]);
+}
+
+/// A data connection relayed to its owner (`"out"`) or from another replica (`"in"`).
+pub fn passive_relayed(direction: &'static str) {
+    get()
+        .passive_relayed
+        .add(1, &[KeyValue::new("direction", direction)]);
+}
+
+/// A passive data port bound, counted in `ftps_passive_ports_in_use` until dropped.
 #[must_use = "the port stops being counted when the guard is dropped"]
 #[derive(Debug)]
 pub struct PassivePortGuard(());
@@ -312,6 +390,23 @@ impl Drop for PassivePortGuard {
     }
 }
 
+// --- The upload memory budget (`vfs::budget`). ---
+
+/// The budget's size (`ftps_upload_memory_limit_bytes`).
+pub fn upload_memory_limit(bytes: u64) {
+    get().upload_memory_limit.record(bytes, &[]);
+}
+
+/// Part buffers reserved (positive) or given back (`ftps_upload_memory_in_use_bytes`).
+pub fn upload_memory_changed(delta: i64) {
+    get().upload_memory_in_use.add(delta, &[]);
+}
+
+/// An upload waits for a part buffer (`ftps_upload_memory_waits_total`).
+pub fn upload_memory_wait() {
+    get().upload_memory_waits.add(1, &[]);
+}
+
 // --- Reloads. ---
 
 /// A changed `file` (`"certificate"`: certificate, key and client CA bundle; `"users"`) was
@@ -320,6 +415,19 @@ pub fn reload(file: &'static str, result: &'static str) {
     get().reloads.add(
         1,
         &[KeyValue::new("file", file), KeyValue::new("result", result)],
+    );
+}
+
+// --- Storage health. ---
+
+/// A background storage check ended; `consecutive_failures` is 0 after a success.
+pub fn storage_check(ok: bool, consecutive_failures: u64) {
+    let m = get();
+    m.storage_up.record(u64::from(ok), &[]);
+    m.storage_failures.record(consecutive_failures, &[]);
+    m.storage_checks.add(
+        1,
+        &[KeyValue::new("result", if ok { "ok" } else { "failed" })],
     );
 }
 
@@ -512,6 +620,10 @@ mod tests {
             value(&text, "ftps_sessions_active{listener=\"explicit\"}").expect("active") >= 1.0
         );
         assert!(value(&text, "ftps_passive_ports_in_use").expect("ports") >= 1.0);
+        assert!(
+            value(&text, "ftps_passive_refused_total").is_some(),
+            "{text}"
+        );
         for name in [
             "# TYPE ftps_sessions_active gauge",
             "# TYPE ftps_logins_total counter",

@@ -2,4 +2,6 @@
 //! imports.
 
 pub use crate::net::client_addr::ClientAddr;
-pub use crate::net::proxy_protocol::{ProxyError, ProxyPolicy, HEADER_TIMEOUT, V2_MAX_LEN};
+pub use crate::net::proxy_protocol::{
+    read_relay_header, relay_header, ProxyError, ProxyPolicy, HEADER_TIMEOUT, V2_MAX_LEN,
+};

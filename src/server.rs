@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use crate::admin::{self, AdminServer, Readiness};
 use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
-use crate::datachan::PassivePortPool;
+use crate::datachan::{relay::Relay, PassivePortPool};
 use crate::limits::SessionLimits;
 use crate::proxy::ProxyPolicy;
 use crate::session::{self, state::ListenerKind};
@@ -81,6 +81,8 @@ pub struct Server {
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
     admin: Option<AdminServer>,
+    /// The cluster mode's relay listeners (`[cluster]`).
+    relay: Option<Relay>,
 }
 
 /// A running server: its addresses and the handle to stop it.
@@ -111,7 +113,6 @@ impl Server {
         stores: Stores,
     ) -> Result<Server, StartError> {
         let tls = tls.sized_for(config.limits.max_sessions);
-        let passive_ports = PassivePortPool::new(config.passive_ports()?);
         let explicit = bind_opt("listeners.explicit", config.listeners.explicit).await?;
         let implicit = bind_opt("listeners.implicit", config.listeners.implicit).await?;
         let limits = SessionLimits::new(
@@ -124,6 +125,7 @@ impl Server {
             users,
             config.auth.max_failures,
             Duration::from_secs(config.auth.ban_seconds),
+            config.auth.lockout,
         );
         let admin = bind_admin(config.admin.listen).await?;
         let shutdown = CancellationToken::new();
@@ -131,6 +133,16 @@ impl Server {
         // Loaded by the caller: a bad certificate would have stopped the start.
         readiness.set_certificate_loaded(true);
         let proxy = ProxyPolicy::from_config(&config.listeners).map(Arc::new);
+        let range = config.passive_ports()?;
+        let cluster = config.cluster_slice()?;
+        // In the cluster mode PASV hands out only this replica's slice of the range.
+        let owned = cluster.map_or(range, |(_, _, slice)| slice);
+        let passive_ports = PassivePortPool::new(owned, proxy.clone());
+        let relay = match cluster {
+            Some((_, n, _)) => Relay::bind(&config, range, owned, n)
+                .map_err(|(key, addr, source)| StartError::Bind { key, addr, source })?,
+            None => None,
+        };
         let ctx = Arc::new(ServerContext {
             limits,
             proxy,
@@ -148,6 +160,7 @@ impl Server {
             explicit,
             implicit,
             admin,
+            relay,
         })
     }
 
@@ -186,6 +199,8 @@ impl Server {
         let admin_stop = CancellationToken::new();
         let admin = self.admin.map(|admin| {
             let ctx = &self.ctx;
+            ctx.readiness
+                .set_storage_gate(ctx.config.admin.readiness_storage_failures);
             ctx.readiness.spawn_storage_checks(
                 admin::storage_probe(ctx.clone()),
                 Duration::from_secs(ctx.config.admin.storage_check_interval_secs),
@@ -194,6 +209,16 @@ impl Server {
             tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
         });
         crate::reload::spawn(&self.ctx);
+        // Relays serve transfers in flight on other replicas too: they stop with the process.
+        let relay_stop = CancellationToken::new();
+        if let Some(relay) = self.relay {
+            relay.spawn(
+                self.ctx.passive_ports.clone(),
+                self.ctx.proxy.clone(),
+                self.ctx.config.listeners.tcp_keepalive_secs,
+                relay_stop.clone(),
+            );
+        }
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();
@@ -238,6 +263,7 @@ impl Server {
             }
         }
         admin_stop.cancel();
+        relay_stop.cancel();
         if let Some(admin) = admin {
             let _ = admin.await;
         }
@@ -299,6 +325,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((tcp, _)) => {
+                crate::keepalive::apply(&tcp, ctx.config.listeners.tcp_keepalive_secs);
                 let id = ids.fetch_add(1, Ordering::Relaxed);
                 sessions.spawn(session::run(ctx.clone(), tcp, kind, id));
             }

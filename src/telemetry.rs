@@ -1,5 +1,6 @@
 //! Logs and traces: a `tracing` subscriber with a log layer (pretty for people, JSON lines for
-//! pipelines: `log.format`), filtered by `RUST_LOG` or else `log.level`, and, when OTLP is
+//! pipelines: `log.format`; colours only on a terminal), filtered by `RUST_LOG` or else
+//! `log.level` (this crate's level; dependencies stay at `info`), and, when OTLP is
 //! configured, a `tracing-opentelemetry` layer that exports spans (session, command, S3 call)
 //! as OpenTelemetry traces. The same switch sends [`crate::metrics`] over OTLP.
 //!
@@ -17,7 +18,7 @@
 //! Audit events (target `audit`, see [`crate::audit`]) stay on at `info` whatever the level,
 //! unless the filter names `audit` itself (`audit=off`).
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use opentelemetry::{trace::TracerProvider as _, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -143,8 +144,31 @@ fn resource() -> Resource {
         .build()
 }
 
-/// The log filter: `RUST_LOG` if set and valid, else `log.level`, plus `audit=info` unless the
-/// directive already says something about `audit`.
+/// The filter directive for `log.level`. A bare level (`debug`, `trace`, …) applies to this
+/// crate; dependencies (AWS SDK, hyper, rustls, …) stay at `info`, or quieter when the level is
+/// quieter, so `debug` shows the server's own lines rather than the SDK's internals. rustls is at
+/// `error`: its warnings are about clients (lftp sends an IP address as SNI, which RFC 6066
+/// forbids, on every handshake) and name no session. A directive with `=` or `,` is taken as
+/// written (`info,aws_smithy_runtime=debug`).
+fn level_directive(level: &str) -> String {
+    let level = level.trim();
+    const QUIETER_THAN_INFO: [&str; 3] = ["warn", "error", "off"];
+    if level.contains(['=', ',']) {
+        return level.to_string();
+    }
+    let lower = level.to_ascii_lowercase();
+    let deps = if QUIETER_THAN_INFO.contains(&lower.as_str()) {
+        lower.as_str()
+    } else {
+        "info"
+    };
+    let rustls = if lower == "off" { "off" } else { "error" };
+    format!("{deps},rustls={rustls},ftps_s3={lower}")
+}
+
+/// The log filter: `RUST_LOG` if set and valid (as written), else `log.level` (see
+/// [`level_directive`]), plus `audit=info` unless the directive already says something about
+/// `audit`.
 fn env_filter(log: &Log) -> EnvFilter {
     let with_audit = |spec: &str| {
         let spec = spec.trim();
@@ -159,7 +183,7 @@ fn env_filter(log: &Log) -> EnvFilter {
     env_var("RUST_LOG")
         .filter(|s| !s.trim().is_empty())
         .and_then(|s| EnvFilter::try_new(with_audit(&s)).ok())
-        .or_else(|| EnvFilter::try_new(with_audit(&log.level)).ok())
+        .or_else(|| EnvFilter::try_new(with_audit(&level_directive(&log.level))).ok())
         .unwrap_or_else(|| EnvFilter::new("info,audit=info"))
 }
 
@@ -229,7 +253,11 @@ pub fn init(log: &Log, telemetry: &Telemetry) -> Result<TelemetryGuard, Telemetr
             .with_span_list(true)
             .with_writer(std::io::stderr)
             .boxed(),
-        LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).boxed(),
+        // Colours only for a person at a terminal, not in files, pipes or journald.
+        LogFormat::Pretty => fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal() && env_var("NO_COLOR").is_none())
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     // The exporter's own HTTP client logs through tracing too; exporting those events as spans
     // of their own would feed the exporter with its own work.
@@ -273,6 +301,21 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn log_level_applies_to_this_crate() {
+        assert_eq!(level_directive("debug"), "info,rustls=error,ftps_s3=debug");
+        assert_eq!(level_directive("warn"), "warn,rustls=error,ftps_s3=warn");
+        assert_eq!(
+            level_directive("info,aws_smithy_runtime=debug"),
+            "info,aws_smithy_runtime=debug"
+        );
+        let filter = EnvFilter::try_new(level_directive("debug")).expect("filter");
+        assert_eq!(
+            filter.max_level_hint(),
+            Some(tracing::level_filters::LevelFilter::DEBUG)
+        );
     }
 
     #[test]

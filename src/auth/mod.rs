@@ -46,7 +46,7 @@ use serde::Deserialize;
 
 use crate::proxy::ClientAddr;
 pub use permissions::{Permission, Permissions};
-pub use throttle::LoginThrottle;
+pub use throttle::{Lockout, LoginThrottle};
 
 /// One user, as loaded from the users file.
 #[derive(Debug, Clone)]
@@ -137,6 +137,11 @@ impl UserStore {
         self.source.as_ref()
     }
 
+    /// Every user, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.users.values().map(|u| u.as_ref())
+    }
+
     /// Users bound to a client certificate (`certificate_cn`), who cannot log in while
     /// `tls.client_auth = "none"`.
     pub fn certificate_users(&self) -> impl Iterator<Item = &str> {
@@ -167,11 +172,19 @@ impl UserStore {
                 _ => {}
             }
             if let Some(hash) = &e.password_hash {
-                PasswordHash::new(hash)
-                    .map_err(|err| format!("{at}: password_hash is not a PHC string: {err}"))?;
+                // Plaintext, bcrypt ($2b$) and crypt ($6$) hashes are the usual mistakes; the
+                // parser's own words ("salt invalid") would not say what to do.
+                const MAKE_ONE: &str = "make one with `ftps-s3 hash-password`";
                 if !hash.starts_with("$argon2") {
-                    return Err(format!("{at}: password_hash must be an argon2 hash"));
+                    return Err(format!(
+                        "{at}: password_hash is not an argon2 PHC hash (\"$argon2id$v=19$…\"): {MAKE_ONE}"
+                    ));
                 }
+                PasswordHash::new(hash).map_err(|err| {
+                    format!(
+                        "{at}: password_hash is not a valid argon2 PHC hash ({err}): {MAKE_ONE}"
+                    )
+                })?;
             }
             if e.home.split('/').any(|s| s == ".." || s == ".") || e.home.contains(['\\', '\0']) {
                 return Err(format!(
@@ -327,10 +340,10 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(users: UserStore, max_failures: u32, ban: Duration) -> Self {
+    pub fn new(users: UserStore, max_failures: u32, ban: Duration, lockout: Lockout) -> Self {
         Authenticator {
             users: RwLock::new(users),
-            throttle: LoginThrottle::new(max_failures, ban),
+            throttle: LoginThrottle::new(max_failures, ban, lockout),
         }
     }
 
@@ -377,9 +390,11 @@ impl Authenticator {
         presented_cn: Option<&str>,
     ) -> Result<Arc<User>, LoginFailure> {
         let client = client.ip();
-        if self.throttle.is_banned(client, name) {
+        // Counted as a failure before the check, so a burst cannot queue more checks than
+        // the budget allows (see `throttle`).
+        let Some(reservation) = self.throttle.reserve(client, name).await else {
             return Err(LoginFailure::Throttled);
-        }
+        };
         let user = self.users().get(name);
         let password_ok = password_matches(user.as_deref(), password).await;
         let verdict = match &user {
@@ -395,16 +410,13 @@ impl Authenticator {
                 }
             }),
         };
-        let client = client.to_canonical();
         match (verdict, user) {
             (Ok(()), Some(user)) => {
-                self.throttle.succeeded(client, name);
+                reservation.succeeded();
                 Ok(user)
             }
-            (Err(why), _) => {
-                self.throttle.failed(client, name);
-                Err(why)
-            }
+            // Dropping the reservation keeps the failure counted.
+            (Err(why), _) => Err(why),
             (Ok(()), None) => Err(LoginFailure::BadCredentials),
         }
     }
@@ -449,6 +461,7 @@ mod tests {
             UserStore::parse(&text).expect("parse"),
             3,
             Duration::from_secs(60),
+            Lockout::UserAndAddress,
         );
         let at = |s: &str| ClientAddr::direct(s.parse().expect("addr"));
         let inside = at("10.1.2.3:1000");
@@ -490,6 +503,7 @@ mod tests {
             UserStore::parse(&text).expect("parse"),
             100,
             Duration::from_secs(60),
+            Lockout::UserAndAddress,
         );
         let ip: IpAddr = "192.0.2.1".parse().expect("ip");
         // USER: only a certificate-only user with the right certificate logs in at once.
@@ -554,6 +568,27 @@ mod tests {
         )
         .expect_err("fail");
         assert!(e.contains("certificate_cn"), "{e}");
+    }
+
+    #[test]
+    fn hashes_that_are_not_argon2_name_the_fix() {
+        for hash in [
+            "s3cret",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "$6$rounds=5000$saltsalt$Jx6xkXLPbLd0n4JqS1PZx8vX5nJ1",
+            "$argon2id$v=19$m=19456,t=2,p=1$a!b$c",
+        ] {
+            let text = format!(
+                "[[user]]\nname = \"a\"\npassword_hash = '{hash}'\nhome = \"\"\npermissions = []\n"
+            );
+            let e = UserStore::parse(&text).expect_err("must be refused");
+            assert!(
+                e.contains("not")
+                    && e.contains("argon2 PHC hash")
+                    && e.contains("ftps-s3 hash-password"),
+                "{hash}: {e}"
+            );
+        }
     }
 
     #[test]

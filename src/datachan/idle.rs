@@ -1,6 +1,11 @@
 //! [`IdleTimeout`]: fails a read or write that makes no progress for a while, so a stalled or
 //! slowloris data connection cannot hold a transfer (and its memory, and its multipart upload)
 //! open forever.
+//!
+//! The clock runs only while an operation waits on the connection: it restarts when a read or
+//! write begins after the previous one completed. Time the server spends not reading (an upload
+//! waiting for the memory budget, or for its parts to reach S3) is the server's stall, not the
+//! client's, and must not end the transfer.
 
 use std::{
     future::Future,
@@ -19,6 +24,8 @@ pub struct IdleTimeout<S> {
     inner: S,
     limit: Duration,
     timer: Pin<Box<Sleep>>,
+    /// The last operation completed: the next poll starts a new wait, with a fresh clock.
+    fresh: bool,
 }
 
 impl<S> IdleTimeout<S> {
@@ -27,6 +34,7 @@ impl<S> IdleTimeout<S> {
             inner,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
+            fresh: false,
         }
     }
 
@@ -38,14 +46,18 @@ impl<S> IdleTimeout<S> {
         self.inner
     }
 
-    /// Progress was made: restart the clock.
+    /// Progress was made: the clock restarts when the next operation has to wait.
     fn progressed(&mut self) {
-        let deadline = Instant::now() + self.limit;
-        self.timer.as_mut().reset(deadline);
+        self.fresh = true;
     }
 
     /// Pending: has the clock run out?
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.fresh {
+            self.fresh = false;
+            let deadline = Instant::now() + self.limit;
+            self.timer.as_mut().reset(deadline);
+        }
         match self.timer.as_mut().poll(cx) {
             Poll::Ready(()) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -130,5 +142,27 @@ mod tests {
         let mut buf = [0u8; 8];
         let e = r.read(&mut buf).await.expect_err("must time out");
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// The clock runs only while a read waits for the client: an upload that stops reading for
+    /// longer than the limit (waiting for the memory budget, or for its parts to reach S3) and
+    /// then reads again is not the client's stall.
+    #[tokio::test]
+    async fn time_spent_not_reading_is_not_idle() {
+        use tokio::io::AsyncWriteExt;
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut r = IdleTimeout::new(a, Duration::from_millis(50));
+        b.write_all(b"x").await.expect("write");
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).await.expect("first read"), 1);
+        // The reader is busy elsewhere for twice the limit.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            b.write_all(b"y").await.expect("write");
+            b
+        });
+        assert_eq!(r.read(&mut buf).await.expect("the next read waits"), 1);
+        drop(writer.await);
     }
 }

@@ -1,10 +1,12 @@
 //! Data connections: passive listeners from a port pool, active connects, the connection itself
-//! (plain or TLS by PROT level), and an idle timeout on every read and write.
+//! (plain or TLS by PROT level), an idle timeout on every read and write, and a count of the
+//! bytes moved.
 //!
 //! Rules enforced here, once:
 //! - Passive: a data connection must come from the control connection's client address (with
 //!   the PROXY protocol: from a trusted proxy, with a header naming that client); connections
-//!   from anywhere else are dropped and we keep waiting (port stealing).
+//!   from anywhere else are dropped and we keep waiting (port stealing). One port serves
+//!   sessions of different client addresses at once; `passive.rs` dispatches by address.
 //! - Active (PORT/EPRT): we connect only to the control connection's client address, on a port
 //!   of at least 1024 (no FTP bounce); the address check is in [`active_target`].
 //! - Under PROT P the data connection is TLS with the session's data acceptor, which sends no
@@ -15,7 +17,9 @@
 
 pub mod ascii;
 mod idle;
+mod metered;
 mod passive;
+pub mod relay;
 
 use std::{
     io,
@@ -27,9 +31,10 @@ use tokio::net::TcpSocket;
 use tokio_rustls::TlsAcceptor;
 
 pub use idle::IdleTimeout;
+pub use metered::Metered;
 pub use passive::{PassiveListener, PassivePortPool};
 
-use crate::proxy::{ClientAddr, ProxyPolicy};
+use crate::proxy::ClientAddr;
 use crate::tls::MaybeTls;
 
 /// How the next data connection will be made.
@@ -42,15 +47,12 @@ pub enum DataPlan {
 
 /// What to require of a data connection.
 pub struct DataSecurity<'a> {
-    /// The control connection's client: the only address allowed at the other end.
-    pub client: ClientAddr,
-    /// With the PROXY protocol, passive data connections come through the proxy too: their
-    /// header names the client, which must be the control connection's.
-    pub proxy: Option<&'a ProxyPolicy>,
     /// TLS acceptor under PROT P, `None` in the clear.
     pub tls: Option<&'a TlsAcceptor>,
     /// Refuse TLS handshakes that do not resume this session's TLS session.
     pub require_resumption: bool,
+    /// `listeners.tcp_keepalive_secs` (0: off).
+    pub keepalive_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +101,7 @@ pub fn active_target(
 /// the TLS server either way, RFC 4217 §7). Active connections leave from `local_ip`, from
 /// `source_port` when one is set. The whole step is bounded by `timeout`.
 pub async fn open(
-    plan: &DataPlan,
+    plan: &mut DataPlan,
     local_ip: IpAddr,
     source_port: Option<u16>,
     security: DataSecurity<'_>,
@@ -107,11 +109,9 @@ pub async fn open(
 ) -> Result<MaybeTls, OpenError> {
     let open = async {
         let tcp = match plan {
-            DataPlan::Passive(listener) => {
-                listener
-                    .accept_from(security.client, security.proxy)
-                    .await?
-            }
+            // The pool matched the connection's client address (PROXY header included) to
+            // this session's.
+            DataPlan::Passive(listener) => listener.accept().await?,
             DataPlan::Active(target) => {
                 let socket = match target {
                     SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -126,6 +126,7 @@ pub async fn open(
             }
         };
         let _ = tcp.set_nodelay(true);
+        crate::keepalive::apply(&tcp, security.keepalive_secs);
         let Some(acceptor) = security.tls else {
             return Ok(MaybeTls::Plain(tcp));
         };

@@ -58,6 +58,6 @@ impl fmt::Display for ClientAddr {
     }
 }
 
-fn canonical(a: SocketAddr) -> SocketAddr {
+pub(crate) fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }

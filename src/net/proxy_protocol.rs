@@ -26,7 +26,7 @@ use ipnet::IpNet;
 use ppp::{v1, v2, HeaderResult};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::client_addr::ClientAddr;
+use super::client_addr::{canonical, ClientAddr};
 
 /// Time a trusted proxy has to send the whole header. Proxies send it with the connection's
 /// first bytes, so anything slower is broken or hostile.
@@ -107,6 +107,56 @@ impl ProxyPolicy {
     }
 }
 
+/// The PROXY v2 header one replica sends another in front of a relayed data connection
+/// (`datachan/relay.rs`): the client's address, and as destination the passive port it
+/// connected to.
+pub fn relay_header(client: SocketAddr, destination: SocketAddr) -> io::Result<Vec<u8>> {
+    let (client, destination) = match (canonical(client), canonical(destination)) {
+        // One family in a header: a v4 client towards a v6 destination is written as v6.
+        (SocketAddr::V4(c), SocketAddr::V6(d)) => (
+            SocketAddr::new(c.ip().to_ipv6_mapped().into(), c.port()),
+            SocketAddr::V6(d),
+        ),
+        (SocketAddr::V6(c), SocketAddr::V4(d)) => (
+            SocketAddr::V6(c),
+            SocketAddr::new(d.ip().to_ipv6_mapped().into(), d.port()),
+        ),
+        pair => pair,
+    };
+    v2::Builder::with_addresses(
+        v2::Version::Two | v2::Command::Proxy,
+        v2::Protocol::Stream,
+        (client, destination),
+    )
+    .build()
+}
+
+/// Reads a relayed data connection's header (from a peer replica, within [`HEADER_TIMEOUT`]):
+/// the client and the destination port.
+pub async fn read_relay_header<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Result<(SocketAddr, u16), ProxyError> {
+    let header = tokio::time::timeout(HEADER_TIMEOUT, read_header(stream))
+        .await
+        .map_err(|_| ProxyError::Timeout(HEADER_TIMEOUT))??;
+    match HeaderResult::parse(&header) {
+        HeaderResult::V2(Ok(h)) if h.command == v2::Command::Proxy => match h.addresses {
+            v2::Addresses::IPv4(a) => Ok((
+                SocketAddr::new(a.source_address.into(), a.source_port),
+                a.destination_port,
+            )),
+            v2::Addresses::IPv6(a) => Ok((
+                canonical(SocketAddr::new(a.source_address.into(), a.source_port)),
+                a.destination_port,
+            )),
+            _ => Err(ProxyError::Unsupported("non-TCP relayed")),
+        },
+        _ => Err(ProxyError::Malformed(
+            "not a relay header (v2 PROXY)".into(),
+        )),
+    }
+}
+
 /// Reads one header, v1 or v2, and not a byte more: on the implicit port the TLS ClientHello
 /// follows at once, possibly in the same segment.
 async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, ProxyError> {
@@ -171,6 +221,20 @@ fn source_of(header: &[u8]) -> Result<Option<SocketAddr>, ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn relay_headers_round_trip_client_and_port() {
+        let h = relay_header(sa("192.0.2.7:5000"), sa("10.0.0.3:30005")).expect("header");
+        let mut input = h.clone();
+        input.extend_from_slice(b"TLS");
+        let mut r = &input[..];
+        let (client, port) = read_relay_header(&mut r).await.expect("parse");
+        assert_eq!((client, port), (sa("192.0.2.7:5000"), 30005));
+        assert_eq!(r, b"TLS", "nothing after the header consumed");
+        let h = relay_header(sa("192.0.2.7:5000"), sa("[fd00::3]:30005")).expect("mixed");
+        let (client, _) = read_relay_header(&mut &h[..]).await.expect("parse");
+        assert_eq!(client, sa("192.0.2.7:5000"));
+    }
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().expect("addr")

@@ -379,8 +379,8 @@ impl Session {
             Command::Type(t) => self.set_type(t),
             Command::Mode(_) => Reply::ok("Mode set to S").into(),
             Command::Stru(_) => Reply::ok("Structure set to F").into(),
-            Command::Pasv => self.pasv(),
-            Command::Epsv(arg) => self.epsv(arg),
+            Command::Pasv => self.pasv().await,
+            Command::Epsv(arg) => self.epsv(arg).await,
             Command::Port(target) | Command::Eprt(target) => self.active(target),
             Command::Rest(n) => self.rest(n),
             Command::Retr(p) => self.retr(&p).await,
@@ -489,6 +489,26 @@ impl Resolved {
         }
         self.home.storage().stat(&self.key).await
     }
+
+    /// Whether the directory the path is in exists. STOR, MKD and RNTO go into existing
+    /// directories only, as on any filesystem (RFC 959 servers answer `550`): a typo in a path
+    /// should fail, not create directories. `Err` is the reply.
+    pub async fn parent_exists(&self) -> Result<(), Reply> {
+        let parent = self.path.parent();
+        if parent.is_root() {
+            return Ok(());
+        }
+        match self.home.storage().stat(&self.home.key(&parent)).await {
+            Ok(e) if e.kind == EntryKind::Dir => Ok(()),
+            Ok(_) | Err(StorageError::NotFound(_)) => {
+                Err(Reply::new(550, format!("{parent}: No such directory")))
+            }
+            Err(e) => {
+                log_storage_error("stat", &e);
+                Err(Reply::storage_error(&e, parent.as_str()))
+            }
+        }
+    }
 }
 
 /// Turns a connection away at a limit: `421` in the clear on the explicit port; on the implicit
@@ -510,7 +530,10 @@ fn greeting() -> Reply {
 /// Logs a storage failure that is the store's fault (the client sees only a short reply);
 /// "no such file" and the like are the client's business and not worth a warning.
 pub(crate) fn log_storage_error(op: &str, e: &StorageError) {
-    if matches!(e, StorageError::Backend { .. } | StorageError::Io { .. }) {
+    if matches!(
+        e,
+        StorageError::Backend { .. } | StorageError::Refused { .. } | StorageError::Io { .. }
+    ) {
         warn!(op, error = %e, "storage operation failed");
     } else {
         debug!(op, error = %e, "storage refused");

@@ -32,13 +32,17 @@ impl Reply {
         Reply { code, lines }
     }
 
-    /// The bytes on the wire. Line breaks inside a text become separate lines, so a file name
-    /// with CR or LF cannot inject a reply.
+    /// The bytes on the wire. Control characters inside a text (CR, LF, escape sequences: from
+    /// a storage error, say) are sent as `?`, so no text can add a line or inject a reply.
     pub fn to_wire(&self) -> Vec<u8> {
-        let lines: Vec<&str> = self
+        let lines: Vec<String> = self
             .lines
             .iter()
-            .flat_map(|l| l.split(['\r', '\n']))
+            .map(|l| {
+                l.chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect()
+            })
             .collect();
         let mut out = String::new();
         match lines.as_slice() {
@@ -157,7 +161,21 @@ impl Reply {
                 550,
                 format!("{path}: more than {limit} objects, too many to rename"),
             ),
-            // Details (bucket, S3 code) go to the log, not to the client.
+            // RFC 959 553: the name is not allowed, and never will be (no "try again").
+            StorageError::NameRefused { .. } => Reply::new(
+                553,
+                format!("{path}: File name not allowed by the storage (too long?)"),
+            ),
+            // A permanent refusal: a 5xx so that clients do not retry what cannot pass.
+            // EntityTooLarge is RFC 959's 552 (exceeded storage allocation).
+            StorageError::Refused { code, .. } if code == "EntityTooLarge" => {
+                Reply::new(552, format!("{path}: File too large for the storage"))
+            }
+            StorageError::Refused { .. } => {
+                Reply::new(550, format!("{path}: Refused by the storage"))
+            }
+            // Details (bucket, S3 code) go to the log, not to the client. 451: may pass on a
+            // retry.
             StorageError::Backend { .. } | StorageError::Io { .. } => Reply::new(
                 451,
                 "Local error in processing: storage unavailable, try again",
@@ -183,8 +201,8 @@ mod tests {
 
     #[test]
     fn newlines_in_text_cannot_inject_a_reply() {
-        let r = Reply::new(550, "x\r\n230 Logged in");
-        assert_eq!(r.to_wire(), b"550-x\r\n \r\n550 230 Logged in\r\n".to_vec());
+        let r = Reply::new(550, "x\r\n230 Logged in\x1b[2J\u{85}");
+        assert_eq!(r.to_wire(), "550 x??230 Logged in?[2J?\r\n".as_bytes());
         let wire = String::from_utf8(r.to_wire()).expect("utf8");
         assert!(!wire.lines().any(|l| l.starts_with("230")));
     }
@@ -204,6 +222,26 @@ mod tests {
             "/a",
         );
         assert_eq!(r.code, 451);
+        assert!(!r.lines[0].contains("secret"));
+        let r = Reply::storage_error(
+            &StorageError::NameRefused {
+                key: "secret/prefix/a".into(),
+                reason: "KeyTooLongError".into(),
+            },
+            "/a",
+        );
+        assert_eq!(r.code, 553);
+        assert!(!r.lines[0].contains("secret"));
+        let r = Reply::storage_error(
+            &StorageError::Refused {
+                op: "PutObject",
+                key: "secret/prefix/a".into(),
+                code: "AccessDenied".into(),
+                message: "m".into(),
+            },
+            "/a",
+        );
+        assert_eq!(r.code, 550);
         assert!(!r.lines[0].contains("secret"));
     }
 }

@@ -12,7 +12,7 @@
 //! the clear) or `abort` (ABOR, reset, TLS error, timeout, store failure): a truncated file is
 //! never committed.
 
-use std::{io, net::IpAddr, sync::Arc, time::Duration, time::Instant, time::SystemTime};
+use std::{io, net::IpAddr, time::Duration, time::Instant, time::SystemTime};
 
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,9 +23,8 @@ use tracing::{debug, info, warn, Instrument};
 use crate::audit;
 use crate::auth::{Permission, Permissions};
 use crate::datachan::ascii::{FromCrlf, ToCrlf};
-use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, OpenError};
+use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, Metered, OpenError};
 use crate::listing::{self, MlstFacts};
-use crate::proxy::{ClientAddr, ProxyPolicy};
 use crate::session::codec::Line;
 use crate::session::command::{Command, TransferType};
 use crate::session::handlers::storage_reply;
@@ -105,6 +104,8 @@ enum Work {
         format: ListFormat,
         perms: Permissions,
         facts: MlstFacts,
+        /// NLST only: written before each name (`dir/` for `NLST dir`), see `listing::nlst_line`.
+        nlst_prefix: String,
     },
 }
 
@@ -218,19 +219,10 @@ impl Session {
             )
             .into();
         }
-        // Uploads go into existing directories only, as on any filesystem: a typo in a path
-        // should fail, not create a directory.
-        let storage = r.home.storage().clone();
-        let parent = r.path.parent();
-        if !parent.is_root() {
-            match storage.stat(&r.home.key(&parent)).await {
-                Ok(e) if e.kind == EntryKind::Dir => {}
-                Ok(_) | Err(StorageError::NotFound(_)) => {
-                    return Reply::new(550, format!("{parent}: No such directory")).into()
-                }
-                Err(e) => return storage_reply("stat", &e, &parent),
-            }
+        if let Err(reply) = r.parent_exists().await {
+            return reply.into();
         }
+        let storage = r.home.storage().clone();
         let spec = UploadSpec {
             mode,
             uploader: self.state.user_name().unwrap_or_default().to_string(),
@@ -274,8 +266,23 @@ impl Session {
             Ok(e) => e,
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
+        // NLST answers paths as the client wrote them (`NLST d` → `d/a.txt`), as vsftpd,
+        // ProFTPD and Pure-FTPd do, so each line can be sent back in a RETR; without an
+        // argument (or `.`) bare names.
+        let named = arg.map(str::trim).filter(|a| !a.is_empty() && *a != ".");
+        let nlst_prefix = match (format, entry.kind, named) {
+            (ListFormat::Nlst, EntryKind::Dir, Some(a)) => format!("{}/", a.trim_end_matches('/')),
+            _ => String::new(),
+        };
         let source = match entry.kind {
             EntryKind::Dir => ListingSource::Pages(storage.list(&r.key)),
+            EntryKind::File if format == ListFormat::Nlst => ListingSource::Single(Entry {
+                name: named.map_or_else(
+                    || r.path.file_name().unwrap_or_default().to_string(),
+                    str::to_string,
+                ),
+                ..entry
+            }),
             // RFC 3659 §7.2.1: MLSD of a file is an error (MLST is for that).
             EntryKind::File if format == ListFormat::Mlsd => {
                 return Reply::new(501, format!("{}: Not a directory", r.path)).into()
@@ -299,6 +306,7 @@ impl Session {
                 format,
                 perms,
                 facts: self.state.mlst_facts,
+                nlst_prefix,
             },
             // Listings are CRLF text already.
             ascii: false,
@@ -330,8 +338,6 @@ impl Session {
         }
         let limits = &self.ctx.config.limits;
         let params = DataParams {
-            client: self.state.client,
-            proxy: self.ctx.proxy.clone(),
             local_ip: self.state.local.ip(),
             source_port: match self.state.listener {
                 ListenerKind::Implicit => self.ctx.config.active.implicit_source_port,
@@ -339,6 +345,7 @@ impl Session {
             },
             tls: (self.state.protection == DataProtection::Private).then(|| self.tls.data.clone()),
             require_resumption: self.ctx.config.tls.require_session_reuse,
+            keepalive_secs: self.ctx.config.listeners.tcp_keepalive_secs,
             connect_timeout: Duration::from_secs(limits.data_connect_timeout_secs),
             idle_timeout: Duration::from_secs(limits.data_idle_timeout_secs),
         };
@@ -354,7 +361,7 @@ impl Session {
         tokio::pin!(fut);
 
         enum Event {
-            Finished(JobResult),
+            Finished((JobResult, u64)),
             Control(io::Result<Line>),
             EndedByShutdown,
         }
@@ -391,7 +398,8 @@ impl Session {
                 }
             }
         };
-        self.log_transfer(&info, &result, started);
+        let (result, moved) = result;
+        self.log_transfer(&info, &result, moved, started);
         if !control_open {
             return false;
         }
@@ -428,18 +436,20 @@ impl Session {
     }
 
     /// The transfer's metrics, and its audit line (uploads and downloads; listings only log).
-    fn log_transfer(&self, job: &JobInfo, result: &JobResult, started: Instant) {
+    /// `moved`: the bytes the data connection carried, reported for a transfer that did not
+    /// complete (a complete upload reports the bytes stored).
+    fn log_transfer(&self, job: &JobInfo, result: &JobResult, moved: u64, started: Instant) {
         let duration = started.elapsed();
         let (outcome, bytes, detail) = match result {
             JobResult::Done { bytes, .. } => (audit::Outcome::Ok, *bytes, String::new()),
-            JobResult::Aborted => (audit::Outcome::Aborted("abor"), 0, String::new()),
+            JobResult::Aborted => (audit::Outcome::Aborted("abor"), moved, String::new()),
             JobResult::NoDataConnection(e) => (
                 audit::Outcome::Failed("no_data_connection"),
-                0,
+                moved,
                 e.to_string(),
             ),
-            JobResult::Client(e) => (audit::Outcome::Failed("client"), 0, e.to_string()),
-            JobResult::Storage(e) => (audit::Outcome::Failed("storage"), 0, e.to_string()),
+            JobResult::Client(e) => (audit::Outcome::Failed("client"), moved, e.to_string()),
+            JobResult::Storage(e) => (audit::Outcome::Failed("storage"), moved, e.to_string()),
         };
         crate::metrics::transfer_finished(job.verb, outcome.result(), bytes, duration);
         if matches!(result, JobResult::Storage(_)) {
@@ -477,33 +487,32 @@ struct JobInfo {
 }
 
 struct DataParams {
-    client: ClientAddr,
-    proxy: Option<Arc<ProxyPolicy>>,
     local_ip: IpAddr,
     source_port: Option<u16>,
     tls: Option<TlsAcceptor>,
     require_resumption: bool,
+    keepalive_secs: u64,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
 
 /// Opens the data connection and runs the work; every step stops at `cancel`. Owns everything
-/// it needs, so the session can keep reading the control connection meanwhile.
+/// it needs, so the session can keep reading the control connection meanwhile. Also returns
+/// the bytes the data connection carried in the work's direction, however the job ended.
 async fn execute(
-    plan: DataPlan,
+    mut plan: DataPlan,
     params: DataParams,
     work: Work,
     ascii: bool,
     cancel: CancellationToken,
-) -> JobResult {
+) -> (JobResult, u64) {
     let security = DataSecurity {
-        client: params.client,
-        proxy: params.proxy.as_deref(),
         tls: params.tls.as_ref(),
         require_resumption: params.require_resumption,
+        keepalive_secs: params.keepalive_secs,
     };
     let opening = datachan::open(
-        &plan,
+        &mut plan,
         params.local_ip,
         params.source_port,
         security,
@@ -520,13 +529,15 @@ async fn execute(
             if let Work::Upload(u) = work {
                 u.abort().await;
             }
-            return match other {
+            let result = match other {
                 Some(Err(e)) => JobResult::NoDataConnection(e),
                 _ => JobResult::Aborted,
             };
+            return (result, 0);
         }
     };
-    let mut data = IdleTimeout::new(data, params.idle_timeout);
+    let mut data = Metered::new(IdleTimeout::new(data, params.idle_timeout));
+    let inbound = matches!(work, Work::Upload(_));
     let result = match work {
         Work::Download(reader) => download(&mut data, reader, ascii, &cancel).await,
         Work::Upload(upload) => upload_to(&mut data, upload, ascii, &cancel).await,
@@ -535,17 +546,30 @@ async fn execute(
             format,
             perms,
             facts,
-        } => send_listing(&mut data, source, format, perms, facts, &cancel).await,
+            nlst_prefix,
+        } => {
+            let format = Format {
+                format,
+                perms,
+                facts,
+                nlst_prefix,
+            };
+            send_listing(&mut data, source, &format, &cancel).await
+        }
+    };
+    let moved = match inbound {
+        true => data.bytes_read(),
+        false => data.bytes_written(),
     };
     if matches!(result, JobResult::Done { .. }) {
         // Our side is closed (close_notify + FIN). Some clients close theirs only after the
         // 226: wait for that in the background, not before the reply.
         tokio::spawn(linger(data).in_current_span());
     }
-    result
+    (result, moved)
 }
 
-type DataConn = IdleTimeout<MaybeTls>;
+type DataConn = Metered<IdleTimeout<MaybeTls>>;
 
 async fn download(
     data: &mut DataConn,
@@ -641,19 +665,25 @@ async fn upload_to(
     }
 }
 
-async fn send_listing(
-    data: &mut DataConn,
-    source: ListingSource,
+/// How a listing's lines are written.
+struct Format {
     format: ListFormat,
     perms: Permissions,
     facts: MlstFacts,
+    nlst_prefix: String,
+}
+
+async fn send_listing(
+    data: &mut DataConn,
+    source: ListingSource,
+    f: &Format,
     cancel: &CancellationToken,
 ) -> JobResult {
     let now = SystemTime::now();
-    let line = |e: &Entry| match format {
+    let line = |e: &Entry| match f.format {
         ListFormat::List => listing::list_line(e, now),
-        ListFormat::Nlst => listing::nlst_line(e),
-        ListFormat::Mlsd => listing::mlsd_line(e, perms, facts),
+        ListFormat::Nlst => listing::nlst_line(&f.nlst_prefix, e),
+        ListFormat::Mlsd => listing::mlsd_line(e, f.perms, f.facts),
     };
     let send = async {
         let mut total = 0u64;
@@ -669,7 +699,7 @@ async fn send_listing(
                 // Each page goes out as soon as the store returns it.
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(JobResult::Storage)?;
-                    let text: String = page.iter().map(line).collect();
+                    let text: String = listing::listable_entries(&page).map(line).collect();
                     data.write_all(text.as_bytes())
                         .await
                         .map_err(JobResult::Client)?;

@@ -570,6 +570,11 @@ fn io_error(key: &str, e: io::Error) -> StorageError {
         io::ErrorKind::NotADirectory => StorageError::NotADirectory(key),
         io::ErrorKind::IsADirectory => StorageError::IsADirectory(key),
         io::ErrorKind::DirectoryNotEmpty => StorageError::NotEmpty(key),
+        // ENAMETOOLONG: the same name will be refused again.
+        io::ErrorKind::InvalidFilename => StorageError::NameRefused {
+            key,
+            reason: e.to_string(),
+        },
         _ => StorageError::Io { key, source: e },
     }
 }

@@ -8,6 +8,7 @@
 //!   `memory.rs` for tests). Backends speak in keys and know their own mapping rules (S3
 //!   directory markers, temp files + rename), so the session engine never does.
 
+pub mod budget;
 pub mod local;
 pub mod memory;
 mod path;
@@ -327,7 +328,22 @@ pub enum StorageError {
     /// A directory too large to rename (`s3.max_rename_objects`); nothing was changed.
     #[error("{key}: more than {limit} objects to rename")]
     TooManyObjects { key: String, limit: usize },
-    /// The store failed or is unreachable. `code` is the store's error code (`SlowDown`, …).
+    /// The store refuses the name itself and always will (S3 `KeyTooLongError`, a file name
+    /// too long for the disk): a retry cannot succeed.
+    #[error("{key}: name refused by the store: {reason}")]
+    NameRefused { key: String, reason: String },
+    /// The store refuses the request and will refuse it again (S3 `AccessDenied`,
+    /// `InvalidObjectState`, `EntityTooLarge`, …): unlike [`StorageError::Backend`], retrying
+    /// cannot help. `code` is the store's error code.
+    #[error("storage {op} {key}: refused: {code}: {message}")]
+    Refused {
+        op: &'static str,
+        key: String,
+        code: String,
+        message: String,
+    },
+    /// The store failed or is unreachable, or said something that may pass on a retry. `code` is
+    /// the store's error code (`SlowDown`, …).
     #[error("storage {op} {key}: {code}: {message}")]
     Backend {
         op: &'static str,
@@ -341,6 +357,16 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The `[s3]` settings plus the process-wide upload memory budget (`limits.upload_memory_mib`),
+/// shared by every bucket's uploads.
+fn s3_options(config: &crate::config::Config) -> s3::S3Options {
+    let mut options = s3::S3Options::from_config(&config.s3);
+    let mib = config.limits.upload_memory_mib;
+    options.memory_budget =
+        (mib > 0).then(|| budget::MemoryBudget::new(mib.saturating_mul(1 << 20)));
+    options
 }
 
 /// The stores users' homes live in, built once at startup: one local directory, or one S3 client
@@ -371,7 +397,7 @@ impl Stores {
             crate::config::Backend::S3 => StoresKind::S3 {
                 client: s3::build_client(&config.s3).await,
                 default_bucket: config.s3.bucket.clone(),
-                options: s3::S3Options::from_config(&config.s3),
+                options: s3_options(config),
                 buckets: Default::default(),
             },
         };
@@ -392,7 +418,7 @@ impl Stores {
             kind: StoresKind::S3 {
                 client,
                 default_bucket: config.s3.bucket.clone(),
-                options: s3::S3Options::from_config(&config.s3),
+                options: s3_options(config),
                 buckets: Default::default(),
             },
         }

@@ -3,7 +3,9 @@
 //! A virtual path is absolute (`/`, `/in/a.csv`), has no `.`/`..`/empty segments and no trailing
 //! slash. `..` at the root stays at the root, as in a chroot: `CWD ../..` cannot leave the user's
 //! home. NUL and backslash are refused rather than guessed at (a backslash could be a Windows
-//! separator or part of a name; either reading would surprise someone).
+//! separator or part of a name; either reading would surprise someone). Control characters
+//! (C0, DEL, C1) are refused too: a CR in a name splits listing lines and replies in clients
+//! (a fake entry in whoever browses the folder), and escape sequences reach terminals.
 
 use std::fmt;
 
@@ -16,6 +18,8 @@ pub enum PathError {
     Nul,
     #[error("path contains a backslash")]
     Backslash,
+    #[error("path contains a control character")]
+    Control,
     #[error("path is empty")]
     Empty,
 }
@@ -37,6 +41,9 @@ impl VirtualPath {
         }
         if input.contains('\\') {
             return Err(PathError::Backslash);
+        }
+        if input.chars().any(char::is_control) {
+            return Err(PathError::Control);
         }
         let mut segments: Vec<&str> = Vec::new();
         if !input.starts_with('/') {
@@ -123,6 +130,28 @@ mod tests {
             Err(PathError::Backslash)
         );
         assert_eq!(VirtualPath::resolve(&root, ""), Err(PathError::Empty));
+    }
+
+    #[test]
+    fn refuses_c0_del_and_c1_controls() {
+        let root = VirtualPath::root();
+        for bad in [
+            "a\rb",
+            "a\nb",
+            "\t",
+            "esc\x1b[2J",
+            "del\x7f",
+            "c1\u{85}",
+            "c1\u{9b}x",
+        ] {
+            assert_eq!(
+                VirtualPath::resolve(&root, bad),
+                Err(PathError::Control),
+                "{bad:?}"
+            );
+        }
+        // Other Unicode is a name like any other.
+        assert!(VirtualPath::resolve(&root, "r\u{e9}sum\u{e9} \u{a0}.pdf").is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The admin HTTP listener: `/healthz`, `/readyz` (cached storage check, fails as soon as
-//! shutdown starts) and `/metrics` (Prometheus text with real values after real sessions).
+//! The admin HTTP listener: `/healthz`, `/readyz` (about this process; storage reported, gating
+//! only when opted in; fails as soon as shutdown starts) and `/metrics` (Prometheus text with
+//! real values after real sessions).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -7,6 +8,7 @@ use crate::common::clients::random_bytes;
 use crate::common::http::get;
 use crate::common::raw::RawClient;
 use crate::common::server::{TestServer, PASSWORD, USER};
+use crate::faults::Binary;
 
 /// A server with the admin listener on an ephemeral port.
 async fn start_with_admin(adjust: impl FnOnce(&mut ftps_s3::config::Config)) -> TestServer {
@@ -22,7 +24,7 @@ fn admin_addr(srv: &TestServer) -> SocketAddr {
 }
 
 /// The value of one series (`name{labels}` exactly as rendered) in Prometheus text.
-fn metric(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
         l.strip_prefix(series)?
             .strip_prefix(' ')?
@@ -81,7 +83,9 @@ async fn readyz_is_ready_when_up_and_fails_as_soon_as_shutdown_starts() {
     let addr = admin_addr(&srv);
     let body = readyz_until(addr, 200).await;
     assert!(body.starts_with("ready\n"), "{body}");
-    assert!(body.contains("storage: ok"), "{body}");
+    // Ready does not wait for the first storage check; its result shows up in the body.
+    let (code, body) = readyz_showing(addr, "storage: ok").await;
+    assert_eq!(code, 200, "{body}");
 
     // An upload in flight keeps the server draining (up to the grace period) after shutdown
     // starts, with the admin listener still up.
@@ -105,22 +109,74 @@ async fn readyz_is_ready_when_up_and_fails_as_soon_as_shutdown_starts() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn readyz_fails_when_the_bucket_does_not_exist() {
-    let srv = start_with_admin(|c| c.s3.bucket = "no-such-bucket-for-readyz".into()).await;
-    let body = readyz_until(admin_addr(&srv), 503).await;
-    // The first check may still be running; wait for its result.
-    let mut body = body;
+/// Polls `/readyz` until its body contains `text`; the last (status, body).
+async fn readyz_showing(addr: SocketAddr, text: &str) -> (u16, String) {
+    let mut last = (0, String::new());
     for _ in 0..100 {
-        if body.contains("storage: unreachable") {
-            break;
+        last = get(addr, "/readyz").await;
+        if last.1.contains(text) {
+            return last;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        body = get(admin_addr(&srv), "/readyz").await.1;
     }
-    assert!(body.contains("storage: unreachable"), "{body}");
+    panic!("/readyz never showed {text:?}; last body:\n{}", last.1);
+}
+
+/// Issue 11, item 7, on the real binary: a failing storage check (a bucket that does not
+/// exist) is reported in `/readyz`'s body and as `ftps_storage_up 0`, but the pod stays ready:
+/// readiness is about this process. An unrelated `FTPS_S3_*` variable only warns (item 8).
+#[tokio::test]
+async fn readyz_reports_storage_failures_but_stays_ready_by_default() {
+    let bin = Binary::start_with(
+        5,
+        0,
+        Some("no-such-bucket-for-readyz"),
+        &[
+            ("FTPS_S3_ADMIN__STORAGE_CHECK_INTERVAL_SECS", "1"),
+            ("FTPS_S3_SOME_OTHER_TOOL_HOME", "/tmp/elsewhere"),
+        ],
+        "",
+    )
+    .await;
+    assert!(
+        bin.startup_text.iter().any(|l| l
+            == "warning: ignoring environment variable FTPS_S3_SOME_OTHER_TOOL_HOME: not a configuration key"),
+        "{:?}",
+        bin.startup_text
+    );
+    let (code, body) = readyz_showing(bin.admin, "2 failed check(s) in a row").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("ready\n"), "{body}");
+    assert!(body.contains("not gating readiness"), "{body}");
     assert!(body.contains("listeners: ok"), "{body}");
-    srv.stop().await;
+    let (_, metrics) = get(bin.admin, "/metrics").await;
+    assert_eq!(metric(&metrics, "ftps_storage_up"), Some(0.0), "{metrics}");
+    assert!(
+        metric(&metrics, "ftps_storage_consecutive_failures").unwrap_or(0.0) >= 2.0,
+        "{metrics}"
+    );
+}
+
+/// With `admin.readiness_storage_failures = 2` the operator opts in: unready once two checks in
+/// a row failed (real binary).
+#[tokio::test]
+async fn readyz_gates_on_storage_after_n_failures_when_opted_in() {
+    let bin = Binary::start_with(
+        5,
+        0,
+        Some("no-such-bucket-for-readyz"),
+        &[
+            ("FTPS_S3_ADMIN__STORAGE_CHECK_INTERVAL_SECS", "1"),
+            ("FTPS_S3_ADMIN__READINESS_STORAGE_FAILURES", "2"),
+        ],
+        "",
+    )
+    .await;
+    let (code, body) = readyz_showing(bin.admin, "1 failed check(s) in a row").await;
+    assert_eq!(code, 200, "one failure is below the threshold: {body}");
+    let (code, body) = readyz_showing(bin.admin, "2 failed check(s) in a row").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("unready after 2 in a row"), "{body}");
 }
 
 /// Needs the session to call `metrics::login` and `metrics::transfer_finished`.
@@ -144,6 +200,8 @@ async fn metrics_count_logins_and_uploads() {
         "ftps_transfer_bytes_total",
         "ftps_transfer_duration_seconds",
         "ftps_passive_ports_in_use",
+        "ftps_passive_refused_total",
+        "ftps_storage_checks_total",
     ] {
         assert!(
             text.contains(&format!("# TYPE {name} ")),

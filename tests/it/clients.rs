@@ -188,7 +188,7 @@ async fn python_ftplib_implicit() {
     python_scenario(Mode::Implicit).await;
 }
 
-/// The TLS 1.3 upload trap (the server's side: `tls.rs`, module docs): small uploads under TLS 1.3, where a server that sends
+/// The TLS 1.3 upload trap (docs/TESTING.md): small uploads under TLS 1.3, where a server that sends
 /// session tickets on the data connection loses some. 20 files with curl, 20 with lftp; all must
 /// arrive intact.
 #[tokio::test]
@@ -375,6 +375,65 @@ async fn downloads_resume_with_lftp_get_c_and_curl_c() {
     assert!(
         std::fs::read(&local2).expect("read") == data,
         "curl resumed download differs"
+    );
+    srv.stop().await;
+}
+
+/// The Python recipe in README, taken from README itself and run as written (only the address,
+/// the credentials and the self-signed certificate swapped in): it uploads, lists, and the
+/// object is in S3.
+#[tokio::test]
+async fn readme_python_recipe_works() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let snippet = readme
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("README has a ```python block");
+    let srv = TestServer::start().await;
+    let swaps = [
+        (
+            "ssl.create_default_context()".to_string(),
+            "ssl._create_unverified_context()".to_string(),
+        ),
+        (
+            "ftp.connect(\"127.0.0.1\", 2121)".to_string(),
+            format!(
+                "ftp.connect(\"{}\", {})",
+                srv.explicit.ip(),
+                srv.explicit.port()
+            ),
+        ),
+        (
+            "ftp.login(\"demo\", \"PASSWORD\")".to_string(),
+            format!("ftp.login(\"{USER}\", \"{PASSWORD}\")"),
+        ),
+    ];
+    let mut script = snippet.to_string();
+    for (from, to) in &swaps {
+        assert!(
+            script.contains(from.as_str()),
+            "the recipe no longer has {from}:\n{snippet}"
+        );
+        script = script.replace(from.as_str(), to);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = b"id,amount\n1,10\n".repeat(1000);
+    std::fs::write(dir.path().join("report.csv"), &body).expect("write");
+    std::fs::write(dir.path().join("recipe.py"), &script).expect("write");
+    let mut c = tokio::process::Command::new("python3");
+    c.arg("recipe.py").current_dir(dir.path());
+    let out = clients::run(c).await;
+    assert_ok(&out, "README's Python recipe");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("report.csv"),
+        "nlst: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        srv.object(&srv.key("report.csv")).await.as_deref(),
+        Some(&body[..])
     );
     srv.stop().await;
 }

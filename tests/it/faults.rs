@@ -331,7 +331,7 @@ async fn tls_error_mid_stor_leaves_no_partial_object() {
     .await;
 }
 
-/// Every byte sent, then FIN without close_notify: the TLS 1.3 upload trap (see `tls.rs`). The
+/// Every byte sent, then FIN without close_notify: the TLS 1.3 upload trap (docs/TESTING.md). The
 /// server cannot tell this from a cut connection, so it must not commit.
 #[tokio::test]
 async fn tls_close_without_close_notify_is_not_committed() {
@@ -649,11 +649,14 @@ async fn s3_stalled_part_times_out_is_retried_and_the_upload_succeeds() {
 
 /// The `ftps-s3` binary on SeaweedFS (through nothing: SIGTERM is the fault), JSON logs on
 /// stderr so the test can read the listening addresses.
-struct Binary {
+pub(crate) struct Binary {
     child: Child,
-    explicit: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
+    pub(crate) explicit: std::net::SocketAddr,
+    pub(crate) admin: std::net::SocketAddr,
     bucket: String,
+    /// Lines on stderr before the listeners were reported that are not JSON log lines (the
+    /// warnings printed before logging starts).
+    pub(crate) startup_text: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -663,6 +666,7 @@ fn write_binary_config(
     endpoint: &str,
     grace: u64,
     resume: u64,
+    extra: &str,
 ) -> PathBuf {
     let (cert, key) = ftps_s3::tls::ensure_self_signed(dir).expect("cert");
     let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
@@ -689,7 +693,7 @@ fn write_binary_config(
              resume_window_secs = {resume}\n\
              [shutdown]\ngrace_seconds = {grace}\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\
-             [log]\nformat = \"json\"\nlevel = \"info\"\n",
+             [log]\nformat = \"json\"\nlevel = \"info\"\n{extra}",
             cert.display(),
             key.display(),
             users.display(),
@@ -702,10 +706,26 @@ fn write_binary_config(
 
 impl Binary {
     async fn start(grace: u64, resume: u64) -> Binary {
+        Binary::start_with(grace, resume, None, &[], "").await
+    }
+
+    /// `bucket`: a bucket name to use instead of a new one (e.g. one that does not exist);
+    /// `env`: extra environment (`FTPS_S3_*` overrides, unrelated variables); `extra`: TOML tables
+    /// the base config does not have.
+    pub(crate) async fn start_with(
+        grace: u64,
+        resume: u64,
+        bucket: Option<&str>,
+        env: &[(&str, &str)],
+        extra: &str,
+    ) -> Binary {
         let sw = seaweedfs::s3().await;
-        let bucket = sw.new_bucket().await;
+        let bucket = match bucket {
+            Some(b) => b.to_string(),
+            None => sw.new_bucket().await,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume);
+        let config = write_binary_config(dir.path(), &bucket, sw.endpoint(), grace, resume, extra);
         let mut cmd = crate::common::binary::server_command();
         cmd.arg("serve")
             .arg("--config")
@@ -717,10 +737,12 @@ impl Binary {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn ftps-s3");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let (mut explicit, mut admin) = (None, None);
+        let mut startup_text = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         while explicit.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -729,6 +751,7 @@ impl Binary {
                 other => panic!("ftps-s3 did not report its listeners: {other:?}"),
             };
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                startup_text.push(line);
                 continue;
             };
             let addr = v["addr"].as_str().and_then(|a| a.parse().ok());
@@ -745,6 +768,7 @@ impl Binary {
             explicit: explicit.expect("explicit address"),
             admin: admin.expect("admin address"),
             bucket,
+            startup_text,
             _dir: dir,
         }
     }
@@ -767,11 +791,11 @@ impl Binary {
             .code()
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         format!("{HOME}{name}")
     }
 
-    async fn object(&self, key: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn object(&self, key: &str) -> Option<Vec<u8>> {
         let client = seaweedfs::s3().await.client();
         seaweedfs::get_object(&client, &self.bucket, key).await
     }

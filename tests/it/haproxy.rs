@@ -14,7 +14,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, SocketAddr, TcpListener},
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
@@ -24,39 +24,16 @@ use tokio::process::{Child, Command};
 
 use crate::common::{
     clients::{self, assert_ok, curl, python_with, random_bytes, Mode},
+    free_port_block,
     seaweedfs::{self, ACCESS_KEY, REGION},
 };
 
 const REPLICAS: [&str; 2] = ["127.0.0.2", "127.0.0.3"];
-const PROXY_IP: &str = "127.0.0.1";
+pub(crate) const PROXY_IP: &str = "127.0.0.1";
 const USER: &str = "acme";
 const PASSWORD: &str = "acme-password";
 /// Passive ports per replica (and on the proxy).
 const PASSIVE_PORTS: u16 = 10;
-
-/// Ports free on the proxy's and both replicas' addresses: control (explicit), implicit, then
-/// the passive range. Taken below Linux's ephemeral range (32768+), which other tests' servers
-/// and clients use, so nothing else grabs them between this probe and the binds.
-fn free_port_block() -> u16 {
-    let len = 2 + PASSIVE_PORTS;
-    let seed = u64::from(std::process::id())
-        ^ u64::from(
-            std::time::UNIX_EPOCH
-                .elapsed()
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0),
-        );
-    for attempt in 0..200u64 {
-        let base = 20_000 + ((seed + attempt * 7919) % 12_000) as u16;
-        let all_free = [PROXY_IP, REPLICAS[0], REPLICAS[1]]
-            .iter()
-            .all(|ip| (base..base + len).all(|port| TcpListener::bind((*ip, port)).is_ok()));
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no block of {len} free ports in 20000-32000 on 127.0.0.1-3");
-}
 
 struct Ports {
     explicit: u16,
@@ -67,7 +44,7 @@ struct Ports {
 
 impl Ports {
     fn new() -> Ports {
-        let base = free_port_block();
+        let base = free_port_block(&[PROXY_IP, REPLICAS[0], REPLICAS[1]], 2 + PASSIVE_PORTS);
         Ports {
             explicit: base,
             implicit: base + 1,
@@ -78,18 +55,18 @@ impl Ports {
 }
 
 /// A child process killed (by PID, SIGKILL) when dropped, so a failing test leaves none behind.
-struct Process {
+pub(crate) struct Process {
     name: String,
     child: Child,
 }
 
 impl Process {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 
     /// Panics with `log` if the process has already exited.
-    fn assert_running(&mut self, log: &str) {
+    pub(crate) fn assert_running(&mut self, log: &str) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("{} exited early ({status}):\n{log}", self.name);
         }
@@ -102,7 +79,7 @@ impl Drop for Process {
     }
 }
 
-fn haproxy_available() -> bool {
+pub(crate) fn haproxy_available() -> bool {
     std::process::Command::new("haproxy")
         .arg("-v")
         .stdout(Stdio::null())
@@ -111,30 +88,33 @@ fn haproxy_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn haproxy_config(ports: &Ports) -> String {
+/// HAProxy in TCP mode on [`PROXY_IP`]: explicit, implicit and the passive range, each spread
+/// over `replicas` by `balance` (`source`, `roundrobin`), with `send-proxy-v2`.
+pub(crate) fn haproxy_config(
+    balance: &str,
+    replicas: &[&str],
+    (explicit, implicit): (u16, u16),
+    (passive_first, passive_last): (u16, u16),
+) -> String {
     let mut cfg = format!(
-        "global\n    maxconn 500\n\n\
+        "global\n    maxconn 2000\n\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 2m\n    timeout server 2m\n\n\
-         frontend ftp_explicit\n    bind {PROXY_IP}:{e}\n    default_backend explicit\n\n\
-         frontend ftp_implicit\n    bind {PROXY_IP}:{i}\n    default_backend implicit\n\n\
-         frontend ftp_passive\n    bind {PROXY_IP}:{pf}-{pl}\n    default_backend passive\n",
-        e = ports.explicit,
-        i = ports.implicit,
-        pf = ports.passive_first,
-        pl = ports.passive_last,
+         frontend ftp_explicit\n    bind {PROXY_IP}:{explicit}\n    default_backend explicit\n\n\
+         frontend ftp_implicit\n    bind {PROXY_IP}:{implicit}\n    default_backend implicit\n\n\
+         frontend ftp_passive\n    bind {PROXY_IP}:{passive_first}-{passive_last}\n    default_backend passive\n",
     );
     // The same servers in the same order in every backend: `balance source` then maps a client
     // IP to the same replica for its control and its data connections. Passive servers have no
     // port: HAProxy connects to the port the client connected to.
     for (backend, port) in [
-        ("explicit", format!(":{}", ports.explicit)),
-        ("implicit", format!(":{}", ports.implicit)),
+        ("explicit", format!(":{explicit}")),
+        ("implicit", format!(":{implicit}")),
         ("passive", String::new()),
     ] {
         cfg.push_str(&format!(
-            "\nbackend {backend}\n    balance source\n    source {PROXY_IP}\n"
+            "\nbackend {backend}\n    balance {balance}\n    source {PROXY_IP}\n"
         ));
-        for (n, ip) in REPLICAS.iter().enumerate() {
+        for (n, ip) in replicas.iter().enumerate() {
             cfg.push_str(&format!("    server r{n} {ip}{port} send-proxy-v2\n"));
         }
     }
@@ -168,7 +148,7 @@ fn replica_config(dir: &Path, ip: &str, ports: &Ports, bucket: &str, endpoint: &
     config
 }
 
-async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Process, PathBuf) {
+pub(crate) async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Process, PathBuf) {
     let log = dir.join(format!("{ip}.log"));
     let mut c = crate::common::binary::server_command();
     c.arg("serve")
@@ -191,9 +171,9 @@ async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Process, PathBuf
     )
 }
 
-async fn start_haproxy(dir: &Path, ports: &Ports) -> (Process, PathBuf) {
+pub(crate) async fn start_haproxy(dir: &Path, config: &str) -> (Process, PathBuf) {
     let cfg = dir.join("haproxy.cfg");
-    std::fs::write(&cfg, haproxy_config(ports)).expect("haproxy.cfg");
+    std::fs::write(&cfg, config).expect("haproxy.cfg");
     let log = dir.join("haproxy.log");
     // -db: foreground, no daemon, so the PID we hold is HAProxy's own.
     let child = Command::new("haproxy")
@@ -216,7 +196,7 @@ async fn start_haproxy(dir: &Path, ports: &Ports) -> (Process, PathBuf) {
 }
 
 /// Waits until `ready` holds for the process's log, or panics with the log.
-async fn wait_for(p: &mut Process, log: &Path, ready: impl Fn(&str) -> bool) {
+pub(crate) async fn wait_for(p: &mut Process, log: &Path, ready: impl Fn(&str) -> bool) {
     for _ in 0..300 {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if ready(&text) {
@@ -303,7 +283,7 @@ async fn run_job(job: &Job, dir: &Path, ports: &Ports) -> Vec<u8> {
 }
 
 /// The audit lines of a replica's JSON log.
-fn audit_lines(log: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn audit_lines(log: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(log)
         .expect("replica log")
         .lines()
@@ -349,7 +329,16 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
         wait_for(&mut p, &log, |t| t.matches("\"listening\"").count() >= 2).await;
         replicas.push((ip, p, log));
     }
-    let (mut haproxy, haproxy_err) = start_haproxy(dir.path(), &ports).await;
+    let (mut haproxy, haproxy_err) = start_haproxy(
+        dir.path(),
+        &haproxy_config(
+            "source",
+            &REPLICAS,
+            (ports.explicit, ports.implicit),
+            (ports.passive_first, ports.passive_last),
+        ),
+    )
+    .await;
     let proxy = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
     for _ in 0..100 {
         haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());

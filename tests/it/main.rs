@@ -4,15 +4,21 @@
 //! Run: `cargo test --test it` (needs `weed` on PATH: `scripts/install-test-deps.sh`).
 
 mod admin;
+mod budget;
 mod cli;
 mod clients;
+mod cluster;
 mod common;
 mod faults;
 mod haproxy;
 mod hostile;
+mod interop;
+mod keepalive;
+mod passive;
 mod protocol;
 mod proxy;
 mod rules;
+mod security;
 mod storage;
 mod telemetry;
 mod tlsauth;

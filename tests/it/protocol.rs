@@ -860,3 +860,36 @@ async fn upload_audit_lines_carry_the_content_sha256() {
     }
     srv.stop().await;
 }
+
+/// A refusal at `limits.max_sessions_per_user` is a `421` naming the limit, sent before the
+/// connection closes, and curl sees it at once. curl maps every `421` to "(28) Timeout was
+/// reached" by design (ftp.c: "We got a 421 - timeout"), so the line itself shows with `-v`;
+/// the test checks it arrives and that curl gives up at once, not after a timeout.
+#[tokio::test]
+async fn curl_sees_the_421_of_max_sessions_per_user() {
+    use crate::common::clients::{self, curl};
+    let srv = TestServer::start_with(|c| c.limits.max_sessions_per_user = 1).await;
+    let _held = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    for url in [
+        format!("ftp://{}/", srv.explicit),
+        format!("ftps://{}/", srv.implicit),
+    ] {
+        let started = std::time::Instant::now();
+        let mut c = curl(USER, PASSWORD);
+        c.args(["--max-time", "20", "-v"]).arg(&url);
+        let out = clients::run(c).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr.lines().find(|l| l.starts_with("< 421"));
+        assert!(
+            line.is_some_and(|l| l.contains("at most 1 at once (limits.max_sessions_per_user)")),
+            "{url}: curl must receive the 421 naming the limit, saw: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(28), "{url}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{url}: took {:?}",
+            started.elapsed()
+        );
+    }
+    srv.stop().await;
+}

@@ -139,9 +139,13 @@ render with a message naming the value.
 {{- if le (int (include "ftps-s3.terminationGracePeriodSeconds" .)) (add (int .Values.preStopSleepSeconds) (int .Values.config.shutdown.grace_seconds)) }}
 {{- fail "terminationGracePeriodSeconds must exceed preStopSleepSeconds + config.shutdown.grace_seconds, or Kubernetes kills transfers the server would still let finish" }}
 {{- end }}
+{{- $annotations := .Values.service.annotations | default dict }}
+{{- if and (eq (get $annotations "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type" | default "") "ip") (lt (int .Values.preStopSleepSeconds) 30) }}
+{{- fail (printf "preStopSleepSeconds %d is too short for an NLB with IP targets: it keeps sending new connections to a deregistering pod for tens of seconds; use at least 30" (int .Values.preStopSleepSeconds)) }}
+{{- end }}
 {{- if .Values.autoscaling.enabled }}
-{{- if and (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" .Values.autoscaling.targetMemoryUtilizationPercentage) }}
-{{- fail "autoscaling needs targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" }}
+{{- if and (kindIs "invalid" .Values.autoscaling.targetSessionsPerPod) (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" .Values.autoscaling.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling needs targetSessionsPerPod (recommended), targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" }}
 {{- end }}
 {{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
 {{- fail "autoscaling.minReplicas exceeds autoscaling.maxReplicas" }}
@@ -173,78 +177,159 @@ render with a message naming the value.
 {{- end }}
 
 {{/*
-config.toml. Arguments: dict "root" $ "advertise" "<IPv4 or empty>".
-Strings go through toJson: a JSON string is a valid TOML basic string.
+The server configuration as one map: the values' `config` (every server key, same names),
+deep-merged with the TOML of `extraConfig` (which wins), then the keys the chart owns (listener
+addresses, mounted file paths, the admin listener, the advertised address). One map rendered once,
+so a key can never appear twice and any server key is settable.
+Arguments: dict "root" $ "advertise" "<IPv4 or empty>". Result: the map as JSON.
 */}}
-{{- define "ftps-s3.configToml" -}}
+{{- define "ftps-s3.configMap" -}}
 {{- $root := .root }}
 {{- $v := $root.Values }}
-{{- $c := $v.config -}}
-# Rendered by the ftps-s3 Helm chart ({{ include "ftps-s3.chart" $root }}); edit values, not this file.
-
-[listeners]
-explicit = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.explicit) | toJson }}
-implicit = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.implicit) | toJson }}
-require_tls = {{ $c.listeners.require_tls }}
-{{- if $c.listeners.proxy_protocol }}
-proxy_protocol = true
-trusted_proxies = {{ $c.listeners.trusted_proxies | toJson }}
-{{- end }}
-
-[tls]
-cert_file = "/etc/ftps-s3/tls/tls.crt"
-key_file = "/etc/ftps-s3/tls/tls.key"
-allow_ccc = {{ $c.tls.allow_ccc }}
-client_auth = {{ $c.tls.client_auth | toJson }}
-{{- if ne $c.tls.client_auth "none" }}
-client_ca_file = "/etc/ftps-s3/client-ca/ca.crt"
-{{- end }}
-reload_interval_secs = {{ int $c.tls.reload_interval_secs }}
-
-[passive]
-ports = {{ toString $c.passive.ports | toJson }}
-{{- with .advertise }}
-advertise_address = {{ . | toJson }}
-{{- end }}
-
-[storage]
-backend = "s3"
-
-[s3]
-bucket = {{ $c.s3.bucket | toJson }}
-region = {{ $c.s3.region | toJson }}
-{{- with $c.s3.endpoint }}
-endpoint = {{ . | toJson }}
-{{- end }}
-force_path_style = {{ $c.s3.force_path_style }}
-part_size_mib = {{ int $c.s3.part_size_mib }}
-upload_concurrency = {{ int $c.s3.upload_concurrency }}
-checksums = {{ $c.s3.checksums | toJson }}
-max_attempts = {{ int $c.s3.max_attempts }}
-
-[auth]
-users_file = "/etc/ftps-s3/users/users.toml"
-failure_delay_ms = {{ int $c.auth.failure_delay_ms }}
-reload_interval_secs = {{ int $c.auth.reload_interval_secs }}
-
-[limits]
-max_line_length = {{ int $c.limits.max_line_length }}
-control_idle_timeout_secs = {{ int $c.limits.control_idle_timeout_secs }}
-data_connect_timeout_secs = {{ int $c.limits.data_connect_timeout_secs }}
-data_idle_timeout_secs = {{ int $c.limits.data_idle_timeout_secs }}
-tls_handshake_timeout_secs = {{ int $c.limits.tls_handshake_timeout_secs }}
-
-[shutdown]
-grace_seconds = {{ int $c.shutdown.grace_seconds }}
-
-[log]
-format = {{ $c.log.format | toJson }}
-level = {{ $c.log.level | toJson }}
-
-[admin]
-listen = {{ include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.admin) | toJson }}
+{{- $cfg := deepCopy ($v.config | default dict) }}
 {{- with $v.extraConfig }}
-
-{{ . }}
+{{- $extra := fromToml . }}
+{{- if hasKey $extra "Error" }}
+{{- fail (printf "extraConfig is not valid TOML: %s" (get $extra "Error")) }}
 {{- end }}
+{{- $cfg = mergeOverwrite $cfg $extra }}
+{{- end }}
+{{- $tls := dict "cert_file" "/etc/ftps-s3/tls/tls.crt" "key_file" "/etc/ftps-s3/tls/tls.key" }}
+{{- if ne (dig "tls" "client_auth" "none" $cfg) "none" }}
+{{- $_ := set $tls "client_ca_file" "/etc/ftps-s3/client-ca/ca.crt" }}
+{{- end }}
+{{- $owned := dict
+  "listeners" (dict
+    "explicit" (include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.explicit))
+    "implicit" (include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.implicit)))
+  "tls" $tls
+  "storage" (dict "backend" "s3")
+  "auth" (dict "users_file" "/etc/ftps-s3/users/users.toml")
+  "admin" (dict "listen" (include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.admin))) }}
+{{- if .advertise }}
+{{- $_ := set $owned "passive" (dict "advertise_address" .advertise) }}
+{{- else if hasKey ($cfg.passive | default dict) "advertise_address" }}
+{{- $_ := unset $cfg.passive "advertise_address" }}
+{{- end }}
+{{- $cfg = mergeOverwrite $cfg $owned }}
+{{- /* Without PROXY protocol the server refuses nothing, but an empty list is the default anyway. */}}
+{{- if not (dig "listeners" "proxy_protocol" false $cfg) }}
+{{- $_ := unset $cfg.listeners "trusted_proxies" }}
+{{- end }}
+{{- $cfg | toJson }}
+{{- end }}
+
+{{/* A TOML value: strings and lists through toJson (valid TOML); whole numbers as integers
+(values arrive as float64). */}}
+{{- define "ftps-s3.tomlValue" -}}
+{{- $k := kindOf . }}
+{{- if eq $k "string" }}{{ . | toJson }}
+{{- else if eq $k "bool" }}{{ . }}
+{{- else if or (eq $k "float64") (eq $k "float32") }}{{ if eq (float64 (int64 .)) (float64 .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- else if hasPrefix "int" $k }}{{ . }}
+{{- else if eq $k "slice" }}[{{ range $i, $e := . }}{{ if $i }}, {{ end }}{{ include "ftps-s3.tomlValue" $e }}{{ end }}]
+{{- else }}{{ fail (printf "config: cannot render a %s as TOML: %v" $k .) }}
+{{- end }}
+{{- end }}
+
+{{/* A TOML table and its sub-tables. Arguments: dict "name" "<dotted name or empty>" "table" map. */}}
+{{- define "ftps-s3.tomlTable" -}}
+{{- $t := .table }}
+{{- $name := .name }}
+{{- if $name }}
+[{{ $name }}]
+{{- end }}
+{{- range $k := keys $t | sortAlpha }}
+{{- $x := get $t $k }}
+{{- /* null and "" mean "the server's default" (TOML has no null; "" is never a useful value). */}}
+{{- if and (not (kindIs "map" $x)) (not (kindIs "invalid" $x)) (ne (toString $x) "") }}
+{{ $k }} = {{ include "ftps-s3.tomlValue" $x }}
+{{- end }}
+{{- end }}
+{{- range $k := keys $t | sortAlpha }}
+{{- $x := get $t $k }}
+{{- if kindIs "map" $x }}
+{{ include "ftps-s3.tomlTable" (dict "name" (ternary $k (printf "%s.%s" $name $k) (eq $name "")) "table" $x) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+config.toml. Arguments: dict "root" $ "advertise" "<IPv4 or empty>".
+*/}}
+{{- define "ftps-s3.configToml" -}}
+{{- $cfg := include "ftps-s3.configMap" . | fromJson -}}
+# Rendered by the ftps-s3 Helm chart ({{ include "ftps-s3.chart" .root }}); edit values, not this file.
+{{- include "ftps-s3.tomlTable" (dict "name" "" "table" $cfg) }}
+{{- end }}
+
+{{/* The server's files: config, certificate, users, client CA (the workload and the test hook). */}}
+{{- define "ftps-s3.configVolumeMounts" -}}
+- name: config
+  mountPath: /etc/ftps-s3/config
+  readOnly: true
+# Whole-directory mounts (no subPath), so renewed secrets reach the pod and the server
+# reloads them.
+- name: tls
+  mountPath: /etc/ftps-s3/tls
+  readOnly: true
+- name: users
+  mountPath: /etc/ftps-s3/users
+  readOnly: true
+{{- if ne .Values.config.tls.client_auth "none" }}
+- name: client-ca
+  mountPath: /etc/ftps-s3/client-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "ftps-s3.configVolumes" -}}
+{{- $fullname := include "ftps-s3.fullname" . -}}
+- name: config
+  configMap:
+    name: {{ $fullname }}-config
+    defaultMode: 0444
+- name: tls
+  secret:
+    secretName: {{ include "ftps-s3.tlsSecretName" . }}
+    defaultMode: 0440
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+- name: users
+  secret:
+    secretName: {{ include "ftps-s3.usersSecretName" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.users.key }}
+        path: users.toml
+{{- if ne .Values.config.tls.client_auth "none" }}
+- name: client-ca
+  secret:
+    secretName: {{ .Values.clientCA.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.clientCA.key }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{/*
+The container's resources: .Values.resources, with the memory request and limit (where not set)
+derived from the upload memory budget: config.limits.upload_memory_mib + memoryOverheadMiB.
+*/}}
+{{- define "ftps-s3.resources" -}}
+{{- $r := deepCopy (default (dict) .Values.resources) }}
+{{- $budget := int .Values.config.limits.upload_memory_mib }}
+{{- $mem := printf "%dMi" (add (ternary $budget 768 (gt $budget 0)) (int .Values.memoryOverheadMiB)) }}
+{{- range $kind := list "requests" "limits" }}
+{{- $set := default (dict) (get $r $kind) }}
+{{- if not (hasKey $set "memory") }}
+{{- $_ := set $set "memory" $mem }}
+{{- end }}
+{{- $_ := set $r $kind $set }}
+{{- end }}
+{{- toYaml $r }}
 {{- end }}

@@ -81,7 +81,18 @@ impl Session {
                     ..self.actor()
                 };
                 audit::login(actor, audit::Outcome::Failed(limit_reason(hit)), cert_cn);
-                return Outcome::Close(Reply::new(421, hit.to_string()));
+                // Named with its key and value: curl and others show only this line.
+                let limits = &self.ctx.config.limits;
+                let max = match hit {
+                    LimitHit::Total => limits.max_sessions,
+                    LimitHit::PerAddress => limits.max_sessions_per_ip,
+                    LimitHit::PerUser => limits.max_sessions_per_user,
+                };
+                let text = format!(
+                    "{hit}: at most {max} at once (limits.{}), try again later",
+                    limit_reason(hit)
+                );
+                return Outcome::Close(Reply::new(421, text));
             }
         };
         let home = self.ctx.stores.home_for(&user);

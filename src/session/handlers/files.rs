@@ -37,6 +37,9 @@ impl Session {
         if r.path.is_root() {
             return Reply::new(550, "/: File exists").into();
         }
+        if let Err(reply) = r.parent_exists().await {
+            return reply.into();
+        }
         match r.home.storage().make_dir(&r.key).await {
             Ok(()) => {
                 audit::mkdir(self.actor(), r.object(), audit::Outcome::Ok);
@@ -127,6 +130,9 @@ impl Session {
             Ok(_) => return Reply::new(550, format!("{}: File exists", to.path)).into(),
             Err(StorageError::NotFound(_)) => {}
             Err(e) => return storage_reply("stat", &e, &to.path),
+        }
+        if let Err(reply) = to.parent_exists().await {
+            return reply.into();
         }
         let renamed = match source.kind {
             EntryKind::File => storage.rename_file(&from_key, &to.key).await,

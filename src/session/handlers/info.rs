@@ -122,7 +122,12 @@ impl Session {
             [
                 "AUTH TLS;SSL;",
                 "PBSZ",
-                "PROT C;P;",
+                // What PROT accepts (handlers/auth.rs): C only where clear data is allowed.
+                if self.ctx.config.listeners.require_tls {
+                    "PROT P;"
+                } else {
+                    "PROT C;P;"
+                },
                 "UTF8",
                 "SIZE",
                 "MDTM",
@@ -226,7 +231,9 @@ impl Session {
                 let mut result = Ok(());
                 while let Some(page) = pages.next().await {
                     let text: String = match page {
-                        Ok(p) => p.iter().map(|e| status_line(e, now)).collect(),
+                        Ok(p) => listing::listable_entries(&p)
+                            .map(|e| status_line(e, now))
+                            .collect(),
                         Err(e) => {
                             result = Err(Some(e));
                             break;
@@ -292,13 +299,10 @@ impl Session {
     }
 }
 
-/// One STAT line: a LIST line, indented by one space, with CR/LF in names made harmless.
+/// One STAT line: a LIST line, indented by one space (names with control characters never
+/// get here: `listing::listable_entries`).
 fn status_line(e: &crate::vfs::Entry, now: SystemTime) -> String {
-    let line = listing::list_line(e, now);
-    let body = line
-        .trim_end_matches(['\r', '\n'])
-        .replace(['\r', '\n'], "?");
-    format!(" {body}\r\n")
+    format!(" {}", listing::list_line(e, now))
 }
 
 /// Reads a whole file once and digests it (for files stored without a recorded digest).

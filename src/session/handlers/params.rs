@@ -1,7 +1,10 @@
 //! Transfer parameters: TYPE, PASV, EPSV, PORT, EPRT (RFC 959, RFC 2428), REST (RFC 3659 §5),
 //! and ABOR outside a transfer.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use tracing::warn;
 
@@ -9,6 +12,9 @@ use crate::datachan::{active_target, DataPlan};
 use crate::session::command::{EpsvArg, TransferType};
 use crate::session::reply::Reply;
 use crate::session::{Outcome, Session};
+
+/// The longest a PASV/EPSV waits for a port to be freed before answering 425.
+const MAX_PORT_WAIT: Duration = Duration::from_secs(5);
 
 impl Session {
     /// TYPE A and I are accepted. Under TYPE A transfers convert line endings
@@ -24,7 +30,7 @@ impl Session {
 
     /// RFC 959 PASV: IPv4 only. The address is `passive.advertise_address` or the local address
     /// the client reached us on.
-    pub(in crate::session) fn pasv(&mut self) -> Outcome {
+    pub(in crate::session) async fn pasv(&mut self) -> Outcome {
         if self.state.epsv_all {
             return Reply::bad_sequence("EPSV ALL is in effect: use EPSV").into();
         }
@@ -39,7 +45,7 @@ impl Session {
             IpAddr::V4(v4) => v4,
             IpAddr::V6(_) => return Reply::new(425, "PASV is IPv4 only: use EPSV").into(),
         };
-        let port = match self.open_passive() {
+        let port = match self.open_passive().await {
             Ok(p) => p,
             Err(r) => return r.into(),
         };
@@ -56,7 +62,7 @@ impl Session {
     }
 
     /// RFC 2428 §3: EPSV answers with the port only; the client reuses the control address.
-    pub(in crate::session) fn epsv(&mut self, arg: EpsvArg) -> Outcome {
+    pub(in crate::session) async fn epsv(&mut self, arg: EpsvArg) -> Outcome {
         let family = match self.state.local.ip().to_canonical() {
             IpAddr::V4(_) => 1,
             IpAddr::V6(_) => 2,
@@ -75,7 +81,7 @@ impl Session {
             }
             _ => {}
         }
-        match self.open_passive() {
+        match self.open_passive().await {
             Ok(port) => {
                 Reply::new(229, format!("Entering Extended Passive Mode (|||{port}|)")).into()
             }
@@ -83,18 +89,24 @@ impl Session {
         }
     }
 
-    /// Binds a passive listener for the next transfer (replacing any earlier plan).
-    fn open_passive(&mut self) -> Result<u16, Reply> {
+    /// Takes a passive port for the next transfer (replacing any earlier plan). When every
+    /// port already has a session of this client's address waiting on it, waits a moment for
+    /// one (a port is held only from PASV until the client connects) before refusing.
+    async fn open_passive(&mut self) -> Result<u16, Reply> {
         self.state.data = None;
-        let ip = self.state.local.ip();
-        match self.ctx.passive_ports.bind(ip) {
+        let local = self.state.local.ip();
+        let client = self.state.client.ip();
+        let wait = Duration::from_secs(self.ctx.config.limits.data_connect_timeout_secs)
+            .min(MAX_PORT_WAIT);
+        match self.ctx.passive_ports.acquire(local, client, wait).await {
             Ok(l) => {
                 let port = l.port();
                 self.state.data = Some(DataPlan::Passive(l));
                 Ok(port)
             }
             Err(e) => {
-                warn!(error = %e, "no passive port available");
+                crate::metrics::passive_refused();
+                warn!(error = %e, "passive port refused: none free for this client address");
                 Err(Reply::new(
                     425,
                     "No passive port available, try again later",
@@ -107,7 +119,7 @@ impl Session {
     /// `n` (REST + STOR); listings neither use nor reset it.
     pub(in crate::session) fn rest(&mut self, n: u64) -> Outcome {
         self.state.rest = n;
-        Reply::pending(format!("Restarting at {n}. Send RETR to continue")).into()
+        Reply::pending(format!("Restarting at {n}, send the transfer command")).into()
     }
 
     /// PORT and EPRT: the next data connection goes to the client, if the target is the

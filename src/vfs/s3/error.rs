@@ -84,9 +84,25 @@ pub(super) fn is_store_code(e: &StorageError, code: &str) -> bool {
     matches!(e, StorageError::Backend { code: c, .. } if c == code)
 }
 
+/// Store error codes that name a key the store will never accept (AWS and SeaweedFS
+/// `KeyTooLongError`; MinIO's own name checks).
+const NAME_REFUSALS: &[&str] = &["KeyTooLongError", "XMinioInvalidObjectName"];
+
+/// Store error codes that will be answered the same way however often the request is sent.
+/// Everything else (throttling, internal errors, timeouts, unknown codes) may pass on a retry.
+const PERMANENT_REFUSALS: &[&str] = &[
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidObjectState",
+    "EntityTooLarge",
+    "MetadataTooLarge",
+    "InvalidStorageClass",
+];
+
 /// The one place an SDK error becomes a [`StorageError`]: `NoSuchKey` (or a bare 404, which is
-/// how `HeadObject` says it) is `NotFound`; everything else is `Backend` with the store's error
-/// code, or the kind of failure when the store never answered (`TimeoutError`, …).
+/// how `HeadObject` says it) is `NotFound`; a refusal of the name is `NameRefused`, other
+/// permanent refusals `Refused`; everything else is `Backend` with the store's error code, or the
+/// kind of failure when the store never answered (`TimeoutError`, …).
 pub(super) fn s3_error<E>(
     op: &'static str,
     key: &str,
@@ -104,6 +120,17 @@ where
     if not_found {
         return StorageError::NotFound(key.to_string());
     }
+    if let Some(c) = code.as_deref() {
+        if NAME_REFUSALS.contains(&c) {
+            return StorageError::NameRefused {
+                key: key.to_string(),
+                reason: c.to_string(),
+            };
+        }
+    }
+    let permanent = code
+        .as_deref()
+        .is_some_and(|c| PERMANENT_REFUSALS.contains(&c));
     let code = match (code, &err, status) {
         (Some(code), _, _) => BackendCode::Store(code),
         (None, SdkError::TimeoutError(_), _) => BackendCode::Timeout,
@@ -116,6 +143,14 @@ where
         Some(m) if !m.is_empty() => m.to_string(),
         _ => DisplayErrorContext(&err).to_string(),
     };
+    if permanent {
+        return StorageError::Refused {
+            op,
+            key: key.to_string(),
+            code: code.to_string(),
+            message,
+        };
+    }
     backend_error(op, key, code, message)
 }
 

@@ -1,5 +1,8 @@
 //! Listings: delimiter pages streamed to the session (fetched one ahead), and every key under
-//! a prefix for directory renames.
+//! a prefix for directory renames. With `s3.list_kept_uploads`, names whose interrupted upload
+//! is kept for resume are shown with the bytes the upload holds ([`KeptInDir`]).
+
+use std::{collections::HashMap, time::SystemTime};
 
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use futures::{stream, StreamExt};
@@ -7,7 +10,7 @@ use tracing::Instrument;
 
 use super::bucket::Bucket;
 use super::error::s3_error;
-use super::{size_of, system_time, S3Storage};
+use super::{size_of, system_time, unix_secs, S3Storage};
 use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError};
 
 /// What one listing stream needs, shared by its page fetches.
@@ -59,7 +62,100 @@ impl Lister {
     }
 }
 
+/// Kept uploads examined per listing (each costs a `ListMultipartUploads` and a `ListParts`).
+const MAX_LISTED_KEPT: usize = 32;
+
+/// The kept uploads of names directly in one directory, by name: bytes held and last activity.
+#[derive(Default)]
+pub(super) struct KeptInDir {
+    by_name: HashMap<String, (u64, SystemTime, SystemTime)>,
+}
+
+impl KeptInDir {
+    /// Files of a page that have a kept upload newer than the object are shown with the kept
+    /// size (the file as it would be on a disk); the names seen are done with.
+    fn apply(&mut self, entries: &mut [Entry]) {
+        for e in entries.iter_mut().filter(|e| e.kind == EntryKind::File) {
+            let Some((held, initiated, active)) = self.by_name.remove(&e.name) else {
+                continue;
+            };
+            let newer = e
+                .modified
+                .is_none_or(|m| unix_secs(initiated) >= unix_secs(m));
+            if newer {
+                e.size = held;
+                e.modified = Some(active);
+            }
+        }
+    }
+
+    /// Entries for the kept uploads no page had an object for.
+    fn rest(&mut self) -> Vec<Entry> {
+        let mut rest: Vec<Entry> = self
+            .by_name
+            .drain()
+            .map(|(name, (held, _, active))| Entry {
+                name,
+                kind: EntryKind::File,
+                size: held,
+                modified: Some(active),
+            })
+            .collect();
+        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        rest
+    }
+}
+
 impl S3Storage {
+    /// The kept uploads directly under `prefix` (`dir/`, or `""`), at most
+    /// [`MAX_LISTED_KEPT`] names. A failure only leaves them out of the listing (logged).
+    async fn kept_in_dir(&self, prefix: &str) -> KeptInDir {
+        let out = match self
+            .bucket
+            .list_multipart_uploads()
+            .prefix(prefix)
+            .delimiter("/")
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let e = s3_error("ListMultipartUploads", prefix, e);
+                tracing::warn!(prefix, error = %e, "listing without kept uploads");
+                return KeptInDir::default();
+            }
+        };
+        let mut keys: Vec<&str> = out
+            .uploads()
+            .iter()
+            .filter_map(|u| u.key())
+            .filter(|k| {
+                k.strip_prefix(prefix)
+                    .is_some_and(|n| !n.is_empty() && !n.contains('/'))
+            })
+            .collect();
+        keys.dedup();
+        let mut kept = KeptInDir::default();
+        for key in keys.into_iter().take(MAX_LISTED_KEPT) {
+            let object_key = ObjectKey::from_trusted(key);
+            match self.kept_upload(&object_key).await {
+                Ok(Some(k)) => {
+                    let active = k
+                        .parts
+                        .iter()
+                        .filter_map(|p| p.modified)
+                        .max()
+                        .unwrap_or(k.initiated);
+                    let name = key[prefix.len()..].to_string();
+                    kept.by_name.insert(name, (k.held, k.initiated, active));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(key, error = %e, "listing without a kept upload"),
+            }
+        }
+        kept
+    }
+
     /// Pages of a listing, fetched one ahead: while the session writes page N to the client,
     /// the request for page N + 1 (its continuation token came with page N) is already out, so
     /// a long listing costs about the sum of the ListObjectsV2 round trips, not that plus the
@@ -69,21 +165,37 @@ impl S3Storage {
             bucket: self.bucket.clone(),
             prefix: dir.dir_prefix(),
         };
+        let kept_of = self.list_kept_uploads.then(|| self.clone());
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(
             async move {
+                let mut kept = match kept_of {
+                    Some(storage) => storage.kept_in_dir(&lister.prefix).await,
+                    None => KeptInDir::default(),
+                };
                 let mut token = None;
                 loop {
                     let (page, next) = match lister.page(token).await {
-                        Ok((entries, next)) => (Ok(entries), next),
+                        Ok((mut entries, next)) => {
+                            kept.apply(&mut entries);
+                            (Ok(entries), next)
+                        }
                         Err(e) => (Err(e), None),
                     };
+                    let failed = page.is_err();
                     if tx.send(page).await.is_err() {
                         return;
                     }
                     match next {
                         Some(t) => token = Some(t),
-                        None => return,
+                        None => {
+                            // Kept uploads of names no object has: listed last.
+                            let rest = kept.rest();
+                            if !failed && !rest.is_empty() {
+                                let _ = tx.send(Ok(rest)).await;
+                            }
+                            return;
+                        }
                     }
                 }
             }

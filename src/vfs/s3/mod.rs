@@ -18,7 +18,8 @@
 //! [`S3Upload`](upload::S3Upload) reads the body into part-sized buffers. A body shorter than
 //! one part is a single `PutObject` at commit; a longer one is a multipart upload with at most
 //! `upload_concurrency` parts in flight, so memory stays below `part_size × (concurrency + 1)`
-//! whatever the file size.
+//! whatever the file size. Every buffer is first reserved from the process-wide budget
+//! ([`crate::vfs::budget`], `limits.upload_memory_mib`), waiting for it when it is spent.
 //! Nothing is visible at the key until `CompleteMultipartUpload` succeeds. `abort`, a failed
 //! commit or a drop (a cancelled task) end in `AbortMultipartUpload`, so a cut-off transfer never
 //! becomes a truncated object; an abort that cannot reach S3 is tried again in the background.
@@ -123,6 +124,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::{config::RequestChecksumCalculation, primitives::DateTime, Client};
 
 use crate::config;
+use crate::vfs::budget::MemoryBudget;
 use crate::vfs::{
     Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage, StorageError,
     Upload, UploadMode, UploadSpec,
@@ -163,6 +165,11 @@ pub struct S3Options {
     pub max_copy_object_size: u64,
     /// The largest `UploadPartCopy` part (at least 10 MiB + 2 bytes, at most 5 GiB; clamped).
     pub copy_part_size: u64,
+    /// Listings show kept uploads with the bytes they hold (`s3.list_kept_uploads`).
+    pub list_kept_uploads: bool,
+    /// The process-wide budget part buffers are taken from (`limits.upload_memory_mib`); `None`:
+    /// only the per-upload bound.
+    pub memory_budget: Option<Arc<MemoryBudget>>,
 }
 
 impl S3Options {
@@ -173,6 +180,8 @@ impl S3Options {
             resume_window: Duration::from_secs(cfg.resume_window_secs),
             max_copy_object_size: MAX_COPY_SIZE,
             copy_part_size: MAX_COPY_SIZE,
+            list_kept_uploads: cfg.list_kept_uploads && cfg.resume_window_secs > 0,
+            memory_budget: None,
         }
     }
 }
@@ -186,12 +195,14 @@ pub struct S3Storage {
     resume_window: Duration,
     max_copy_object_size: u64,
     copy_part_size: u64,
+    memory_budget: Option<Arc<MemoryBudget>>,
     /// Whether uploads declare a CRC32 per part (`request_checksum_calculation = WhenSupported`,
     /// the SDK default). Multipart uploads then name the algorithm and `FULL_OBJECT` in
     /// `CreateMultipartUpload`, so S3 verifies every part and the whole object.
     part_checksums: bool,
     /// Cleared when the store says it does not implement object tagging.
     tagging: Arc<AtomicBool>,
+    list_kept_uploads: bool,
 }
 
 impl S3Storage {
@@ -209,8 +220,10 @@ impl S3Storage {
             copy_part_size: options
                 .copy_part_size
                 .clamp(MIN_COPY_PART_SIZE, MAX_COPY_SIZE),
+            memory_budget: options.memory_budget,
             part_checksums,
             tagging: Arc::new(AtomicBool::new(true)),
+            list_kept_uploads: options.list_kept_uploads,
         }
     }
 
@@ -253,7 +266,13 @@ impl Storage for S3Storage {
             return Err(StorageError::IsADirectory(String::new()));
         }
         let upload = match spec.mode {
-            UploadMode::Replace | UploadMode::Resume { offset: 0 } => self.new_upload(key, &spec),
+            UploadMode::Replace | UploadMode::Resume { offset: 0 } => {
+                let mut upload = self.new_upload(key, &spec);
+                if !self.resume_window.is_zero() {
+                    upload.replaces_kept = Some(std::time::SystemTime::now());
+                }
+                upload
+            }
             UploadMode::Append => self.continue_key(key, &spec, None).await?,
             UploadMode::Resume { offset } => self.continue_key(key, &spec, Some(offset)).await?,
         };

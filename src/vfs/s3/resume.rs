@@ -1,11 +1,12 @@
 //! Resuming (REST + STOR) and continuing a key (APPE): finding a kept multipart upload with
 //! `ListMultipartUploads`/`ListParts`, the run of parts it can continue from, expiry.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 use super::abort::abort_multipart;
+use super::bucket::Bucket;
 use super::error::{is_store_code, s3_error};
 use super::multipart::MultipartUpload;
 use super::multipart::{completed_part, DonePart};
@@ -128,43 +129,7 @@ impl S3Storage {
         &self,
         key: &ObjectKey,
     ) -> Result<Vec<(String, SystemTime)>, StorageError> {
-        let mut found = Vec::new();
-        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
-        loop {
-            let out = self
-                .bucket
-                .list_multipart_uploads()
-                .prefix(key.as_str())
-                .set_key_marker(key_marker.take())
-                .set_upload_id_marker(id_marker.take())
-                .send()
-                .await
-                .map_err(|e| s3_error("ListMultipartUploads", key.as_str(), e))?;
-            let mut past_key = false;
-            for u in out.uploads() {
-                match u.key() {
-                    Some(k) if k == key.as_str() => {}
-                    // Listed by key: `key` comes before every longer key with its prefix.
-                    Some(k) if k > key.as_str() => past_key = true,
-                    _ => continue,
-                }
-                if let (Some(id), Some(initiated)) =
-                    (u.upload_id(), u.initiated().and_then(system_time))
-                {
-                    if !past_key {
-                        found.push((id.to_string(), initiated));
-                    }
-                }
-            }
-            if past_key || out.is_truncated() != Some(true) {
-                return Ok(found);
-            }
-            key_marker = out.next_key_marker().map(str::to_string);
-            id_marker = out.next_upload_id_marker().map(str::to_string);
-            if key_marker.is_none() {
-                return Ok(found);
-            }
-        }
+        uploads_of(&self.bucket, key.as_str()).await
     }
 
     /// Every completed part of an upload, by part number.
@@ -250,6 +215,79 @@ pub(super) fn resumable_run(parts: &[DonePart]) -> Vec<DonePart> {
         .take_while(|(p, n)| p.part.part_number() == Some(*n) && p.size >= MIN_PART_SIZE)
         .map(|(p, _)| p.clone())
         .collect()
+}
+
+/// Multipart uploads in progress for exactly `key` in `bucket`: id and start time.
+pub(super) async fn uploads_of(
+    bucket: &Bucket,
+    key: &str,
+) -> Result<Vec<(String, SystemTime)>, StorageError> {
+    let mut found = Vec::new();
+    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+    loop {
+        let out = bucket
+            .list_multipart_uploads()
+            .prefix(key)
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take())
+            .send()
+            .await
+            .map_err(|e| s3_error("ListMultipartUploads", key, e))?;
+        let mut past_key = false;
+        for u in out.uploads() {
+            match u.key() {
+                Some(k) if k == key => {}
+                // Listed by key: `key` comes before every longer key with its prefix.
+                Some(k) if k > key => past_key = true,
+                _ => continue,
+            }
+            if let (Some(id), Some(initiated)) =
+                (u.upload_id(), u.initiated().and_then(system_time))
+            {
+                if !past_key {
+                    found.push((id.to_string(), initiated));
+                }
+            }
+        }
+        if past_key || out.is_truncated() != Some(true) {
+            return Ok(found);
+        }
+        key_marker = out.next_key_marker().map(str::to_string);
+        id_marker = out.next_upload_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+/// A fresh upload (STOR from byte 0) of `key` has completed: the uploads of `key` kept for a
+/// resume that started before it (`started`, in an earlier second) can no longer be resumed into anything
+/// newer than the file, so they are aborted now rather than left open for the resume window.
+/// An upload of the same key started later (another client's) is left alone. In the
+/// background: the `226` does not wait for it.
+pub(super) fn abort_replaced_uploads(bucket: Bucket, key: Arc<str>, started: SystemTime) {
+    tokio::spawn(async move {
+        let uploads = match uploads_of(&bucket, &key).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(key = &*key, error = %e, "could not list the uploads a new file replaced");
+                return;
+            }
+        };
+        for (upload_id, initiated) in uploads {
+            // Whole seconds (S3's timestamps have no more): only uploads started in an earlier
+            // second than this one. One started in the same second may be another client's,
+            // or a cut upload newer than this file: it is left for the resume window.
+            if unix_secs(initiated) < unix_secs(started) {
+                tracing::info!(
+                    key = &*key,
+                    upload_id,
+                    "aborting a kept upload: a STOR from byte 0 replaced the file"
+                );
+                abort_multipart(&bucket, &key, &upload_id).await;
+            }
+        }
+    });
 }
 
 #[cfg(test)]

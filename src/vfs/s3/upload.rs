@@ -19,8 +19,9 @@ use super::metadata::{
     ContentDigests, METADATA_VALUE, META_CLIENT_ADDR, META_CRC32, META_SHA256, META_UPLOADER,
 };
 use super::multipart::{completed_part, DonePart, MultipartUpload};
-use super::resume::resumable_run;
+use super::resume::{abort_replaced_uploads, resumable_run};
 use super::{S3Storage, MAX_PARTS};
+use crate::vfs::budget::Reservation;
 use crate::vfs::{ObjectKey, StorageError, Upload, UploadError, UploadSpec};
 
 /// The first allocation of a part buffer (see `S3Upload::make_room`).
@@ -51,6 +52,8 @@ impl S3Storage {
             copies: JoinSet::new(),
             done: Vec::new(),
             failed: false,
+            replaces_kept: None,
+            memory: Reservation::new(self.memory_budget.clone(), self.part_size),
         }
     }
 }
@@ -98,6 +101,11 @@ pub(super) struct S3Upload {
     pub(super) done: Vec<DonePart>,
     /// A copy failed (body or store): the upload can only be suspended, aborted or dropped.
     pub(super) failed: bool,
+    /// A fresh upload (STOR from byte 0) started at this time: once it completes, the kept
+    /// uploads of its key that started no later are aborted (`resume::abort_replaced_uploads`).
+    pub(super) replaces_kept: Option<std::time::SystemTime>,
+    /// The buffers (`buf`, `spare`, parts in flight) reserved from the global budget.
+    pub(super) memory: Reservation,
 }
 
 impl S3Upload {
@@ -291,6 +299,52 @@ impl S3Upload {
         self.buf = BytesMut::new();
         self.spare = Vec::new();
         self.digests = None;
+        self.memory.shrink_to(self.in_flight.len());
+    }
+
+    /// Before reading more of the body: makes the budget reservation match the buffers this
+    /// upload holds (`buf`, allocated or about to be, `spare`, parts in flight), giving spare
+    /// buffers back while other uploads wait. If a buffer is missing and the budget is spent,
+    /// waits in line for one (the data connection is not read meanwhile: TCP flow control
+    /// slows the client), while finishing its own parts, whose buffers serve as well.
+    async fn reserve_buffers(&mut self) -> Result<(), UploadError> {
+        if self.memory.contended() && self.buf.capacity() > 0 {
+            self.spare.clear();
+        }
+        let needed = self.spare.len() + self.in_flight.len() + 1;
+        self.memory.shrink_to(needed);
+        if self.memory.parts() >= needed || self.memory.try_grow() {
+            return Ok(());
+        }
+        let wait = self.memory.wait_for_part();
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                part = &mut wait => {
+                    if let Some(part) = part {
+                        self.memory.add_part(part);
+                    }
+                    return Ok(());
+                }
+                Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    if let Err(e) = self.part_done(joined) {
+                        self.stop();
+                        return Err(e.into());
+                    }
+                    if let Some(buffer) = self.spare.pop() {
+                        // A part came back: its buffer (already reserved) is the next one.
+                        self.buf = buffer;
+                        self.memory
+                            .shrink_to(self.spare.len() + self.in_flight.len() + 1);
+                        return Ok(());
+                    }
+                    // Not reclaimed (freed): its reservation serves for the new buffer.
+                    if self.memory.parts() > self.in_flight.len() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     /// Ends the upload after an error or on `abort`: stops the parts in flight, aborts the
@@ -324,6 +378,7 @@ impl Upload for S3Upload {
             return Err(self.ended().into());
         }
         loop {
+            self.reserve_buffers().await?;
             self.make_room();
             // Read straight into the part buffer, never past the part boundary.
             let room = self.store.part_size - self.buf.len();
@@ -365,6 +420,8 @@ impl Upload for S3Upload {
         let result = self.finish().await;
         if result.is_err() {
             self.fail().await;
+        } else if let Some(started) = self.replaces_kept {
+            abort_replaced_uploads(self.store.bucket.clone(), self.key.clone(), started);
         }
         result
     }

@@ -8,7 +8,12 @@ output "iam_role_arn" {
   value       = module.ftps_s3.iam_role_arn
 }
 
+output "ftp_addresses" {
+  description = "The NLB's Elastic IPs (the first is announced in PASV replies): point the host name at them."
+  value       = aws_eip.nlb[*].public_ip
+}
+
 output "next_steps" {
   description = "How to reach the server."
-  value       = "kubectl -n ftps-s3 get service ${module.ftps_s3.helm_release_name} -o jsonpath='{.status.loadBalancer.ingress[0].hostname}' then point ${var.ftp_host_name} at it (CNAME)."
+  value       = "Point ${var.ftp_host_name} at ${join(", ", aws_eip.nlb[*].public_ip)} (A records); check with: helm -n ${local.namespace} test ${module.ftps_s3.helm_release_name}"
 }

@@ -25,10 +25,33 @@ variable "cluster_issuer" {
   default     = "letsencrypt"
 }
 
-variable "users_secret_name" {
-  description = "Existing Secret in the namespace with users.toml (kubectl create secret generic NAME --from-file=users.toml)."
+variable "users_secret_arn" {
+  description = "Secrets Manager secret whose value is users.toml (names, argon2 hashes, homes). Either this or users_toml."
   type        = string
-  default     = "ftps-s3-users"
+  default     = null
+}
+
+variable "users_toml" {
+  description = "users.toml itself (hashes only, never passwords), when not from Secrets Manager."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets for the NLB, one per zone the pods run in (one Elastic IP each)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.public_subnet_ids) >= 2
+    error_message = "Give a public subnet in every zone the pods may run in (at least two)."
+  }
+}
+
+variable "create_s3_gateway_endpoint" {
+  description = "Create an S3 gateway VPC endpoint on the VPC's route tables (false if the VPC has one)."
+  type        = bool
+  default     = true
 }
 
 variable "client_cidrs" {

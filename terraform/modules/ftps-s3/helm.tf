@@ -29,6 +29,8 @@ resource "helm_release" "this" {
   version          = var.helm_release.version
   timeout          = var.helm_release.timeout
   wait             = true
+  atomic           = var.helm_release.atomic
+  cleanup_on_fail  = var.helm_release.cleanup_on_fail
 
   values = concat([yamlencode(local.helm_values)], var.helm_release.values)
 

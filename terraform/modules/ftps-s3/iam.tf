@@ -1,6 +1,9 @@
 # The role the server's pods assume through IRSA, allowed exactly what the server does on its
 # bucket(s): list (with delimiter), read (ranged GET, HEAD), write (PutObject, multipart upload,
-# CopyObject for renames), delete, and abort/list multipart uploads.
+# CopyObject/UploadPartCopy for renames), delete, abort/list multipart uploads, and the object
+# tags that carry the SHA-256/CRC32 digests of multipart uploads (read, write, remove; by
+# version on versioned buckets). scripts/iam-check.py derives the list from the S3 calls in
+# src/ and fails lint-deploy when this policy grants more or less.
 
 locals {
   create_iam_role = var.create_iam_role
@@ -40,7 +43,6 @@ data "aws_iam_policy_document" "server" {
   statement {
     sid = "Buckets"
     actions = [
-      "s3:GetBucketLocation",
       "s3:ListBucket",
       "s3:ListBucketMultipartUploads",
     ]
@@ -52,9 +54,14 @@ data "aws_iam_policy_document" "server" {
     actions = [
       "s3:AbortMultipartUpload",
       "s3:DeleteObject",
+      "s3:DeleteObjectTagging",
       "s3:GetObject",
+      "s3:GetObjectTagging",
+      "s3:GetObjectVersionTagging",
       "s3:ListMultipartUploadParts",
       "s3:PutObject",
+      "s3:PutObjectTagging",
+      "s3:PutObjectVersionTagging",
     ]
     resources = [for arn in local.bucket_arns : "${arn}/*"]
   }

@@ -141,7 +141,8 @@ variable "helm_release" {
     Install the chart (helm/ftps-s3) with the bucket, region and role filled in. `values` are
     further YAML documents (TLS, users, service annotations...), applied after the module's own.
     `chart` defaults to the chart in this repository; set it (and `repository`, `version`) to a
-    published chart.
+    published chart. `atomic` rolls a failed install or upgrade back (and `cleanup_on_fail`
+    deletes what it created), so a bad value never leaves a half-applied release behind.
   EOT
   type = object({
     enabled          = optional(bool, false)
@@ -151,6 +152,8 @@ variable "helm_release" {
     version          = optional(string)
     create_namespace = optional(bool, true)
     timeout          = optional(number, 600)
+    atomic           = optional(bool, true)
+    cleanup_on_fail  = optional(bool, true)
     values           = optional(list(string), [])
   })
   default = {}

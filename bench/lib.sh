@@ -4,9 +4,11 @@
 # started through these helpers is recorded in BENCH_PIDS and stopped by PID there.
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
-BIN=$ROOT/target/release/ftps-s3
-LOAD=$ROOT/target/release/examples/ftps_load
-S3_DIRECT=$ROOT/target/release/examples/s3_direct
+# BENCH_PROFILE=debug: the debug build (a smoke run; figures are not comparable).
+BENCH_PROFILE=${BENCH_PROFILE:-release}
+BIN=$ROOT/target/$BENCH_PROFILE/ftps-s3
+LOAD=$ROOT/target/$BENCH_PROFILE/examples/ftps_load
+S3_DIRECT=$ROOT/target/$BENCH_PROFILE/examples/s3_direct
 BUCKET=bench
 # The credentials scripts/start-seaweedfs.sh gives SeaweedFS; the server and s3_direct use them.
 export AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret AWS_REGION=us-east-1
@@ -93,8 +95,11 @@ raise_fd_limit() { # as many descriptors as 10,000 sessions need (client and ser
 }
 
 build() { # release server and the two bench clients
-    log "cargo build --release (server, examples s3_direct and ftps_load)"
-    (cd "$ROOT" && cargo build --release --bin ftps-s3 --example s3_direct --example ftps_load)
+    local profile=--release
+    [ "$BENCH_PROFILE" = release ] || profile=
+    log "cargo build $profile (server, examples s3_direct and ftps_load)"
+    # shellcheck disable=SC2086 # empty for the debug profile
+    (cd "$ROOT" && cargo build $profile --bin ftps-s3 --example s3_direct --example ftps_load)
 }
 
 start_seaweedfs() { # -> S3_ENDPOINT; bucket $BUCKET

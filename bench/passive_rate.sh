@@ -68,4 +68,4 @@ for e in j["error_samples"]:
     print(f"  {e}")
 PY
 [ "$rc" = 0 ] || die "passive rate bench failed (ftps_load exit $rc): refusals and errors must be 0"
-log "command: SECS=$SECS CONCURRENCY=$CONCURRENCY PASSIVE_PORTS=$PASSIVE_PORTS bench/passive_rate.sh, commit $(cd "$ROOT" && git rev-parse --short HEAD)"
+log "command: BENCH_PROFILE=$BENCH_PROFILE SECS=$SECS CONCURRENCY=$CONCURRENCY PASSIVE_PORTS=$PASSIVE_PORTS bench/passive_rate.sh, commit $(cd "$ROOT" && git rev-parse --short HEAD)"

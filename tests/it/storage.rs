@@ -389,7 +389,43 @@ contract!(
     resume_without_a_kept_upload_continues_the_file,
     suspended_upload_leaves_no_object,
     rename_dir_moves_a_tree_and_refuses_above_the_limit,
+    set_modified_is_reported_and_survives_rename,
 );
+
+/// MFMT: a file's time as the client set it, reported by `stat` (MDTM, MLST), kept by a rename
+/// and the content left alone; an append is a new write and takes the time of the write.
+async fn set_modified_is_reported_and_survives_rename(b: &Backend) {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(1_577_934_245); // 2020-01-02 03:04:05
+    b.put("m/a.txt", b"hello").await;
+    b.storage
+        .set_modified(&k("m/a.txt"), t)
+        .await
+        .expect("set_modified");
+    let e = b.storage.stat(&k("m/a.txt")).await.expect("stat");
+    assert_eq!((e.size, e.modified), (5, Some(t)));
+    b.storage
+        .rename_file(&k("m/a.txt"), &k("m/b.txt"))
+        .await
+        .expect("rename");
+    let e = b.storage.stat(&k("m/b.txt")).await.expect("stat");
+    assert_eq!(e.modified, Some(t), "the time survives a rename");
+    assert_eq!(b.read("m/b.txt", 0).await.expect("read"), b"hello");
+    b.upload("m/b.txt", UploadMode::Append, b" world").await;
+    let e = b.storage.stat(&k("m/b.txt")).await.expect("stat");
+    assert!(e.modified.is_some_and(|m| m > t), "{e:?}");
+    let e = b
+        .storage
+        .set_modified(&k("m/missing"), t)
+        .await
+        .expect_err("missing");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+    let e = b
+        .storage
+        .set_modified(&k("m"), t)
+        .await
+        .expect_err("a directory");
+    assert!(matches!(e, StorageError::IsADirectory(_)), "{e:?}");
+}
 
 async fn stat_tells_files_dirs_and_missing(b: &Backend) {
     b.put("docs/a.txt", b"hello").await;

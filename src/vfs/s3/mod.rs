@@ -103,6 +103,7 @@ mod copy;
 mod error;
 mod listing;
 mod metadata;
+mod mtime;
 mod multipart;
 mod objects;
 mod read;
@@ -164,6 +165,8 @@ pub struct S3Options {
     pub max_copy_object_size: u64,
     /// The largest `UploadPartCopy` part (at least 10 MiB + 2 bytes, at most 5 GiB; clamped).
     pub copy_part_size: u64,
+    /// Listings read each file's MFMT time (`s3.listing_times`; see `mtime.rs`).
+    pub listing_times: bool,
 }
 
 impl S3Options {
@@ -174,6 +177,7 @@ impl S3Options {
             resume_window: Duration::from_secs(cfg.resume_window_secs),
             max_copy_object_size: MAX_COPY_SIZE,
             copy_part_size: MAX_COPY_SIZE,
+            listing_times: cfg.listing_times,
         }
     }
 }
@@ -194,6 +198,7 @@ pub struct S3Storage {
     part_checksums: bool,
     /// Cleared when the store says it does not implement object tagging.
     tagging: Arc<AtomicBool>,
+    listing_times: bool,
 }
 
 impl S3Storage {
@@ -214,6 +219,7 @@ impl S3Storage {
                 .clamp(MIN_COPY_PART_SIZE, MAX_COPY_SIZE),
             part_checksums,
             tagging: Arc::new(AtomicBool::new(true)),
+            listing_times: options.listing_times,
         }
     }
 
@@ -241,6 +247,10 @@ impl Storage for S3Storage {
     /// Pages of a listing, fetched one ahead (see `listing.rs`).
     fn list(&self, dir: &ObjectKey) -> ListPages {
         self.list_dir(dir)
+    }
+
+    async fn set_modified(&self, key: &ObjectKey, time: SystemTime) -> Result<(), StorageError> {
+        self.set_mtime(key, time).await
     }
 
     async fn read(&self, key: &ObjectKey, offset: u64) -> Result<ReadStream, StorageError> {

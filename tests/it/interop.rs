@@ -285,3 +285,79 @@ fn rclone(srv: &TestServer, args: &[&str], extra: &[&str]) -> tokio::process::Co
         ]);
     c
 }
+
+/// aioftp completes each data connection's TLS handshake before it sends STOR/RETR/MLSD; the
+/// server used to start its side only after the command, so each waited for the other (every
+/// transfer hung). Upload, listing and download in both modes, byte for byte.
+async fn aioftp_scenario(mode: Mode) {
+    if !python_module_available("aioftp") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src.bin");
+    let got = dir.path().join("got.bin");
+    let data = random_bytes(3 * 1024 * 1024 + 5);
+    std::fs::write(&src, &data).expect("write");
+    let (src_s, got_s) = (src.display().to_string(), got.display().to_string());
+    let out = clients::run(aioftp(
+        &srv,
+        mode,
+        &["put", &src_s, "a.bin", "ls", "/", "get", "a.bin", &got_s],
+    ))
+    .await;
+    clients::assert_ok(&out, &format!("aioftp {}", mode.name()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("a.bin\tfile\t{}", data.len())),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::read(&got).expect("read") == data,
+        "downloaded bytes differ"
+    );
+    assert_eq!(
+        srv.object(&srv.key("a.bin")).await.as_deref(),
+        Some(&data[..])
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn aioftp_explicit() {
+    aioftp_scenario(Mode::Explicit).await;
+}
+
+#[tokio::test]
+async fn aioftp_implicit() {
+    aioftp_scenario(Mode::Implicit).await;
+}
+
+fn python_module_available(module: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: Python module {module} not found (run scripts/install-test-deps.sh)");
+    }
+    ok
+}
+
+fn aioftp(srv: &TestServer, mode: Mode, steps: &[&str]) -> tokio::process::Command {
+    let addr = match mode {
+        Mode::Explicit => srv.explicit,
+        Mode::Implicit => srv.implicit,
+    };
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/aioftp_client.py");
+    let mut c = tokio::process::Command::new("python3");
+    c.arg(script)
+        .args(["--mode", mode.name(), "--host"])
+        .arg(addr.ip().to_string())
+        .arg("--port")
+        .arg(addr.port().to_string())
+        .args(["--user", USER, "--password", PASSWORD, "--timeout", "10"])
+        .args(steps);
+    c
+}

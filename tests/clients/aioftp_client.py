@@ -4,6 +4,10 @@
 Usage:
     aioftp_client.py --mode explicit|implicit --host H --port N --user U --password P \\
         [--timeout S] put LOCAL REMOTE | get REMOTE LOCAL | ls PATH ...
+        | reput LOCAL REMOTE | reget REMOTE LOCAL
+
+reput: SIZE of REMOTE, then aioftp upload_stream(offset=n) (REST n + STOR) of LOCAL from byte n;
+reget: aioftp download_stream(offset=size of LOCAL) (REST + RETR), appended to LOCAL.
 
 explicit: plain control connection, AUTH TLS (aioftp `upgrade_to_tls`, which sends PBSZ 0 and
 PROT P) before login. implicit: TLS from the first byte (aioftp `ssl=`); aioftp then sends no
@@ -17,12 +21,13 @@ Exit status 0 if every step succeeded, 1 otherwise (the error on stderr), 2 on a
 
 import argparse
 import asyncio
+import os
 import ssl
 import sys
 
 import aioftp
 
-STEPS = {"put": 2, "get": 2, "ls": 1}
+STEPS = {"put": 2, "get": 2, "ls": 1, "reput": 2, "reget": 2}
 
 
 def context():
@@ -50,6 +55,20 @@ async def run(args, steps):
                 await client.upload(params[0], params[1], write_into=True)
             elif name == "get":
                 await client.download(params[0], params[1], write_into=True)
+            elif name == "reput":
+                held = await client.stat(params[1])
+                held = int(held.get("size", 0))
+                with open(params[0], "rb") as f:
+                    f.seek(held)
+                    async with client.upload_stream(params[1], offset=held) as stream:
+                        while block := f.read(65536):
+                            await stream.write(block)
+            elif name == "reget":
+                held = os.path.getsize(params[1]) if os.path.exists(params[1]) else 0
+                with open(params[1], "ab") as f:
+                    async with client.download_stream(params[0], offset=held) as stream:
+                        async for block in stream.iter_by_block():
+                            f.write(block)
             elif name == "ls":
                 for path, info in await client.list(params[0]):
                     print(f"{path.name}\t{info.get('type')}\t{info.get('size', '')}")

@@ -1651,3 +1651,44 @@ async fn local_uploads_dir_is_hidden_and_names_like_it_are_ordinary() {
         .expect_err("unreachable by key");
     assert!(matches!(e, StorageError::Io { .. }), "{e:?}");
 }
+
+/// MFMT on an object above `CopyObject`'s limit (5 GiB; lowered here to 5 MiB): the object is
+/// copied onto itself in parts with the time added, content, metadata and digest tags kept.
+#[tokio::test]
+async fn s3_set_modified_above_the_copy_limit_copies_in_parts() {
+    let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
+        o.max_copy_object_size = 5 * MIB as u64;
+        o.copy_part_size = 10 * MIB as u64 + 2;
+    })
+    .await;
+    let data = pattern(12 * MIB + 3, 60);
+    b.put("big.bin", &data).await;
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(1_577_934_245);
+    b.storage
+        .set_modified(&k("big.bin"), t)
+        .await
+        .expect("set_modified");
+    let e = b.storage.stat(&k("big.bin")).await.expect("stat");
+    assert_eq!((e.size, e.modified), (data.len() as u64, Some(t)));
+    assert!(b.read("big.bin", 0).await.expect("read") == data);
+    let digests = b.storage.recorded_digests(&k("big.bin")).await;
+    assert_eq!(digests.expect("digests"), whole(&data), "digests kept");
+    let (client, bucket) = b.s3_parts().expect("s3");
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key("big.bin")
+        .send()
+        .await
+        .expect("HeadObject");
+    let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
+    assert_eq!(uploader.as_deref(), Some(UPLOADER), "metadata kept");
+    assert!(
+        head.e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .ends_with("-2"),
+        "copied in parts: {:?}",
+        head.e_tag()
+    );
+}

@@ -5,10 +5,14 @@
 
 use std::{
     collections::HashMap,
+    sync::atomic::Ordering,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use aws_sdk_s3::{primitives::DateTime, types::MetadataDirective};
+use aws_sdk_s3::{
+    primitives::DateTime,
+    types::{MetadataDirective, Tag, Tagging},
+};
 
 use super::error::s3_error;
 use super::{size_of, system_time, S3Storage};
@@ -70,8 +74,36 @@ impl S3Storage {
         let mut metadata = head.metadata().cloned().unwrap_or_default();
         metadata.insert(META_MTIME.to_string(), format(time));
         if size_of(head.content_length()) > self.max_copy_object_size {
+            // A multipart copy onto itself starts the object without tags (the digests of
+            // multipart uploads live there): read them first, put them back after.
+            let tags =
+                match head.tag_count().unwrap_or(0) > 0 && self.tagging.load(Ordering::Relaxed) {
+                    true => Some(self.tags_of(key.as_str()).await?),
+                    false => None,
+                };
             head.metadata = Some(metadata);
-            return self.copy_multipart(key.as_str(), key.as_str(), &head).await;
+            head.tag_count = Some(0);
+            self.copy_multipart(key.as_str(), key.as_str(), &head)
+                .await?;
+            if let Some(tags) = tags {
+                let tagging = Tagging::builder()
+                    .set_tag_set(Some(tags))
+                    .build()
+                    .map_err(|e| self.build_error("PutObjectTagging", key.as_str(), e))?;
+                let put = self
+                    .client
+                    .put_object_tagging()
+                    .bucket(&*self.bucket)
+                    .key(key.as_str())
+                    .tagging(tagging)
+                    .send()
+                    .await;
+                if let Err(e) = put {
+                    let e = s3_error("PutObjectTagging", key.as_str(), e);
+                    tracing::warn!(key = key.as_str(), error = %e, "set the time but lost the tags");
+                }
+            }
+            return Ok(());
         }
         self.client
             .copy_object()
@@ -86,6 +118,20 @@ impl S3Storage {
             .await
             .map_err(|e| s3_error("CopyObject", key.as_str(), e))?;
         Ok(())
+    }
+}
+
+impl S3Storage {
+    async fn tags_of(&self, key: &str) -> Result<Vec<Tag>, StorageError> {
+        let out = self
+            .client
+            .get_object_tagging()
+            .bucket(&*self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error("GetObjectTagging", key, e))?;
+        Ok(out.tag_set().to_vec())
     }
 }
 

@@ -210,6 +210,11 @@ pub struct S3 {
     /// larger directories are refused before anything is copied. S3 has no rename: each object
     /// is copied, then the originals are deleted.
     pub max_rename_objects: usize,
+    /// Whether LIST and MLSD report the time a client set with MFMT: ListObjectsV2 returns no
+    /// metadata, so this costs one HeadObject per file listed (a few at a time). Off: listings
+    /// show S3's LastModified (MDTM and MLST report the client's time either way), and sync
+    /// clients that compare listing times (rclone) upload again files whose times differ.
+    pub listing_times: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -370,6 +375,7 @@ impl Default for Config {
                 resume_window_secs: 86_400,
                 list_kept_uploads: false,
                 max_rename_objects: 1000,
+                listing_times: true,
             },
             auth: Auth {
                 users_file: PathBuf::from("/etc/ftps-s3/users/users.toml"),

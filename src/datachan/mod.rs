@@ -12,6 +12,9 @@
 //! - Under PROT P the data connection is TLS with the session's data acceptor, which sends no
 //!   TLS 1.3 tickets (see `tls.rs` for why) and can resume only this session's TLS sessions;
 //!   with `require_resumption` a full handshake is refused (RFC 4217 §10).
+//! - Passive connections are accepted, and under PROT P their TLS handshake started, as soon as
+//!   the client connects ([`EagerPassive`]), not when the transfer command arrives: some clients
+//!   (aioftp) finish the handshake before they send STOR/RETR, most send the command first.
 //! - Waiting for the connection and the handshake is bounded (`limits.data_connect_timeout`),
 //!   and so is every read and write afterwards (`limits.data_idle_timeout`).
 
@@ -27,8 +30,9 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::TcpSocket;
+use tokio::{net::TcpSocket, task::JoinHandle};
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 pub use idle::IdleTimeout;
 pub use metered::Metered;
@@ -40,9 +44,58 @@ use crate::tls::MaybeTls;
 /// How the next data connection will be made.
 pub enum DataPlan {
     /// PASV/EPSV: the client connects to our listener.
-    Passive(PassiveListener),
+    Passive(EagerPassive),
     /// PORT/EPRT: we connect to the client.
     Active(SocketAddr),
+}
+
+/// A passive data connection being accepted in the background from PASV/EPSV on: the accept
+/// and, under PROT P, the server side of the TLS handshake run as soon as the client connects,
+/// so a client that completes its handshake before sending STOR/RETR (aioftp) is not left
+/// waiting for a server that waits for the command. [`open`] awaits the result. Dropping it
+/// (another PASV, the session's end) stops the task and frees the port.
+pub struct EagerPassive {
+    port: u16,
+    task: JoinHandle<Result<MaybeTls, OpenError>>,
+}
+
+impl EagerPassive {
+    /// Starts accepting on `listener`; with `tls`, the handshake follows at once, bounded by
+    /// `handshake_timeout` (waiting for the client to connect is bounded later, by [`open`]).
+    pub fn start(
+        mut listener: PassiveListener,
+        tls: Option<TlsAcceptor>,
+        handshake_timeout: Duration,
+    ) -> EagerPassive {
+        let port = listener.port();
+        let task = tokio::spawn(
+            async move {
+                let tcp = listener.accept().await?;
+                drop(listener);
+                let _ = tcp.set_nodelay(true);
+                let Some(acceptor) = tls else {
+                    return Ok(MaybeTls::Plain(tcp));
+                };
+                let tls = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| OpenError::Timeout(handshake_timeout))??;
+                Ok(MaybeTls::Tls(Box::new(tls)))
+            }
+            .in_current_span(),
+        );
+        EagerPassive { port, task }
+    }
+
+    /// The port the client was told to connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for EagerPassive {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// What to require of a data connection.
@@ -61,6 +114,9 @@ pub enum OpenError {
     Timeout(Duration),
     #[error("data connection failed: {0}")]
     Io(#[from] io::Error),
+    /// PROT C after PASV/EPSV under PROT P: the connection was already secured.
+    #[error("the data protection level changed after PASV/EPSV")]
+    ProtChanged,
     /// The data connection's TLS handshake was a full one, not a resumption of the control
     /// connection's session.
     #[error("the data connection did not resume the control connection's TLS session")]
@@ -110,8 +166,20 @@ pub async fn open(
     let open = async {
         let tcp = match plan {
             // The pool matched the connection's client address (PROXY header included) to
-            // this session's.
-            DataPlan::Passive(listener) => listener.accept().await?,
+            // this session's; the handshake under PROT P may be done already.
+            DataPlan::Passive(eager) => {
+                let conn = (&mut eager.task)
+                    .await
+                    .map_err(|e| io::Error::other(format!("data connection task: {e}")))??;
+                match (conn, security.tls) {
+                    (MaybeTls::Plain(tcp), Some(_)) => tcp,
+                    (MaybeTls::Plain(tcp), None) => return Ok(MaybeTls::Plain(tcp)),
+                    (tls @ MaybeTls::Tls(_), Some(_)) => {
+                        return resumed_or_refused(tls, security.require_resumption)
+                    }
+                    (MaybeTls::Tls(_), None) => return Err(OpenError::ProtChanged),
+                }
+            }
             DataPlan::Active(target) => {
                 let socket = match target {
                     SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -131,14 +199,20 @@ pub async fn open(
             return Ok(MaybeTls::Plain(tcp));
         };
         let tls = MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?));
-        if security.require_resumption && !tls.resumed() {
-            return Err(OpenError::NotResumed);
-        }
-        Ok(tls)
+        resumed_or_refused(tls, security.require_resumption)
     };
     tokio::time::timeout(timeout, open)
         .await
         .map_err(|_| OpenError::Timeout(timeout))?
+}
+
+/// RFC 4217 §10: with `require_resumption`, a data connection that did not resume the control
+/// connection's TLS session is refused.
+fn resumed_or_refused(tls: MaybeTls, require_resumption: bool) -> Result<MaybeTls, OpenError> {
+    if require_resumption && !tls.resumed() {
+        return Err(OpenError::NotResumed);
+    }
+    Ok(tls)
 }
 
 #[cfg(test)]

@@ -62,6 +62,14 @@ pub enum Command {
     // Information.
     Size(String),
     Mdtm(String),
+    /// draft-somers-ftp-mfxx MFMT, and MDTM with a time first (vsftpd's form, rclone
+    /// `--ftp-writing-mdtm`): set a file's modification time. `verb` is the one used (it
+    /// shapes the reply).
+    SetTime {
+        verb: &'static str,
+        time: std::time::SystemTime,
+        path: String,
+    },
     /// draft-bryan-ftpext-hash: the digest of a file.
     Hash(String),
     Mlst(Option<String>),
@@ -145,9 +153,31 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// `YYYYMMDDHHMMSS[.sss] path` (UTC, MFMT's argument): `None` if it does not have that shape,
+/// `Some(Err)` if the digits are no valid time.
+fn set_time_arg(arg: &str) -> Option<Result<(std::time::SystemTime, String), ()>> {
+    let (stamp, path) = arg.split_once(' ')?;
+    let (digits, fraction) = stamp.split_once('.').unwrap_or((stamp, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if digits.len() != 14 || !all_digits(digits) || !all_digits(fraction) || path.is_empty() {
+        return None;
+    }
+    let time = chrono::NaiveDateTime::parse_from_str(digits, "%Y%m%d%H%M%S").ok();
+    let millis: u32 = format!("{:0<3}", &fraction[..fraction.len().min(3)])
+        .parse()
+        .unwrap_or(0);
+    Some(
+        time.map(|t| {
+            let t = t.and_utc() + chrono::Duration::milliseconds(i64::from(millis));
+            (std::time::SystemTime::from(t), path.to_string())
+        })
+        .ok_or(()),
+    )
+}
+
 /// Verbs that exist in the FTP RFCs but that this server answers with `502`.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "SMNT", "LPRT", "LPSV", "MFMT", "MFCT", "MFF", "LANG", "ADAT", "MIC", "CONF", "ENC",
+    "SMNT", "LPRT", "LPSV", "MFCT", "MFF", "LANG", "ADAT", "MIC", "CONF", "ENC",
 ];
 
 impl Command {
@@ -216,7 +246,26 @@ impl Command {
             "RNFR" => Command::Rnfr(need("RNFR")?),
             "RNTO" => Command::Rnto(need("RNTO")?),
             "SIZE" => Command::Size(need("SIZE")?),
-            "MDTM" => Command::Mdtm(need("MDTM")?),
+            "MDTM" => {
+                let arg = need("MDTM")?;
+                match set_time_arg(&arg) {
+                    Some(Ok((time, path))) => Command::SetTime {
+                        verb: "MDTM",
+                        time,
+                        path,
+                    },
+                    // Fourteen digits and a path, but not a time: a file of that name.
+                    Some(Err(())) | None => Command::Mdtm(arg),
+                }
+            }
+            "MFMT" => match set_time_arg(&need("MFMT")?) {
+                Some(Ok((time, path))) => Command::SetTime {
+                    verb: "MFMT",
+                    time,
+                    path,
+                },
+                _ => return Err(ParseError::BadArgument("MFMT")),
+            },
             "HASH" => Command::Hash(need("HASH")?),
             "MLST" => Command::Mlst(opt()),
             "SYST" => Command::Syst,
@@ -272,6 +321,7 @@ impl Command {
             Command::Rnto(_) => "RNTO",
             Command::Size(_) => "SIZE",
             Command::Mdtm(_) => "MDTM",
+            Command::SetTime { verb, .. } => verb,
             Command::Hash(_) => "HASH",
             Command::Mlst(_) => "MLST",
             Command::Syst => "SYST",

@@ -398,6 +398,7 @@ impl Session {
             Command::Rnto(p) => self.rnto(rename_from, &p).await,
             Command::Size(p) => self.size(&p).await,
             Command::Mdtm(p) => self.mdtm(&p).await,
+            Command::SetTime { verb, time, path } => self.set_time(verb, time, &path).await,
             Command::Hash(p) => self.hash(&p).await,
             Command::Mlst(p) => self.mlst(p.as_deref()).await,
             Command::Syst => Reply::new(215, "UNIX Type: L8").into(),

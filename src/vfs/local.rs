@@ -252,6 +252,29 @@ impl Storage for LocalStorage {
             .map_err(|e| io_error(key.as_str(), e))
     }
 
+    /// The file's own mtime (what `stat` and `list` read).
+    async fn set_modified(
+        &self,
+        key: &ObjectKey,
+        time: std::time::SystemTime,
+    ) -> Result<(), StorageError> {
+        if self.metadata(key).await?.is_dir() {
+            return Err(StorageError::IsADirectory(key.to_string()));
+        }
+        let path = self.path(key)?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(|e| io_error(key.as_str(), e))?
+            .into_std()
+            .await;
+        tokio::task::spawn_blocking(move || file.set_modified(time))
+            .await
+            .map_err(|e| io_error(key.as_str(), io::Error::other(e)))?
+            .map_err(|e| io_error(key.as_str(), e))
+    }
+
     async fn make_dir(&self, key: &ObjectKey) -> Result<(), StorageError> {
         let path = self.path(key)?;
         match fs::metadata(&path).await {

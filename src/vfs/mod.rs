@@ -174,6 +174,16 @@ pub trait Storage: Send + Sync + 'static {
     /// which uploads record what). `NotFound` / `IsADirectory` as for [`Storage::read`].
     async fn recorded_digests(&self, key: &ObjectKey) -> Result<RecordedDigests, StorageError>;
 
+    /// Sets file `key`'s modification time (MFMT) to `time`, leaving its content alone: what
+    /// `stat` and `list` report from then on, kept by a rename, replaced by the next write.
+    /// `NotFound` / `IsADirectory` as for [`Storage::read`].
+    async fn set_modified(&self, key: &ObjectKey, time: SystemTime) -> Result<(), StorageError> {
+        let _ = (key, time);
+        Err(StorageError::Unsupported(
+            "this store cannot set modification times",
+        ))
+    }
+
     /// Removes file `key`; [`StorageError::NotFound`] if there is none, `IsADirectory` for a dir.
     async fn delete_file(&self, key: &ObjectKey) -> Result<(), StorageError>;
 

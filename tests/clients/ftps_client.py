@@ -29,6 +29,8 @@ Steps, run in order on one session; the first failing step ends the run:
     put LOCAL REMOTE      STOR (binary). LOCAL "-" reads stdin.
     append LOCAL REMOTE   APPE (binary). LOCAL "-" reads stdin.
     get REMOTE LOCAL      RETR (binary). LOCAL "-" writes to stdout. A failed get removes LOCAL.
+    reput LOCAL REMOTE    resume an upload: SIZE REMOTE, then REST n + STOR of LOCAL from byte n
+    reget REMOTE LOCAL    resume a download: REST (size of LOCAL) + RETR, appended to LOCAL
     ls [PATH]             LIST, prints each line
     nlst [PATH]           NLST, prints each name
     mlsd [PATH]           MLSD, prints "name<TAB>fact=value;fact=value;..." (facts sorted)
@@ -64,6 +66,8 @@ STEPS = {
     "put": (2, 0),
     "append": (2, 0),
     "get": (2, 0),
+    "reput": (2, 0),
+    "reget": (2, 0),
     "ls": (0, 1),
     "nlst": (0, 1),
     "mlsd": (0, 1),
@@ -202,6 +206,16 @@ def run_step(ftp, name, args, out):
                 with contextlib.suppress(OSError):
                     os.unlink(args[1])  # leave no partial or empty file behind
                 raise
+    elif name == "reput":
+        ftp.voidcmd("TYPE I")
+        held = ftp.size(args[1]) or 0
+        with open(args[0], "rb") as f:
+            f.seek(held)
+            ftp.storbinary("STOR " + args[1], f, rest=held)
+    elif name == "reget":
+        held = os.path.getsize(args[1]) if os.path.exists(args[1]) else 0
+        with open(args[1], "ab") as f:
+            ftp.retrbinary("RETR " + args[0], f.write, rest=held)
     elif name == "ls":
         ftp.retrlines("LIST" + ("" if not args else " " + args[0]), lambda line: print(line, file=out))
     elif name == "nlst":

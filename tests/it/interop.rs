@@ -121,3 +121,243 @@ async fn nlst_of_a_directory_answers_paths_a_client_can_retr() {
     assert_eq!(std::fs::read(&got).expect("read"), b"a");
     srv.stop().await;
 }
+
+/// MFMT (draft-somers-ftp-mfxx, as FileZilla, lftp and rclone send it) and MDTM with a time
+/// (rclone `--ftp-writing-mdtm`, the vsftpd form): the time is stored, reported by MDTM, MLST,
+/// MLSD and LIST, and survives a rename; FEAT advertises MFMT.
+#[tokio::test]
+async fn mfmt_sets_the_time_mdtm_mlst_and_listings_report() {
+    let srv = TestServer::start().await;
+    srv.put_object(&srv.key("d/a.txt"), b"hello").await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let feat = c.expect("FEAT", 211).await;
+    assert!(
+        feat.text.lines().any(|l| l.trim() == "MFMT"),
+        "{}",
+        feat.text
+    );
+    let r = c.expect("MFMT 20200102030405 d/a.txt", 213).await;
+    assert_eq!(r.text, "213 Modify=20200102030405; d/a.txt");
+    let r = c.expect("MDTM d/a.txt", 213).await;
+    assert_eq!(r.text, "213 20200102030405");
+    let r = c.expect("MLST d/a.txt", 250).await;
+    assert!(r.text.contains("modify=20200102030405;"), "{}", r.text);
+    c.expect("MFMT 2020010203040 d/a.txt", 501).await;
+    c.expect("MFMT 20201302030405 d/a.txt", 501).await;
+    c.expect("MFMT 20200102030405 d/missing", 550).await;
+    c.expect("MFMT 20200102030405 d", 550).await;
+    // The vsftpd form: MDTM with a time first.
+    let r = c.expect("MDTM 20210102030405 d/a.txt", 213).await;
+    assert!(r.text.contains("20210102030405"), "{}", r.text);
+    let r = c.expect("MDTM d/a.txt", 213).await;
+    assert_eq!(r.text, "213 20210102030405");
+    c.expect("RNFR d/a.txt", 350).await;
+    c.expect("RNTO d/b.txt", 250).await;
+    let r = c.expect("MDTM d/b.txt", 213).await;
+    assert_eq!(r.text, "213 20210102030405", "the time survives RNFR/RNTO");
+    assert_eq!(
+        srv.object(&srv.key("d/b.txt")).await.as_deref(),
+        Some(&b"hello"[..])
+    );
+    // Listings report it too.
+    let out = clients::run(python(
+        Mode::Explicit,
+        srv.explicit,
+        USER,
+        PASSWORD,
+        &["mlsd", "d", "ls", "d"],
+    ))
+    .await;
+    clients::assert_ok(&out, "mlsd + ls");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("modify=20210102030405"), "{stdout}");
+    assert!(stdout.contains("Jan  2  2021 b.txt"), "{stdout}");
+    srv.stop().await;
+}
+
+/// rclone `sync` of a file changed without changing its size: with MFMT the server keeps the
+/// client's time, so rclone sees the change and uploads it (before: sizes only, "nothing to
+/// transfer", S3 kept the old content). Then `--ftp-writing-mdtm` (MDTM with a time).
+#[tokio::test]
+async fn rclone_sync_uploads_a_same_size_change() {
+    if !rclone_available() {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = dir.path().join("src");
+    std::fs::create_dir(&local).expect("mkdir");
+    let file = local.join("f.txt");
+    let set = |content: &[u8], secs: u64| {
+        std::fs::write(&file, content).expect("write");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .expect("open");
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .expect("set mtime");
+    };
+    for extra in [&[][..], &["--ftp-writing-mdtm"][..]] {
+        set(b"first version", 1_600_000_000);
+        let out = clients::run(rclone(
+            &srv,
+            &["sync", &local.display().to_string(), "r:sync"],
+            extra,
+        ))
+        .await;
+        clients::assert_ok(&out, "rclone sync 1");
+        set(b"other content", 1_600_000_100);
+        let out = clients::run(rclone(
+            &srv,
+            &["sync", &local.display().to_string(), "r:sync"],
+            extra,
+        ))
+        .await;
+        clients::assert_ok(&out, "rclone sync 2");
+        assert_eq!(
+            srv.object(&srv.key("sync/f.txt")).await.as_deref(),
+            Some(&b"other content"[..]),
+            "rclone {extra:?} kept the stale file: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // And the server reports the client's time.
+        let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+        let r = c.expect("MDTM sync/f.txt", 213).await;
+        assert_eq!(r.text, "213 20200913122820", "rclone {extra:?}");
+        // A third sync with nothing changed transfers nothing.
+        let out = clients::run(rclone(
+            &srv,
+            &["sync", "-v", &local.display().to_string(), "r:sync"],
+            extra,
+        ))
+        .await;
+        clients::assert_ok(&out, "rclone sync 3");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("Copied"),
+            "rclone {extra:?} uploaded again: {stderr}"
+        );
+        srv.put_object(&srv.key("sync/f.txt"), b"reset").await;
+    }
+    srv.stop().await;
+}
+
+fn rclone_available() -> bool {
+    let ok = std::process::Command::new("rclone")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: rclone not found (run scripts/install-test-deps.sh)");
+    }
+    ok
+}
+
+/// rclone with remote `r:` on the server's explicit port (FTPS, certificate not verified).
+fn rclone(srv: &TestServer, args: &[&str], extra: &[&str]) -> tokio::process::Command {
+    let obscured = std::process::Command::new("rclone")
+        .args(["obscure", PASSWORD])
+        .output()
+        .expect("rclone obscure");
+    let mut c = tokio::process::Command::new("rclone");
+    c.env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_R_TYPE", "ftp")
+        .env("RCLONE_CONFIG_R_HOST", srv.explicit.ip().to_string())
+        .env("RCLONE_CONFIG_R_PORT", srv.explicit.port().to_string())
+        .env("RCLONE_CONFIG_R_USER", USER)
+        .env(
+            "RCLONE_CONFIG_R_PASS",
+            String::from_utf8_lossy(&obscured.stdout).trim(),
+        )
+        .env("RCLONE_CONFIG_R_EXPLICIT_TLS", "true")
+        .env("RCLONE_CONFIG_R_NO_CHECK_CERTIFICATE", "true")
+        .args(args)
+        .args(extra)
+        .args([
+            "--retries",
+            "1",
+            "--low-level-retries",
+            "1",
+            "--contimeout",
+            "20s",
+            "--timeout",
+            "60s",
+        ]);
+    c
+}
+
+/// aioftp completes each data connection's TLS handshake before it sends STOR/RETR/MLSD; the
+/// server used to start its side only after the command, so each waited for the other (every
+/// transfer hung). Upload, listing and download in both modes, byte for byte.
+async fn aioftp_scenario(mode: Mode) {
+    if !python_module_available("aioftp") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src.bin");
+    let got = dir.path().join("got.bin");
+    let data = random_bytes(3 * 1024 * 1024 + 5);
+    std::fs::write(&src, &data).expect("write");
+    let (src_s, got_s) = (src.display().to_string(), got.display().to_string());
+    let out = clients::run(aioftp(
+        &srv,
+        mode,
+        &["put", &src_s, "a.bin", "ls", "/", "get", "a.bin", &got_s],
+    ))
+    .await;
+    clients::assert_ok(&out, &format!("aioftp {}", mode.name()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("a.bin\tfile\t{}", data.len())),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::read(&got).expect("read") == data,
+        "downloaded bytes differ"
+    );
+    assert_eq!(
+        srv.object(&srv.key("a.bin")).await.as_deref(),
+        Some(&data[..])
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn aioftp_explicit() {
+    aioftp_scenario(Mode::Explicit).await;
+}
+
+#[tokio::test]
+async fn aioftp_implicit() {
+    aioftp_scenario(Mode::Implicit).await;
+}
+
+fn python_module_available(module: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: Python module {module} not found (run scripts/install-test-deps.sh)");
+    }
+    ok
+}
+
+fn aioftp(srv: &TestServer, mode: Mode, steps: &[&str]) -> tokio::process::Command {
+    let addr = match mode {
+        Mode::Explicit => srv.explicit,
+        Mode::Implicit => srv.implicit,
+    };
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/aioftp_client.py");
+    let mut c = tokio::process::Command::new("python3");
+    c.arg(script)
+        .args(["--mode", mode.name(), "--host"])
+        .arg(addr.ip().to_string())
+        .arg("--port")
+        .arg(addr.port().to_string())
+        .args(["--user", USER, "--password", PASSWORD, "--timeout", "10"])
+        .args(steps);
+    c
+}

@@ -407,7 +407,43 @@ contract!(
     resume_without_a_kept_upload_continues_the_file,
     suspended_upload_leaves_no_object,
     rename_dir_moves_a_tree_and_refuses_above_the_limit,
+    set_modified_is_reported_and_survives_rename,
 );
+
+/// MFMT: a file's time as the client set it, reported by `stat` (MDTM, MLST), kept by a rename
+/// and the content left alone; an append is a new write and takes the time of the write.
+async fn set_modified_is_reported_and_survives_rename(b: &Backend) {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(1_577_934_245); // 2020-01-02 03:04:05
+    b.put("m/a.txt", b"hello").await;
+    b.storage
+        .set_modified(&k("m/a.txt"), t)
+        .await
+        .expect("set_modified");
+    let e = b.storage.stat(&k("m/a.txt")).await.expect("stat");
+    assert_eq!((e.size, e.modified), (5, Some(t)));
+    b.storage
+        .rename_file(&k("m/a.txt"), &k("m/b.txt"))
+        .await
+        .expect("rename");
+    let e = b.storage.stat(&k("m/b.txt")).await.expect("stat");
+    assert_eq!(e.modified, Some(t), "the time survives a rename");
+    assert_eq!(b.read("m/b.txt", 0).await.expect("read"), b"hello");
+    b.upload("m/b.txt", UploadMode::Append, b" world").await;
+    let e = b.storage.stat(&k("m/b.txt")).await.expect("stat");
+    assert!(e.modified.is_some_and(|m| m > t), "{e:?}");
+    let e = b
+        .storage
+        .set_modified(&k("m/missing"), t)
+        .await
+        .expect_err("missing");
+    assert!(matches!(e, StorageError::NotFound(_)), "{e:?}");
+    let e = b
+        .storage
+        .set_modified(&k("m"), t)
+        .await
+        .expect_err("a directory");
+    assert!(matches!(e, StorageError::IsADirectory(_)), "{e:?}");
+}
 
 async fn stat_tells_files_dirs_and_missing(b: &Backend) {
     b.put("docs/a.txt", b"hello").await;
@@ -1630,4 +1666,45 @@ async fn local_uploads_dir_is_hidden_and_names_like_it_are_ordinary() {
         .await
         .expect_err("unreachable by key");
     assert!(matches!(e, StorageError::Io { .. }), "{e:?}");
+}
+
+/// MFMT on an object above `CopyObject`'s limit (5 GiB; lowered here to 5 MiB): the object is
+/// copied onto itself in parts with the time added, content, metadata and digest tags kept.
+#[tokio::test]
+async fn s3_set_modified_above_the_copy_limit_copies_in_parts() {
+    let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
+        o.max_copy_object_size = 5 * MIB as u64;
+        o.copy_part_size = 10 * MIB as u64 + 2;
+    })
+    .await;
+    let data = pattern(12 * MIB + 3, 60);
+    b.put("big.bin", &data).await;
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(1_577_934_245);
+    b.storage
+        .set_modified(&k("big.bin"), t)
+        .await
+        .expect("set_modified");
+    let e = b.storage.stat(&k("big.bin")).await.expect("stat");
+    assert_eq!((e.size, e.modified), (data.len() as u64, Some(t)));
+    assert!(b.read("big.bin", 0).await.expect("read") == data);
+    let digests = b.storage.recorded_digests(&k("big.bin")).await;
+    assert_eq!(digests.expect("digests"), whole(&data), "digests kept");
+    let (client, bucket) = b.s3_parts().expect("s3");
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key("big.bin")
+        .send()
+        .await
+        .expect("HeadObject");
+    let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
+    assert_eq!(uploader.as_deref(), Some(UPLOADER), "metadata kept");
+    assert!(
+        head.e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .ends_with("-2"),
+        "copied in parts: {:?}",
+        head.e_tag()
+    );
 }

@@ -51,6 +51,28 @@ impl Session {
         }
     }
 
+    /// draft-somers-ftp-mfxx §3 MFMT (`213 Modify=YYYYMMDDHHMMSS; path`), and MDTM with a time
+    /// (vsftpd's form: `213` and the time). Needs `write`: it changes no content, and a client
+    /// that may upload sets the times of what it uploads (rclone, lftp after every put).
+    pub(in crate::session) async fn set_time(
+        &mut self,
+        verb: &str,
+        time: SystemTime,
+        arg: &str,
+    ) -> Outcome {
+        let r = match self.resolve(Permission::Write, arg) {
+            Ok(r) => r,
+            Err(reply) => return reply.into(),
+        };
+        match r.home.storage().set_modified(&r.key, time).await {
+            Ok(()) if verb == "MFMT" => {
+                Reply::new(213, format!("Modify={}; {arg}", listing::mdtm(time))).into()
+            }
+            Ok(()) => Reply::new(213, listing::mdtm(time)).into(),
+            Err(e) => storage_reply("set time", &e, &r.path),
+        }
+    }
+
     /// draft-bryan-ftpext-hash §3: `213 <algorithm> 0-<size> <digest> <path>`. The digest
     /// recorded when the file was uploaded is answered without reading the file; files without
     /// one (stored by other means) are read through once and hashed as they stream.
@@ -131,6 +153,7 @@ impl Session {
                 "UTF8",
                 "SIZE",
                 "MDTM",
+                "MFMT",
                 "REST STREAM",
                 "EPSV",
                 "HOST",
@@ -263,7 +286,8 @@ impl Session {
             vec![
                 "The following commands are recognized:".to_string(),
                 "ABOR ACCT ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HASH HELP".to_string(),
-                "HOST LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT".to_string(),
+                "HOST LIST MDTM MFMT MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT"
+                    .to_string(),
                 "PROT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU".to_string(),
                 "STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD".to_string(),
                 "Help OK".to_string(),

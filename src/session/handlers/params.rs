@@ -8,9 +8,10 @@ use std::{
 
 use tracing::warn;
 
-use crate::datachan::{active_target, DataPlan};
+use crate::datachan::{active_target, DataPlan, EagerPassive};
 use crate::session::command::{EpsvArg, TransferType};
 use crate::session::reply::Reply;
+use crate::session::state::DataProtection;
 use crate::session::{Outcome, Session};
 
 /// The longest a PASV/EPSV waits for a port to be freed before answering 425.
@@ -100,8 +101,14 @@ impl Session {
             .min(MAX_PORT_WAIT);
         match self.ctx.passive_ports.acquire(local, client, wait).await {
             Ok(l) => {
-                let port = l.port();
-                self.state.data = Some(DataPlan::Passive(l));
+                // Accept, and under PROT P start the TLS handshake, as soon as the client
+                // connects: some clients finish the handshake before sending the command.
+                let tls = (self.state.protection == DataProtection::Private)
+                    .then(|| self.tls.data.clone());
+                let timeout = Duration::from_secs(self.ctx.config.limits.data_connect_timeout_secs);
+                let eager = EagerPassive::start(l, tls, timeout);
+                let port = eager.port();
+                self.state.data = Some(DataPlan::Passive(eager));
                 Ok(port)
             }
             Err(e) => {

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::bucket::Bucket;
 use super::error::s3_error;
+use super::mtime;
 use super::{size_of, system_time, unix_secs, S3Storage};
 use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError};
 
@@ -18,6 +19,8 @@ pub(super) struct Lister {
     pub(super) bucket: Bucket,
     /// `dir/`, or `""` for the root.
     pub(super) prefix: String,
+    /// Read each file's MFMT time with HeadObject (`s3.listing_times`).
+    pub(super) times: bool,
 }
 
 impl Lister {
@@ -39,7 +42,38 @@ impl Lister {
             Some(true) => out.next_continuation_token().map(str::to_string),
             _ => None,
         };
-        Ok((self.entries(&out), next))
+        let mut entries = self.entries(&out);
+        if self.times {
+            self.read_times(&mut entries).await;
+        }
+        Ok((entries, next))
+    }
+
+    /// Replaces each file's `LastModified` by the time a client set (MFMT), read with
+    /// HeadObject a few at a time. A file that cannot be read (deleted meanwhile, a refusal)
+    /// keeps `LastModified`: a listing does not fail for one time.
+    async fn read_times(&self, entries: &mut [Entry]) {
+        let files: Vec<(usize, String)> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind == EntryKind::File)
+            .map(|(i, e)| (i, format!("{}{}", self.prefix, e.name)))
+            .collect();
+        let times: Vec<(usize, SystemTime)> = stream::iter(files)
+            .map(|(i, key)| {
+                let request = self.bucket.head_object().key(key);
+                async move {
+                    let head = request.send().await.ok()?;
+                    Some((i, mtime::modified(head.metadata(), None)?))
+                }
+            })
+            .buffer_unordered(mtime::LISTING_HEADS)
+            .filter_map(|t| async move { t })
+            .collect()
+            .await;
+        for (i, t) in times {
+            entries[i].modified = Some(t);
+        }
     }
 
     pub(super) fn entries(&self, out: &ListObjectsV2Output) -> Vec<Entry> {
@@ -164,6 +198,7 @@ impl S3Storage {
         let lister = Lister {
             bucket: self.bucket.clone(),
             prefix: dir.dir_prefix(),
+            times: self.listing_times,
         };
         let kept_of = self.list_kept_uploads.then(|| self.clone());
         let (tx, rx) = tokio::sync::mpsc::channel(1);

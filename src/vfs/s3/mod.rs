@@ -106,6 +106,7 @@ mod copy;
 mod error;
 mod listing;
 mod metadata;
+mod mtime;
 mod multipart;
 mod objects;
 mod read;
@@ -170,6 +171,8 @@ pub struct S3Options {
     /// The process-wide budget part buffers are taken from (`limits.upload_memory_mib`); `None`:
     /// only the per-upload bound.
     pub memory_budget: Option<Arc<MemoryBudget>>,
+    /// Listings read each file's MFMT time (`s3.listing_times`; see `mtime.rs`).
+    pub listing_times: bool,
 }
 
 impl S3Options {
@@ -182,6 +185,7 @@ impl S3Options {
             copy_part_size: MAX_COPY_SIZE,
             list_kept_uploads: cfg.list_kept_uploads && cfg.resume_window_secs > 0,
             memory_budget: None,
+            listing_times: cfg.listing_times,
         }
     }
 }
@@ -203,6 +207,7 @@ pub struct S3Storage {
     /// Cleared when the store says it does not implement object tagging.
     tagging: Arc<AtomicBool>,
     list_kept_uploads: bool,
+    listing_times: bool,
 }
 
 impl S3Storage {
@@ -224,6 +229,7 @@ impl S3Storage {
             part_checksums,
             tagging: Arc::new(AtomicBool::new(true)),
             list_kept_uploads: options.list_kept_uploads,
+            listing_times: options.listing_times,
         }
     }
 
@@ -251,6 +257,10 @@ impl Storage for S3Storage {
     /// Pages of a listing, fetched one ahead (see `listing.rs`).
     fn list(&self, dir: &ObjectKey) -> ListPages {
         self.list_dir(dir)
+    }
+
+    async fn set_modified(&self, key: &ObjectKey, time: SystemTime) -> Result<(), StorageError> {
+        self.set_mtime(key, time).await
     }
 
     async fn read(&self, key: &ObjectKey, offset: u64) -> Result<ReadStream, StorageError> {

@@ -7,7 +7,7 @@ use aws_sdk_s3::{
 };
 
 use super::error::{backend_error, s3_error, BackendCode};
-use super::{size_of, system_time, S3Storage};
+use super::{size_of, S3Storage};
 use crate::vfs::{Entry, EntryKind, ObjectKey, StorageError};
 
 /// `DeleteObjects` takes at most 1000 keys per request.
@@ -49,7 +49,7 @@ impl S3Storage {
             name: key.name().to_string(),
             kind: EntryKind::File,
             size: size_of(out.content_length()),
-            modified: out.last_modified().and_then(system_time),
+            modified: super::mtime::modified(out.metadata(), out.last_modified()),
         })
     }
 

@@ -169,6 +169,8 @@ pub struct S3Options {
     /// The process-wide budget part buffers are taken from (`limits.upload_memory_mib`); `None`:
     /// only the per-upload bound.
     pub memory_budget: Option<Arc<MemoryBudget>>,
+    /// Send bodies as `UNSIGNED-PAYLOAD` (HTTPS endpoints with part checksums, `client.rs`).
+    pub unsigned_payload: bool,
 }
 
 impl S3Options {
@@ -180,6 +182,7 @@ impl S3Options {
             max_copy_object_size: MAX_COPY_SIZE,
             copy_part_size: MAX_COPY_SIZE,
             memory_budget: None,
+            unsigned_payload: client::unsigned_payload(cfg),
         }
     }
 }
@@ -195,6 +198,7 @@ pub struct S3Storage {
     max_copy_object_size: u64,
     copy_part_size: u64,
     memory_budget: Option<Arc<MemoryBudget>>,
+    unsigned_payload: bool,
     /// Whether uploads declare a CRC32 per part (`request_checksum_calculation = WhenSupported`,
     /// the SDK default). Multipart uploads then name the algorithm and `FULL_OBJECT` in
     /// `CreateMultipartUpload`, so S3 verifies every part and the whole object.
@@ -220,6 +224,7 @@ impl S3Storage {
                 .copy_part_size
                 .clamp(MIN_COPY_PART_SIZE, MAX_COPY_SIZE),
             memory_budget: options.memory_budget,
+            unsigned_payload: options.unsigned_payload && part_checksums,
             part_checksums,
             tagging: Arc::new(AtomicBool::new(true)),
         }

@@ -53,6 +53,7 @@ impl S3Storage {
             part_size: self.part_size,
             concurrency: self.upload_concurrency,
             part_checksums: self.part_checksums,
+            unsigned_payload: self.unsigned_payload,
             resume_window: self.resume_window,
             tagging: self.tagging.clone(),
             metadata,
@@ -88,6 +89,8 @@ pub(super) struct S3Upload {
     pub(super) part_size: usize,
     pub(super) concurrency: usize,
     pub(super) part_checksums: bool,
+    /// Bodies go as `UNSIGNED-PAYLOAD` (see `client::unsigned_payload`).
+    pub(super) unsigned_payload: bool,
     pub(super) resume_window: Duration,
     pub(super) tagging: Arc<AtomicBool>,
     /// `x-amz-meta-*` for the object (uploader, client address).
@@ -174,12 +177,14 @@ impl S3Upload {
             request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
         }
         let key = self.key.clone();
+        let unsigned = self.unsigned_payload;
         self.in_flight.spawn(
             async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| s3_error("UploadPart", &key, e))?;
+                let sent = match unsigned {
+                    true => request.customize().disable_payload_signing().send().await,
+                    false => request.send().await,
+                };
+                let out = sent.map_err(|e| s3_error("UploadPart", &key, e))?;
                 tracing::debug!(key = &*key, part_number, "part uploaded");
                 // The request (and every retry's clone of the body) is gone: the buffer is ours
                 // again unless something else still holds it, in which case it is simply freed.
@@ -250,15 +255,18 @@ impl S3Upload {
                 metadata.insert(META_SHA256.to_string(), sha256.clone());
                 metadata.insert(META_CRC32.to_string(), format!("{crc32:08x}"));
             }
-            self.client
+            let request = self
+                .client
                 .put_object()
                 .bucket(&*self.bucket)
                 .key(&*self.key)
                 .set_metadata(Some(metadata))
-                .body(ByteStream::from(last))
-                .send()
-                .await
-                .map_err(|e| s3_error("PutObject", &self.key, e))?;
+                .body(ByteStream::from(last));
+            let sent = match self.unsigned_payload {
+                true => request.customize().disable_payload_signing().send().await,
+                false => request.send().await,
+            };
+            sent.map_err(|e| s3_error("PutObject", &self.key, e))?;
             return Ok(self.received);
         }
         if !last.is_empty() {

@@ -70,3 +70,44 @@ pub fn client_from_sdk_config(sdk: &SdkConfig, cfg: &config::S3) -> Client {
     builder = builder.interceptor(crate::metrics::s3_interceptor());
     Client::from_conf(builder.build())
 }
+
+/// Whether bodies may go as `UNSIGNED-PAYLOAD`: the endpoint is HTTPS (no endpoint: AWS, always
+/// HTTPS) and every part carries a CRC32 that S3 verifies (`s3.checksums = "when_supported"`).
+/// TLS then protects the body in transit and the CRC32 catches corruption, so SigV4 need not
+/// hash the payload: each uploaded byte is hashed with SHA-256 once, for the recorded digest,
+/// instead of twice. Over plain HTTP the payload stays signed (nothing else would protect it).
+pub(super) fn unsigned_payload(cfg: &config::S3) -> bool {
+    cfg.checksums == ChecksumMode::WhenSupported
+        && cfg.endpoint.as_deref().is_none_or(|url| {
+            url.get(..8)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_endpoints_with_part_checksums_skip_payload_signing() {
+        let with = |endpoint: Option<&str>, checksums| config::S3 {
+            endpoint: endpoint.map(str::to_string),
+            checksums,
+            ..config::Config::default().s3
+        };
+        assert!(unsigned_payload(&with(None, ChecksumMode::WhenSupported)));
+        assert!(unsigned_payload(&with(
+            Some("HTTPS://s3.example:443"),
+            ChecksumMode::WhenSupported
+        )));
+        assert!(!unsigned_payload(&with(
+            Some("http://127.0.0.1:8333"),
+            ChecksumMode::WhenSupported
+        )));
+        assert!(!unsigned_payload(&with(None, ChecksumMode::WhenRequired)));
+        assert!(!unsigned_payload(&with(
+            Some("h"),
+            ChecksumMode::WhenSupported
+        )));
+    }
+}

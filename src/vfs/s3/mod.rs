@@ -173,6 +173,8 @@ pub struct S3Options {
     pub memory_budget: Option<Arc<MemoryBudget>>,
     /// Listings read each file's MFMT time (`s3.listing_times`; see `mtime.rs`).
     pub listing_times: bool,
+    /// Send bodies as `UNSIGNED-PAYLOAD` (HTTPS endpoints with part checksums, `client.rs`).
+    pub unsigned_payload: bool,
 }
 
 impl S3Options {
@@ -186,6 +188,7 @@ impl S3Options {
             list_kept_uploads: cfg.list_kept_uploads && cfg.resume_window_secs > 0,
             memory_budget: None,
             listing_times: cfg.listing_times,
+            unsigned_payload: client::unsigned_payload(cfg),
         }
     }
 }
@@ -200,6 +203,7 @@ pub struct S3Storage {
     max_copy_object_size: u64,
     copy_part_size: u64,
     memory_budget: Option<Arc<MemoryBudget>>,
+    unsigned_payload: bool,
     /// Whether uploads declare a CRC32 per part (`request_checksum_calculation = WhenSupported`,
     /// the SDK default). Multipart uploads then name the algorithm and `FULL_OBJECT` in
     /// `CreateMultipartUpload`, so S3 verifies every part and the whole object.
@@ -226,6 +230,7 @@ impl S3Storage {
                 .copy_part_size
                 .clamp(MIN_COPY_PART_SIZE, MAX_COPY_SIZE),
             memory_budget: options.memory_budget,
+            unsigned_payload: options.unsigned_payload && part_checksums,
             part_checksums,
             tagging: Arc::new(AtomicBool::new(true)),
             list_kept_uploads: options.list_kept_uploads,

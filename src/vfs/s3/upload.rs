@@ -153,12 +153,14 @@ impl S3Upload {
             request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
         }
         let key = self.key.clone();
+        let unsigned = self.store.unsigned_payload;
         self.in_flight.spawn(
             async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| s3_error("UploadPart", &key, e))?;
+                let sent = match unsigned {
+                    true => request.customize().disable_payload_signing().send().await,
+                    false => request.send().await,
+                };
+                let out = sent.map_err(|e| s3_error("UploadPart", &key, e))?;
                 tracing::debug!(key = &*key, part_number, "part uploaded");
                 // The request (and every retry's clone of the body) is gone: the buffer is ours
                 // again unless something else still holds it, in which case it is simply freed.
@@ -239,15 +241,18 @@ impl S3Upload {
                 metadata.insert(META_SHA256.to_string(), sha256.clone());
                 metadata.insert(META_CRC32.to_string(), format!("{crc32:08x}"));
             }
-            self.store
+            let request = self
+                .store
                 .bucket
                 .put_object()
                 .key(&*self.key)
                 .set_metadata(Some(metadata))
-                .body(ByteStream::from(last))
-                .send()
-                .await
-                .map_err(|e| s3_error("PutObject", &self.key, e))?;
+                .body(ByteStream::from(last));
+            let sent = match self.store.unsigned_payload {
+                true => request.customize().disable_payload_signing().send().await,
+                false => request.send().await,
+            };
+            sent.map_err(|e| s3_error("PutObject", &self.key, e))?;
             return Ok(self.received);
         }
         if !last.is_empty() {

@@ -35,6 +35,7 @@ pub struct Config {
     pub log: Log,
     pub admin: Admin,
     pub telemetry: Telemetry,
+    pub events: Events,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -293,6 +294,27 @@ pub struct Telemetry {
     pub metrics_interval_secs: u64,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// Upload events: URL (`http://` or `https://`) that gets a signed JSON POST when an upload
+    /// is committed, a file deleted or renamed (README "Upload events"). Unset or `""` (the
+    /// default): no events.
+    pub webhook_url: Option<String>,
+    /// File holding the HMAC-SHA256 key the events are signed with (header
+    /// `X-Ftps-S3-Signature`); surrounding whitespace is ignored. Required with `webhook_url`.
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Attempts per event (the first included) before it is given up on.
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry; doubled after each failure, at most 60 s.
+    pub retry_initial_ms: u64,
+    /// Seconds each attempt may take (connect, send, answer).
+    pub timeout_secs: u64,
+    /// Events held in memory waiting to be sent; when full, new events are dropped
+    /// (`ftps_events_dropped_total`).
+    pub queue_size: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -368,6 +390,14 @@ impl Default for Config {
             telemetry: Telemetry {
                 otlp_endpoint: None,
                 metrics_interval_secs: 60,
+            },
+            events: Events {
+                webhook_url: None,
+                webhook_secret_file: None,
+                max_attempts: 8,
+                retry_initial_ms: 1000,
+                timeout_secs: 10,
+                queue_size: 10_000,
             },
         }
     }
@@ -597,6 +627,7 @@ impl Config {
             ));
         }
         self.validate_observability()?;
+        self.validate_events()?;
         if self.tls.client_auth != ClientAuth::None && self.tls.client_ca_file.is_none() {
             return Err(invalid(
                 "tls.client_ca_file",
@@ -700,6 +731,35 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", format!("{:?}: {e}", self.log.level)));
+        }
+        Ok(())
+    }
+
+    /// `[events]`. The secret file is read at startup (`events::from_config`).
+    fn validate_events(&self) -> Result<(), ConfigError> {
+        let e = &self.events;
+        if let Some(url) = e.webhook_url.as_deref().filter(|u| !u.is_empty()) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "events.webhook_url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            if e.webhook_secret_file.is_none() {
+                return Err(invalid(
+                    "events.webhook_secret_file",
+                    "must be set when events.webhook_url is set (events are always signed)",
+                ));
+            }
+        }
+        for (key, v) in [
+            ("events.max_attempts", u64::from(e.max_attempts)),
+            ("events.timeout_secs", e.timeout_secs),
+            ("events.queue_size", e.queue_size as u64),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ use crate::admin::{self, AdminServer, Readiness};
 use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
+use crate::events::{Delivery, EventSink};
 use crate::limits::SessionLimits;
 use crate::proxy::ProxyPolicy;
 use crate::session::{self, state::ListenerKind};
@@ -54,6 +55,8 @@ pub struct ServerContext {
     pub end_transfers: CancellationToken,
     /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
     pub readiness: Arc<Readiness>,
+    /// Upload events to the webhook (`[events]`); does nothing when none is configured.
+    pub events: EventSink,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,8 @@ pub struct Server {
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
     admin: Option<AdminServer>,
+    /// The event sender, started by `run` and stopped after the sessions.
+    events: Option<Delivery>,
 }
 
 /// A running server: its addresses and the handle to stop it.
@@ -132,6 +137,7 @@ impl Server {
         readiness.set_certificate_loaded(true);
         let proxy = ProxyPolicy::from_config(&config.listeners).map(Arc::new);
         let passive_ports = PassivePortPool::new(config.passive_ports()?, proxy.clone());
+        let (events, delivery) = crate::events::from_config(&config.events)?;
         let ctx = Arc::new(ServerContext {
             limits,
             proxy,
@@ -143,12 +149,14 @@ impl Server {
             shutdown,
             end_transfers: CancellationToken::new(),
             readiness,
+            events,
         });
         Ok(Server {
             ctx,
             explicit,
             implicit,
             admin,
+            events: delivery,
         })
     }
 
@@ -197,6 +205,7 @@ impl Server {
             tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
         });
         crate::reload::spawn(&self.ctx);
+        let events = self.events.map(Delivery::spawn);
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();
@@ -239,6 +248,10 @@ impl Server {
                      uploads are left to the bucket lifecycle rule"
                 );
             }
+        }
+        // After the sessions: their last events are queued; they get one bounded last attempt.
+        if let Some(events) = events {
+            events.stop().await;
         }
         admin_stop.cancel();
         if let Some(admin) = admin {

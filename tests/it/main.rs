@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod clients;
 mod common;
+mod events;
 mod faults;
 mod haproxy;
 mod hostile;

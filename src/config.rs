@@ -794,6 +794,32 @@ mod tests {
     }
 
     #[test]
+    fn events_need_a_secret_and_an_http_url() {
+        let c = from_toml("[s3]\nbucket = \"b\"\n").expect("config");
+        assert_eq!(c.events.max_attempts, 8);
+        assert!(c.events.webhook_url.is_none());
+        for (toml, key) in [
+            (
+                "webhook_url = \"https://h/x\"",
+                "events.webhook_secret_file",
+            ),
+            (
+                "webhook_url = \"ftp://h/x\"\nwebhook_secret_file = \"/s\"",
+                "events.webhook_url",
+            ),
+            ("max_attempts = 0", "events.max_attempts"),
+            ("queue_size = 0", "events.queue_size"),
+        ] {
+            let e = from_toml(&format!("[s3]\nbucket = \"b\"\n[events]\n{toml}\n"))
+                .expect_err(toml)
+                .to_string();
+            assert!(e.starts_with(key), "{toml}: {e}");
+        }
+        // "" is off, as for an unset URL (TOML has no null).
+        from_toml("[s3]\nbucket = \"b\"\n[events]\nwebhook_url = \"\"\n").expect("off");
+    }
+
+    #[test]
     fn wrong_type_names_the_key() {
         let e = from_toml("[s3]\nbucket = \"b\"\npart_size_mib = \"big\"\n")
             .expect_err("must fail")

@@ -465,3 +465,49 @@ async fn an_unreachable_receiver_does_not_delay_replies() {
     assert!(srv.object(&srv.key("a2.bin")).await.is_some());
     srv.stop().await;
 }
+
+/// `check-config` reads the secret as `serve` does: a missing one is named by its key.
+#[tokio::test]
+async fn check_config_names_a_missing_webhook_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = ftps_s3::tls::ensure_self_signed(dir.path()).expect("cert");
+    let users = dir.path().join("users.toml");
+    std::fs::write(&users, "").expect("users");
+    let secret = dir.path().join("secret");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n[auth]\nusers_file = \"{}\"\n\
+             [s3]\nbucket = \"b\"\n[events]\nwebhook_url = \"https://hooks.example/x\"\n\
+             webhook_secret_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            users.display(),
+            secret.display()
+        ),
+    )
+    .expect("config");
+    let check = || {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_ftps-s3"));
+        c.env_remove("FTPS_S3_EVENTS__WEBHOOK_URL");
+        c.args(["check-config", "--offline", "--config"])
+            .arg(&config);
+        c
+    };
+    let out = run(check()).await;
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "must fail without the secret file");
+    assert!(
+        text.contains("events.webhook_secret_file") && text.contains("cannot read"),
+        "{text}"
+    );
+    std::fs::write(&secret, "s3cret\n").expect("secret");
+    let out = run(check()).await;
+    assert_ok(&out, "check-config with the secret");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("events: signed POST to https://hooks.example/x"),
+        "{text}"
+    );
+}

@@ -166,15 +166,7 @@ async fn read_request(mut tcp: TcpStream) -> Option<(Head, Vec<u8>)> {
         if buf.len() > 64 * 1024 {
             return None;
         }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(&mut tcp, &mut buf, 4096).await?;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
@@ -187,17 +179,24 @@ async fn read_request(mut tcp: TcpStream) -> Option<(Head, Vec<u8>)> {
     let len: usize = headers.get("content-length")?.parse().ok()?;
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
-        let mut chunk = vec![0u8; len - body.len()];
-        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
+        let want = len - body.len();
+        read_more(&mut tcp, &mut body, want).await?;
     }
     Some(((tcp, headers), body))
+}
+
+/// Appends up to `at_most` bytes read within 10 s; `None` at EOF, on an error or timeout.
+async fn read_more(tcp: &mut TcpStream, buf: &mut Vec<u8>, at_most: usize) -> Option<()> {
+    let mut chunk = vec![0u8; at_most];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
+        .await
+        .ok()?
+        .ok()?;
+    if n == 0 {
+        return None;
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Some(())
 }
 
 /// A server posting events to `url`, signed with [`SECRET`], retrying after 200 ms.

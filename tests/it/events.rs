@@ -18,7 +18,10 @@ use tokio::{
     sync::Notify,
 };
 
+use crate::admin::metric;
 use crate::common::clients::{assert_ok, curl, random_bytes, run, url, Mode};
+use crate::common::http::get;
+use crate::common::logs::Logs;
 use crate::common::raw::RawClient;
 use crate::common::server::{TestServer, HOME, PASSWORD, USER};
 
@@ -509,4 +512,54 @@ async fn check_config_names_a_missing_webhook_secret() {
         text.contains("events: signed POST to https://hooks.example/x"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_new_events_and_counts_them() {
+    let (logs, _capture) = Logs::capture();
+    let receiver = Receiver::start(&[Answer::Hang; 10]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server_posting_to(receiver.url(), dir.path(), |c| {
+        c.events.queue_size = 1;
+        c.events.timeout_secs = 30;
+        c.admin.listen = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    let admin = srv.admin.expect("admin listener");
+    let (_, before) = get(admin, "/metrics").await;
+    let dropped_before = metric(&before, "ftps_events_dropped_total").unwrap_or(0.0);
+
+    let file = write_file(dir.path(), "a.bin", b"queued");
+    // The first event is taken off the queue and hangs in its POST.
+    curl_upload(&srv, &file, "a0.bin").await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    // The second fills the queue (one place); the third finds it full.
+    curl_upload(&srv, &file, "a1.bin").await;
+    curl_upload(&srv, &file, "a2.bin").await;
+    let line = logs
+        .wait_for(
+            &[("message", "event dropped"), ("reason", "queue full")],
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(line["event_type"], "upload.completed", "{line}");
+
+    let (_, text) = get(admin, "/metrics").await;
+    let dropped = metric(&text, "ftps_events_dropped_total").unwrap_or(0.0);
+    assert!(
+        dropped >= dropped_before + 1.0,
+        "{dropped_before} -> {dropped}"
+    );
+    for name in [
+        "ftps_events_queued",
+        "ftps_events_delivered_total",
+        "ftps_events_retries_total",
+        "ftps_events_failed_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing:\n{text}"
+        );
+    }
+    srv.stop().await;
 }

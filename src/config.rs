@@ -313,6 +313,20 @@ pub struct Events {
     /// Events held in memory waiting to be sent; when full, new events are dropped
     /// (`ftps_events_dropped_total`).
     pub queue_size: usize,
+    /// `"json"` (default): the event as the body; `"cloudevents"`: a CloudEvents 1.0 envelope
+    /// (structured content mode) with the event as `data`.
+    pub format: EventFormat,
+}
+
+/// The body of an event request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    /// The event object itself (`application/json`).
+    Json,
+    /// A CloudEvents 1.0 envelope in structured content mode (`application/cloudevents+json`),
+    /// the event object as its `data`.
+    CloudEvents,
 }
 
 impl Default for Config {
@@ -398,6 +412,7 @@ impl Default for Config {
                 retry_initial_ms: 1000,
                 timeout_secs: 10,
                 queue_size: 10_000,
+                format: EventFormat::Json,
             },
         }
     }

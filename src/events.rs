@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::audit;
-use crate::config::{ConfigError, Events as EventsConfig};
+use crate::config::{ConfigError, EventFormat, Events as EventsConfig};
 use crate::vfs::{EntryKind, Home, ObjectKey, Storage};
 
 /// The signature header: `sha256=<lowercase hex HMAC-SHA256 of the body>`.
@@ -124,6 +124,36 @@ struct Lookup {
 struct Queued {
     event: Event,
     lookup: Option<Lookup>,
+}
+
+/// A CloudEvents 1.0 envelope, structured content mode: the attributes and the event as `data`.
+#[derive(Serialize)]
+struct CloudEvent<'a> {
+    specversion: &'static str,
+    id: &'a str,
+    source: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    time: &'a str,
+    /// The client's path, so routers can filter without reading `data`.
+    subject: &'a str,
+    datacontenttype: &'static str,
+    data: &'a Event,
+}
+
+impl<'a> CloudEvent<'a> {
+    fn of(event: &'a Event) -> Self {
+        CloudEvent {
+            specversion: "1.0",
+            id: &event.id,
+            source: "ftps-s3",
+            kind: event.kind.as_str(),
+            time: &event.time,
+            subject: &event.path,
+            datacontenttype: "application/json",
+            data: event,
+        }
+    }
 }
 
 /// Where sessions put events. Cheap to clone; a sink without a webhook does nothing.
@@ -232,6 +262,7 @@ impl EventSink {
 struct Webhook {
     client: reqwest::Client,
     url: String,
+    format: EventFormat,
     secret: Vec<u8>,
     max_attempts: u32,
     retry_initial: Duration,
@@ -274,6 +305,7 @@ pub fn from_config(config: &EventsConfig) -> Result<(EventSink, Option<Delivery>
     let webhook = Webhook {
         client,
         url,
+        format: config.format,
         secret,
         max_attempts: config.max_attempts,
         retry_initial: Duration::from_millis(config.retry_initial_ms),
@@ -351,7 +383,7 @@ impl Delivery {
                 },
             };
             crate::metrics::event_dequeued();
-            let prepared = prepare(queued).await;
+            let prepared = prepare(queued, self.webhook.format).await;
             if let Some(left) = self.webhook.deliver(prepared, &stop).await {
                 unsent = Some(left);
                 break;
@@ -373,7 +405,7 @@ impl Delivery {
                 None => match self.rx.try_recv() {
                     Ok(q) => {
                         crate::metrics::event_dequeued();
-                        prepare_by(q, deadline).await
+                        prepare_by(q, self.webhook.format, deadline).await
                     }
                     Err(_) => break,
                 },
@@ -415,11 +447,11 @@ struct Prepared {
     body: Vec<u8>,
 }
 
-async fn prepare(q: Queued) -> Prepared {
-    prepare_by(q, Instant::now() + LOOKUP_TIMEOUT).await
+async fn prepare(q: Queued, format: EventFormat) -> Prepared {
+    prepare_by(q, format, Instant::now() + LOOKUP_TIMEOUT).await
 }
 
-async fn prepare_by(q: Queued, deadline: Instant) -> Prepared {
+async fn prepare_by(q: Queued, format: EventFormat, deadline: Instant) -> Prepared {
     let Queued { mut event, lookup } = q;
     if let Some(l) = lookup {
         if event.size.is_none() {
@@ -435,7 +467,11 @@ async fn prepare_by(q: Queued, deadline: Instant) -> Prepared {
         }
     }
     // Serialising plain strings and numbers cannot fail; an empty body would only fail to verify.
-    let body = serde_json::to_vec(&event).unwrap_or_default();
+    let body = match format {
+        EventFormat::Json => serde_json::to_vec(&event),
+        EventFormat::CloudEvents => serde_json::to_vec(&CloudEvent::of(&event)),
+    }
+    .unwrap_or_default();
     Prepared {
         id: event.id,
         kind: event.kind,
@@ -482,12 +518,19 @@ impl Webhook {
         None
     }
 
+    fn content_type(&self) -> &'static str {
+        match self.format {
+            EventFormat::Json => "application/json",
+            EventFormat::CloudEvents => "application/cloudevents+json",
+        }
+    }
+
     /// One POST; `Ok` on a 2xx answer.
     async fn attempt(&self, p: &Prepared) -> Result<(), String> {
         let response = self
             .client
             .post(&self.url)
-            .header("content-type", "application/json")
+            .header("content-type", self.content_type())
             .header(SIGNATURE_HEADER, signature(&self.secret, &p.body))
             .header(ID_HEADER, &p.id)
             .header(TYPE_HEADER, p.kind.as_str())

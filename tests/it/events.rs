@@ -563,3 +563,32 @@ async fn a_full_queue_drops_new_events_and_counts_them() {
     }
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn cloudevents_mode_wraps_the_event_in_an_envelope() {
+    let receiver = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server_posting_to(receiver.url(), dir.path(), |c| {
+        c.events.format = ftps_s3::config::EventFormat::CloudEvents;
+    })
+    .await;
+    let body = random_bytes(1000);
+    let file = write_file(dir.path(), "c.bin", &body);
+    curl_upload(&srv, &file, "c.bin").await;
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let r = &got[0];
+    assert!(r.signature_valid(), "{r:#?}");
+    assert_eq!(r.headers["content-type"], "application/cloudevents+json");
+    let ce = r.json();
+    assert_eq!(ce["specversion"], "1.0", "{ce:#}");
+    assert_eq!(ce["type"], "upload.completed");
+    assert_eq!(ce["source"], "ftps-s3");
+    assert_eq!(ce["subject"], "/c.bin");
+    assert_eq!(ce["datacontenttype"], "application/json");
+    assert_eq!(ce["id"], ce["data"]["id"]);
+    assert_eq!(ce["time"], ce["data"]["time"]);
+    assert_common(&ce["data"], &srv, "upload.completed");
+    assert_eq!(ce["data"]["size"], 1000);
+    assert_eq!(ce["data"]["sha256"], sha256_hex(&body));
+    srv.stop().await;
+}

@@ -41,8 +41,9 @@ pub const TYPE_HEADER: &str = "X-Ftps-S3-Event-Type";
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// At shutdown: how long queued events get for one last attempt each.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
-/// Bound on each store lookup the sender makes before sending.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on the store lookups the sender makes before sending (a HeadObject and a tag read
+/// take milliseconds; past this the fields stay `null` rather than hold the queue, or shutdown).
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

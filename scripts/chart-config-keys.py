@@ -22,6 +22,7 @@ CHART_OWNED = {
     "storage.backend", "storage.local_root",
     "auth.users_file",
     "admin.listen",
+    "events.webhook_secret_file",
 }
 
 

@@ -313,6 +313,8 @@ must_fail = [
     ("autoscaling in statefulset mode", {"mode": "statefulset", "autoscaling": {"enabled": True}}, "autoscaling is for mode=deployment"),
     ("short preStop behind NLB IP targets", {"preStopSleepSeconds": 5, "service": {"annotations": {
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"}}}, "too short for an NLB with IP targets"),
+    ("upload events without a secret", {"config": {"events": {"webhook_url": "https://hooks.example/x"}}},
+        "needs eventsSecret.existingSecret"),
     ("extraConfig that is not TOML", {"extraConfig": "[s3\nbucket = 1"}, "extraConfig is not valid TOML"),
 ]
 for label, extra, expect in must_fail:
@@ -501,6 +503,7 @@ server_check() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=lint \
         -keyout "$dir/tls.key" -out "$dir/tls.crt" 2>/dev/null || return 1
     hash=$(printf 'lint' | "$bin" hash-password) || return 1
+    printf 'lint-webhook-secret' >"$dir/events-secret"
     printf '[[user]]\nname = "lint"\npassword_hash = "%s"\nhome = "lint/"\npermissions = ["list"]\n' "$hash" >"$dir/users.toml"
     "$PY" - "$dir" "$OUT"/rendered/*.yaml <<'PY' || return 1
 import os, sys, yaml
@@ -516,7 +519,7 @@ PY
     for config in "$dir"/*--*.toml; do
         # The certificate doubles as the client CA bundle for configs with client_auth on.
         if FTPS_S3_TLS__CERT_FILE=$dir/tls.crt FTPS_S3_TLS__KEY_FILE=$dir/tls.key FTPS_S3_AUTH__USERS_FILE=$dir/users.toml \
-            FTPS_S3_TLS__CLIENT_CA_FILE=$dir/tls.crt \
+            FTPS_S3_TLS__CLIENT_CA_FILE=$dir/tls.crt FTPS_S3_EVENTS__WEBHOOK_SECRET_FILE=$dir/events-secret \
             "$bin" check-config --offline --config "$config" >"$config.log" 2>&1; then
             echo "ok   ${config##*/}$(sed -n 's/^warning: /; warning: /p' "$config.log" | tr -d '\n')"
         else

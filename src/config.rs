@@ -36,6 +36,7 @@ pub struct Config {
     pub admin: Admin,
     pub telemetry: Telemetry,
     pub cluster: Cluster,
+    pub events: Events,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -331,6 +332,41 @@ pub struct Cluster {
     pub ordinal: Option<usize>,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// Upload events: URL (`http://` or `https://`) that gets a signed JSON POST when an upload
+    /// is committed, a file deleted or renamed (README "Upload events"). Unset or `""` (the
+    /// default): no events.
+    pub webhook_url: Option<String>,
+    /// File holding the HMAC-SHA256 key the events are signed with (header
+    /// `X-Ftps-S3-Signature`); surrounding whitespace is ignored. Required with `webhook_url`.
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Attempts per event (the first included) before it is given up on.
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry; doubled after each failure, at most 60 s.
+    pub retry_initial_ms: u64,
+    /// Seconds each attempt may take (connect, send, answer).
+    pub timeout_secs: u64,
+    /// Events held in memory waiting to be sent; when full, new events are dropped
+    /// (`ftps_events_dropped_total`).
+    pub queue_size: usize,
+    /// `"json"` (default): the event as the body; `"cloudevents"`: a CloudEvents 1.0 envelope
+    /// (structured content mode) with the event as `data`.
+    pub format: EventFormat,
+}
+
+/// The body of an event request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    /// The event object itself (`application/json`).
+    Json,
+    /// A CloudEvents 1.0 envelope in structured content mode (`application/cloudevents+json`),
+    /// the event object as its `data`.
+    CloudEvents,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -414,6 +450,15 @@ impl Default for Config {
                 peers: Vec::new(),
                 listen: None,
                 ordinal: None,
+            },
+            events: Events {
+                webhook_url: None,
+                webhook_secret_file: None,
+                max_attempts: 8,
+                retry_initial_ms: 1000,
+                timeout_secs: 10,
+                queue_size: 10_000,
+                format: EventFormat::Json,
             },
         }
     }
@@ -664,6 +709,7 @@ impl Config {
             ));
         }
         self.validate_observability()?;
+        self.validate_events()?;
         if self.tls.client_auth != ClientAuth::None && self.tls.client_ca_file.is_none() {
             return Err(invalid(
                 "tls.client_ca_file",
@@ -825,6 +871,35 @@ impl Config {
         }
     }
 
+    /// `[events]`. The secret file is read at startup (`events::from_config`).
+    fn validate_events(&self) -> Result<(), ConfigError> {
+        let e = &self.events;
+        if let Some(url) = e.webhook_url.as_deref().filter(|u| !u.is_empty()) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "events.webhook_url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            if e.webhook_secret_file.is_none() {
+                return Err(invalid(
+                    "events.webhook_secret_file",
+                    "must be set when events.webhook_url is set (events are always signed)",
+                ));
+            }
+        }
+        for (key, v) in [
+            ("events.max_attempts", u64::from(e.max_attempts)),
+            ("events.timeout_secs", e.timeout_secs),
+            ("events.queue_size", e.queue_size as u64),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
     /// `passive.ports`, parsed.
     pub fn passive_ports(&self) -> Result<PortRange, ConfigError> {
         PortRange::parse(&self.passive.ports).map_err(|e| invalid("passive.ports", e))
@@ -847,6 +922,32 @@ mod tests {
         assert_eq!(c.s3.bucket, "b");
         assert_eq!(c.s3.part_size_mib, 16);
         assert_eq!(c.s3.upload_concurrency, 4);
+    }
+
+    #[test]
+    fn events_need_a_secret_and_an_http_url() {
+        let c = from_toml("[s3]\nbucket = \"b\"\n").expect("config");
+        assert_eq!(c.events.max_attempts, 8);
+        assert!(c.events.webhook_url.is_none());
+        for (toml, key) in [
+            (
+                "webhook_url = \"https://h/x\"",
+                "events.webhook_secret_file",
+            ),
+            (
+                "webhook_url = \"ftp://h/x\"\nwebhook_secret_file = \"/s\"",
+                "events.webhook_url",
+            ),
+            ("max_attempts = 0", "events.max_attempts"),
+            ("queue_size = 0", "events.queue_size"),
+        ] {
+            let e = from_toml(&format!("[s3]\nbucket = \"b\"\n[events]\n{toml}\n"))
+                .expect_err(toml)
+                .to_string();
+            assert!(e.starts_with(key), "{toml}: {e}");
+        }
+        // "" is off, as for an unset URL (TOML has no null).
+        from_toml("[s3]\nbucket = \"b\"\n[events]\nwebhook_url = \"\"\n").expect("off");
     }
 
     #[test]

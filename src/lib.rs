@@ -5,7 +5,8 @@
 //! between it and a user's [`vfs::Home`] in a [`vfs::Storage`] backend (S3, or a local directory
 //! for development). [`auth`] checks users, [`tls`] builds the rustls configs, [`config`] loads
 //! everything, [`listing`] formats directory listings. [`telemetry`] (logs, traces), [`audit`]
-//! (one log line per user action) and [`metrics`] observe it; [`admin`] serves health, readiness
+//! (one log line per user action) and [`metrics`] observe it; [`events`] posts signed upload
+//! events to a webhook; [`admin`] serves health, readiness
 //! and metrics over HTTP; [`reload`] puts a changed certificate or users file in use;
 //! [`preflight`] checks S3 and the listeners before partners do (`check-config`, `serve` start).
 //! See ARCHITECTURE.md for the map.
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod events;
 pub mod keepalive;
 pub mod limits;
 pub mod listing;

@@ -112,6 +112,17 @@ fn check_config(path: &Path, offline: bool) -> anyhow::Result<()> {
             }
         }
     }
+    // Reads events.webhook_secret_file, as serve does at start.
+    ftps_s3::events::from_config(&config.events)?;
+    match config
+        .events
+        .webhook_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => println!("events: signed POST to {url}"),
+        None => println!("events: off"),
+    }
     if offline {
         println!("offline: listener ports and S3 not checked");
         println!("{}: OK", path.display());

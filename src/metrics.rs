@@ -70,6 +70,11 @@ struct Metrics {
     upload_memory_limit: Gauge<u64>,
     upload_memory_in_use: UpDownCounter<i64>,
     upload_memory_waits: Counter<u64>,
+    events_queued: UpDownCounter<i64>,
+    events_delivered: Counter<u64>,
+    events_failed: Counter<u64>,
+    events_dropped: Counter<u64>,
+    events_retries: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -222,6 +227,33 @@ impl Metrics {
                 )
                 .with_unit("{wait}")
                 .build(),
+            events_queued: meter
+                .i64_up_down_counter("ftps.events.queued")
+                .with_description("Upload events waiting in memory to be sent to the webhook")
+                .with_unit("{event}")
+                .build(),
+            events_delivered: meter
+                .u64_counter("ftps.events.delivered")
+                .with_description("Upload events the webhook accepted (2xx)")
+                .with_unit("{event}")
+                .build(),
+            events_failed: meter
+                .u64_counter("ftps.events.failed")
+                .with_description("Upload events given up on after events.max_attempts")
+                .with_unit("{event}")
+                .build(),
+            events_dropped: meter
+                .u64_counter("ftps.events.dropped")
+                .with_description(
+                    "Upload events never sent: the queue was full, or still queued at shutdown",
+                )
+                .with_unit("{event}")
+                .build(),
+            events_retries: meter
+                .u64_counter("ftps.events.retries")
+                .with_description("Failed webhook attempts that were retried")
+                .with_unit("{attempt}")
+                .build(),
             provider,
             registry,
         };
@@ -255,6 +287,15 @@ impl Metrics {
         }
         for result in ["ok", "failed"] {
             m.storage_checks.add(0, &[KeyValue::new("result", result)]);
+        }
+        m.events_queued.add(0, &[]);
+        for c in [
+            &m.events_delivered,
+            &m.events_failed,
+            &m.events_dropped,
+            &m.events_retries,
+        ] {
+            c.add(0, &[]);
         }
         m
     }
@@ -429,6 +470,38 @@ pub fn storage_check(ok: bool, consecutive_failures: u64) {
         1,
         &[KeyValue::new("result", if ok { "ok" } else { "failed" })],
     );
+}
+
+// --- Upload events (`events`). ---
+
+/// An event entered the queue.
+pub fn event_queued() {
+    get().events_queued.add(1, &[]);
+}
+
+/// The sender took an event off the queue.
+pub fn event_dequeued() {
+    get().events_queued.add(-1, &[]);
+}
+
+/// The webhook accepted an event.
+pub fn event_delivered() {
+    get().events_delivered.add(1, &[]);
+}
+
+/// An event was given up on after its last attempt.
+pub fn event_failed() {
+    get().events_failed.add(1, &[]);
+}
+
+/// An event was never sent (queue full, or still queued at shutdown).
+pub fn event_dropped() {
+    get().events_dropped.add(1, &[]);
+}
+
+/// An attempt failed and will be retried.
+pub fn event_retried() {
+    get().events_retries.add(1, &[]);
 }
 
 // --- S3. ---

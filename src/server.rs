@@ -27,6 +27,7 @@ use crate::admin::{self, AdminServer, Readiness};
 use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
 use crate::datachan::{relay::Relay, PassivePortPool};
+use crate::events::{Delivery, EventSink};
 use crate::limits::SessionLimits;
 use crate::proxy::ProxyPolicy;
 use crate::session::{self, state::ListenerKind};
@@ -54,6 +55,8 @@ pub struct ServerContext {
     pub end_transfers: CancellationToken,
     /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
     pub readiness: Arc<Readiness>,
+    /// Upload events to the webhook (`[events]`); does nothing when none is configured.
+    pub events: EventSink,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,8 @@ pub struct Server {
     admin: Option<AdminServer>,
     /// The cluster mode's relay listeners (`[cluster]`).
     relay: Option<Relay>,
+    /// The event sender, started by `run` and stopped after the sessions.
+    events: Option<Delivery>,
 }
 
 /// A running server: its addresses and the handle to stop it.
@@ -143,6 +148,7 @@ impl Server {
                 .map_err(|(key, addr, source)| StartError::Bind { key, addr, source })?,
             None => None,
         };
+        let (events, delivery) = crate::events::from_config(&config.events)?;
         let ctx = Arc::new(ServerContext {
             limits,
             proxy,
@@ -154,6 +160,7 @@ impl Server {
             shutdown,
             end_transfers: CancellationToken::new(),
             readiness,
+            events,
         });
         Ok(Server {
             ctx,
@@ -161,6 +168,7 @@ impl Server {
             implicit,
             admin,
             relay,
+            events: delivery,
         })
     }
 
@@ -219,6 +227,7 @@ impl Server {
                 relay_stop.clone(),
             );
         }
+        let events = self.events.map(Delivery::spawn);
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();
@@ -261,6 +270,10 @@ impl Server {
                      uploads are left to the bucket lifecycle rule"
                 );
             }
+        }
+        // After the sessions: their last events are queued; they get one bounded last attempt.
+        if let Some(events) = events {
+            events.stop().await;
         }
         admin_stop.cancel();
         relay_stop.cancel();

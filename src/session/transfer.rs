@@ -471,7 +471,12 @@ impl Session {
         };
         match job.verb {
             "RETR" => audit::download(self.actor(), object, transfer, outcome),
-            "STOR" | "APPE" | "STOU" => audit::upload(self.actor(), object, transfer, outcome),
+            "STOR" | "APPE" | "STOU" => {
+                audit::upload(self.actor(), object, transfer, outcome);
+                if let (JobResult::Done { .. }, Some(l)) = (result, self.state.logged_in()) {
+                    (self.ctx.events).upload_completed(self.actor(), &l.home, object, transfer);
+                }
+            }
             _ => {
                 debug!(command = job.verb, path = %job.path, bytes, result = outcome.result(), "listing sent")
             }

@@ -67,13 +67,30 @@ pub struct Home {
     storage: Arc<dyn Storage>,
     /// Without leading or trailing `/`; empty means the store's root.
     prefix: String,
+    /// The S3 bucket, for events; `None` on the local backend.
+    bucket: Option<String>,
 }
 
 impl Home {
     /// `prefix` is the users file's `home` (`partners/acme/`); slashes at either end are ignored.
     pub fn new(storage: Arc<dyn Storage>, prefix: &str) -> Self {
         let prefix = prefix.trim_matches('/').to_string();
-        Home { storage, prefix }
+        Home {
+            storage,
+            prefix,
+            bucket: None,
+        }
+    }
+
+    /// The same home, naming the bucket it lives in.
+    pub fn in_bucket(mut self, bucket: &str) -> Self {
+        self.bucket = Some(bucket.to_string());
+        self
+    }
+
+    /// The S3 bucket this home lives in; `None` on the local backend.
+    pub fn bucket(&self) -> Option<&str> {
+        self.bucket.as_deref()
     }
 
     /// The store this home lives in.
@@ -458,7 +475,7 @@ impl Stores {
                         ))
                     })
                     .clone();
-                Home::new(storage, &user.home)
+                Home::new(storage, &user.home).in_bucket(bucket)
             }
         }
     }

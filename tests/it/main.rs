@@ -9,6 +9,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod common;
+mod events;
 mod faults;
 mod haproxy;
 mod hostile;

@@ -123,6 +123,9 @@ render with a message naming the value.
 {{- if and (ne .Values.config.tls.client_auth "none") (not .Values.clientCA.existingSecret) }}
 {{- fail (printf "config.tls.client_auth %q needs clientCA.existingSecret: a Secret with the CA bundle that issues client certificates" .Values.config.tls.client_auth) }}
 {{- end }}
+{{- if and (include "ftps-s3.eventsEnabled" .) (not .Values.eventsSecret.existingSecret) }}
+{{- fail "config.events.webhook_url needs eventsSecret.existingSecret: a Secret with the key events are signed with" }}
+{{- end }}
 {{- if and .Values.config.listeners.proxy_protocol (not .Values.config.listeners.trusted_proxies) }}
 {{- fail "config.listeners.proxy_protocol needs config.listeners.trusted_proxies: the load balancer's source CIDRs" }}
 {{- end }}
@@ -206,6 +209,9 @@ Arguments: dict "root" $ "advertise" "<IPv4 or empty>". Result: the map as JSON.
   "storage" (dict "backend" "s3")
   "auth" (dict "users_file" "/etc/ftps-s3/users/users.toml")
   "admin" (dict "listen" (include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.admin))) }}
+{{- if include "ftps-s3.eventsEnabled" .root }}
+{{- $_ := set $owned "events" (dict "webhook_secret_file" "/etc/ftps-s3/events/secret") }}
+{{- end }}
 {{- if .advertise }}
 {{- $_ := set $owned "passive" (dict "advertise_address" .advertise) }}
 {{- else if hasKey ($cfg.passive | default dict) "advertise_address" }}
@@ -281,6 +287,16 @@ config.toml. Arguments: dict "root" $ "advertise" "<IPv4 or empty>".
   mountPath: /etc/ftps-s3/client-ca
   readOnly: true
 {{- end }}
+{{- if include "ftps-s3.eventsEnabled" . }}
+- name: events
+  mountPath: /etc/ftps-s3/events
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* "true" when upload events are on (config.events.webhook_url set), else "". */}}
+{{- define "ftps-s3.eventsEnabled" -}}
+{{- if dig "events" "webhook_url" "" (.Values.config | default dict) }}true{{- end }}
 {{- end }}
 
 {{- define "ftps-s3.configVolumes" -}}
@@ -313,6 +329,15 @@ config.toml. Arguments: dict "root" $ "advertise" "<IPv4 or empty>".
     items:
       - key: {{ .Values.clientCA.key }}
         path: ca.crt
+{{- end }}
+{{- if include "ftps-s3.eventsEnabled" . }}
+- name: events
+  secret:
+    secretName: {{ .Values.eventsSecret.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.eventsSecret.key }}
+        path: secret
 {{- end }}
 {{- end }}
 

@@ -16,6 +16,7 @@ impl Session {
         match r.home.storage().delete_file(&r.key).await {
             Ok(()) => {
                 audit::delete(self.actor(), r.object(), audit::Outcome::Ok);
+                self.ctx.events.deleted(self.actor(), &r.home, r.object());
                 Reply::file_ok(format!("{} deleted", r.path)).into()
             }
             Err(e) => {
@@ -148,6 +149,15 @@ impl Session {
                     key: from_key.as_str(),
                 };
                 audit::rename(self.actor(), from_obj, to.object(), audit::Outcome::Ok);
+                let (kind, size) = (source.kind, source.size);
+                (self.ctx.events).renamed(
+                    self.actor(),
+                    &to.home,
+                    from_obj,
+                    to.object(),
+                    kind,
+                    size,
+                );
                 Reply::file_ok("Rename successful").into()
             }
             Err(e) => {

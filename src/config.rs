@@ -906,6 +906,19 @@ impl Config {
     }
 }
 
+impl crate::net::ProxyPolicy {
+    /// `None` when `listeners.proxy_protocol` is off: clients connect directly. (Here rather than
+    /// in `net/`, so that `net` does not depend on the config.)
+    pub fn from_config(listeners: &Listeners) -> Option<Self> {
+        listeners.proxy_protocol.then(|| {
+            crate::net::ProxyPolicy::with_timeout(
+                listeners.trusted_proxies.clone(),
+                crate::net::proxy_protocol::HEADER_TIMEOUT,
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ use argon2::{
 };
 use serde::Deserialize;
 
-use crate::proxy::ClientAddr;
+use crate::net::ClientAddr;
 pub use permissions::{Permission, Permissions};
 pub use throttle::{Lockout, LoginThrottle};
 

@@ -69,15 +69,8 @@ pub struct ProxyPolicy {
 }
 
 impl ProxyPolicy {
-    /// `None` when `listeners.proxy_protocol` is off: clients connect directly.
-    pub fn from_config(listeners: &crate::config::Listeners) -> Option<Self> {
-        listeners.proxy_protocol.then(|| ProxyPolicy {
-            trusted: listeners.trusted_proxies.clone(),
-            timeout: HEADER_TIMEOUT,
-        })
-    }
-
-    /// A policy with a shorter header timeout (tests).
+    /// A policy with the given header timeout ([`HEADER_TIMEOUT`] in the server, shorter in
+    /// tests). `ProxyPolicy::from_config` is in `config.rs`, so `net` depends on nothing above it.
     pub fn with_timeout(trusted: Vec<IpNet>, timeout: Duration) -> Self {
         ProxyPolicy { trusted, timeout }
     }

@@ -221,6 +221,7 @@ part_size_mib = {{ int $c.s3.part_size_mib }}
 upload_concurrency = {{ int $c.s3.upload_concurrency }}
 checksums = {{ $c.s3.checksums | toJson }}
 max_attempts = {{ int $c.s3.max_attempts }}
+listing_times = {{ $c.s3.listing_times }}
 
 [auth]
 users_file = "/etc/ftps-s3/users/users.toml"

@@ -213,8 +213,9 @@ pub struct S3 {
     pub max_rename_objects: usize,
     /// Whether LIST and MLSD report the time a client set with MFMT: ListObjectsV2 returns no
     /// metadata, so this costs one HeadObject per file listed (a few at a time). Off: listings
-    /// show S3's LastModified (MDTM and MLST report the client's time either way), and sync
-    /// clients that compare listing times (rclone) upload again files whose times differ.
+    /// show S3's LastModified (MDTM and MLST report the client's time either way) and FEAT
+    /// does not offer MFMT, so sync clients (rclone) compare sizes only rather than upload
+    /// again every file whose listed time differs from the one they set.
     pub listing_times: bool,
 }
 

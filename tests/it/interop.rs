@@ -173,6 +173,18 @@ async fn mfmt_sets_the_time_mdtm_mlst_and_listings_report() {
     assert!(stdout.contains("modify=20210102030405"), "{stdout}");
     assert!(stdout.contains("Jan  2  2021 b.txt"), "{stdout}");
     srv.stop().await;
+
+    // With listing times off, listings would contradict MFMT: FEAT does not offer it (so sync
+    // clients compare sizes only), the command still works for MDTM/MLST.
+    let srv = TestServer::start_with(|c| c.s3.listing_times = false).await;
+    srv.put_object(&srv.key("a.txt"), b"hello").await;
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let feat = c.expect("FEAT", 211).await;
+    assert!(!feat.text.contains("MFMT"), "{}", feat.text);
+    c.expect("MFMT 20200102030405 a.txt", 213).await;
+    let r = c.expect("MDTM a.txt", 213).await;
+    assert_eq!(r.text, "213 20200102030405");
+    srv.stop().await;
 }
 
 /// rclone `sync` of a file changed without changing its size: with MFMT the server keeps the

@@ -153,7 +153,6 @@ impl Session {
                 "UTF8",
                 "SIZE",
                 "MDTM",
-                "MFMT",
                 "REST STREAM",
                 "EPSV",
                 "HOST",
@@ -161,6 +160,12 @@ impl Session {
             .iter()
             .map(|s| s.to_string()),
         );
+        // MFMT only where listings report what it sets: a client that sets times and then
+        // sees other ones in LIST/MLSD (S3 with s3.listing_times off) uploads everything again.
+        let config = &self.ctx.config;
+        if config.storage.backend == crate::config::Backend::Local || config.s3.listing_times {
+            lines.push("MFMT".to_string());
+        }
         lines.push(self.state.mlst_facts.feat_line());
         lines.push(self.state.hash_algorithm.feat_line());
         if self.ctx.config.tls.allow_ccc {

@@ -23,6 +23,9 @@ CHART_OWNED = {
     "auth.users_file",
     "admin.listen",
     "events.webhook_secret_file",
+    # Cluster mode: rendered from mode/replicaCount/autoscaling and containerPorts.relay; the
+    # ordinal comes from each StatefulSet pod's $HOSTNAME.
+    "cluster.peers", "cluster.listen", "cluster.ordinal",
 }
 
 

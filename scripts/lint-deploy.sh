@@ -175,6 +175,7 @@ helm_render() {
     "$PY" - "$CHART" "$OUT/rendered" <<'PY'
 """helm lint --strict + render for each ci/*-values.yaml; renders that must fail, must fail."""
 import glob, json, os, sys
+import tomllib
 import yaml
 import helm_python as helm
 
@@ -239,6 +240,37 @@ def production_checks(objects):
                 tested.add(os.path.basename(args[2]))
     for f in sorted(files - tested):
         problems.append(f"no helm test hook runs check-config on {f}")
+    # Cluster mode (issue 10): the relay port is internal, open only between the release's pods,
+    # and cluster.peers names every pod of the StatefulSet by its headless Service.
+    for w in by_kind.get("StatefulSet", []):
+        c = w["spec"]["template"]["spec"]["containers"][0]
+        relay = [p["containerPort"] for p in c.get("ports", []) if p["name"] == "relay"]
+        if not relay:
+            continue
+        relay = relay[0]
+        sel = w["spec"]["selector"]["matchLabels"]
+        for s in by_kind.get("Service", []):
+            if s["spec"].get("type") in ("LoadBalancer", "NodePort") and any(
+                    p.get("targetPort") in (relay, "relay") or p.get("port") == relay for p in s["spec"]["ports"]):
+                problems.append(f"Service/{s['metadata']['name']}: publishes the relay port {relay} (anyone could relay as any client)")
+        gov = [s for s in by_kind.get("Service", []) if s["metadata"]["name"] == w["spec"]["serviceName"]]
+        if not gov or gov[0]["spec"].get("clusterIP") != "None" or not gov[0]["spec"].get("publishNotReadyAddresses"):
+            problems.append(f"StatefulSet/{w['metadata']['name']}: governing Service {w['spec']['serviceName']} missing, not headless, or hides unready (draining) pods")
+        for np in by_kind.get("NetworkPolicy", []):
+            rules = [r for r in np["spec"].get("ingress", []) if any(p.get("port") == relay for p in r.get("ports", []))]
+            if not rules or any(not r.get("from") or any(f.get("podSelector", {}).get("matchLabels") != sel for f in r["from"]) for r in rules):
+                problems.append(f"NetworkPolicy/{np['metadata']['name']}: relay port {relay} not limited to the release's pods")
+            if not any(any(p.get("port") == relay for p in r.get("ports", [])) for r in np["spec"].get("egress", [])):
+                problems.append(f"NetworkPolicy/{np['metadata']['name']}: egress to the relay port {relay} of the other pods blocked")
+        replicas = w["spec"].get("replicas")
+        hpas = [h for h in by_kind.get("HorizontalPodAutoscaler", []) if h["spec"]["scaleTargetRef"]["name"] == w["metadata"]["name"]]
+        want = hpas[0]["spec"]["maxReplicas"] if hpas else replicas
+        for cm in by_kind.get("ConfigMap", []):
+            for key, text in cm.get("data", {}).items():
+                if key.endswith(".toml"):
+                    peers = tomllib.loads(text).get("cluster", {}).get("peers", [])
+                    if len(peers) != want or any(not p.startswith(f"{w['metadata']['name']}-{i}.{w['spec']['serviceName']}.") for i, p in enumerate(peers)):
+                        problems.append(f"ConfigMap/{cm['metadata']['name']}: {key}: cluster.peers {peers} do not name the {want} pods of StatefulSet/{w['metadata']['name']}")
     # Autoscaling on sessions, not CPU alone.
     for hpa in by_kind.get("HorizontalPodAutoscaler", []):
         if not any(m["type"] == "Pods" and "sessions" in m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"]):
@@ -310,7 +342,16 @@ must_fail = [
     ("passive range over the admin port", {"config": {"passive": {"ports": "9000-9100"}}}, "lies inside config.passive.ports"),
     ("grace period shorter than the drain", {"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds must exceed"),
     ("client certificates without a CA", {"config": {"tls": {"client_auth": "required"}}}, "needs clientCA.existingSecret"),
-    ("autoscaling in statefulset mode", {"mode": "statefulset", "autoscaling": {"enabled": True}}, "autoscaling is for mode=deployment"),
+    ("autoscaling in statefulset mode", {"mode": "statefulset", "autoscaling": {"enabled": True}}, "autoscaling needs mode=auto or mode=cluster"),
+    # Several replicas behind one Service need the cluster mode (issue 10): a plain Deployment
+    # mis-routes data connections. The schema refuses these before the template's own check.
+    ("several replicas as a Deployment", {"mode": "deployment", "replicaCount": 2}, "at '/replicaCount': maximum: got 2, want 1"),
+    ("autoscaling a Deployment", {"mode": "deployment", "autoscaling": {"enabled": True}}, "at '/autoscaling/enabled': value must be false"),
+    ("cluster with fewer passive ports than replicas", {"replicaCount": 3, "config": {"passive": {"ports": "30000-30001"}}},
+        "has 2 ports for 3 replicas"),
+    ("autoscaling with fewer passive ports than maxReplicas", {"autoscaling": {"enabled": True, "maxReplicas": 8},
+        "config": {"passive": {"ports": "30000-30004"}}}, "has 5 ports for 8 replicas (autoscaling.maxReplicas)"),
+    ("relay port inside the passive range", {"replicaCount": 2, "containerPorts": {"relay": 30005}}, "port 30005 lies inside"),
     ("short preStop behind NLB IP targets", {"preStopSleepSeconds": 5, "service": {"annotations": {
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"}}}, "too short for an NLB with IP targets"),
     ("upload events without a secret", {"config": {"events": {"webhook_url": "https://hooks.example/x"}}},
@@ -518,7 +559,8 @@ PY
     local config
     for config in "$dir"/*--*.toml; do
         # The certificate doubles as the client CA bundle for configs with client_auth on.
-        if FTPS_S3_TLS__CERT_FILE=$dir/tls.crt FTPS_S3_TLS__KEY_FILE=$dir/tls.key FTPS_S3_AUTH__USERS_FILE=$dir/users.toml \
+        # HOSTNAME: a StatefulSet pod's name, where cluster mode takes its ordinal from.
+        if HOSTNAME=demo-ftps-s3-0 FTPS_S3_TLS__CERT_FILE=$dir/tls.crt FTPS_S3_TLS__KEY_FILE=$dir/tls.key FTPS_S3_AUTH__USERS_FILE=$dir/users.toml \
             FTPS_S3_TLS__CLIENT_CA_FILE=$dir/tls.crt FTPS_S3_EVENTS__WEBHOOK_SECRET_FILE=$dir/events-secret \
             "$bin" check-config --offline --config "$config" >"$config.log" 2>&1; then
             echo "ok   ${config##*/}$(sed -n 's/^warning: /; warning: /p' "$config.log" | tr -d '\n')"

@@ -89,6 +89,49 @@ app.kubernetes.io/part-of: ftps-s3
 {{- int .Values.replicaCount }}
 {{- end }}
 
+{{/*
+The workload actually rendered: "deployment" (one pod), "cluster" (a StatefulSet whose pods relay
+data connections to each other: several replicas behind one Service) or "statefulset" (one
+Service per pod). mode=auto picks cluster for replicaCount > 1 or autoscaling, else deployment.
+*/}}
+{{- define "ftps-s3.mode" -}}
+{{- if eq .Values.mode "auto" }}
+{{- ternary "cluster" "deployment" (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}
+{{- else }}
+{{- .Values.mode }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the workload is a StatefulSet (cluster or statefulset mode), else "". */}}
+{{- define "ftps-s3.isStatefulSet" -}}
+{{- if ne (include "ftps-s3.mode" .) "deployment" }}true{{- end }}
+{{- end }}
+
+{{/* Cluster mode: the number of replicas cluster.peers lists (autoscaling.maxReplicas under
+autoscaling: ordinals that are not running leave their slices of the passive range unused). */}}
+{{- define "ftps-s3.clusterSize" -}}
+{{- if .Values.autoscaling.enabled }}
+{{- int .Values.autoscaling.maxReplicas }}
+{{- else }}
+{{- int .Values.replicaCount }}
+{{- end }}
+{{- end }}
+
+{{- define "ftps-s3.headlessServiceName" -}}
+{{- printf "%s-headless" (include "ftps-s3.fullname" .) }}
+{{- end }}
+
+{{/* Cluster mode: every pod's relay listener, in ordinal order, by its stable DNS name in the
+headless Service. */}}
+{{- define "ftps-s3.clusterPeers" -}}
+{{- $fullname := include "ftps-s3.fullname" . }}
+{{- $peers := list }}
+{{- range $i := until (int (include "ftps-s3.clusterSize" .)) }}
+{{- $peers = append $peers (printf "%s-%d.%s.%s.svc.%s:%d" $fullname $i (include "ftps-s3.headlessServiceName" $) $.Release.Namespace $.Values.clusterDomain (int $.Values.containerPorts.relay)) }}
+{{- end }}
+{{- $peers | toJson }}
+{{- end }}
+
 {{- define "ftps-s3.terminationGracePeriodSeconds" -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- add (int .Values.preStopSleepSeconds) (int .Values.config.shutdown.grace_seconds) 15 }}
@@ -133,7 +176,7 @@ render with a message naming the value.
 {{- if or (lt (int $range.first) 1024) (gt (int $range.first) (int $range.last)) (gt (int $range.last) 65535) }}
 {{- fail (printf "config.passive.ports %q: need first-last with 1024 <= first <= last <= 65535" .Values.config.passive.ports) }}
 {{- end }}
-{{- $ports := list (int .Values.containerPorts.explicit) (int .Values.containerPorts.implicit) (int .Values.containerPorts.admin) }}
+{{- $ports := list (int .Values.containerPorts.explicit) (int .Values.containerPorts.implicit) (int .Values.containerPorts.admin) (int .Values.containerPorts.relay) }}
 {{- range $ports }}
 {{- if and (ge . (int $range.first)) (le . (int $range.last)) }}
 {{- fail (printf "containerPorts: port %d lies inside config.passive.ports %s" . $.Values.config.passive.ports) }}
@@ -154,9 +197,20 @@ render with a message naming the value.
 {{- fail "autoscaling.minReplicas exceeds autoscaling.maxReplicas" }}
 {{- end }}
 {{- end }}
-{{- if eq .Values.mode "statefulset" }}
+{{- $mode := include "ftps-s3.mode" . }}
+{{- if and (eq $mode "deployment") (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}
+{{- fail (printf "mode=deployment with %s: several replicas behind one Service mis-route passive data connections (affinity is per Service port); use mode=auto or mode=cluster (a StatefulSet whose pods relay data connections to each other), or mode=statefulset (one Service per pod)" (ternary "autoscaling" (printf "replicaCount %d" (int .Values.replicaCount)) .Values.autoscaling.enabled)) }}
+{{- end }}
+{{- if eq $mode "cluster" }}
+{{- $n := int (include "ftps-s3.clusterSize" .) }}
+{{- $ports := add1 (sub (int $range.last) (int $range.first)) | int }}
+{{- if lt $ports $n }}
+{{- fail (printf "config.passive.ports %q has %d ports for %d replicas (%s): cluster mode gives every replica a slice of its own, so it needs at least one port per replica" (toString .Values.config.passive.ports) $ports $n (ternary "autoscaling.maxReplicas" "replicaCount" .Values.autoscaling.enabled)) }}
+{{- end }}
+{{- end }}
+{{- if eq $mode "statefulset" }}
 {{- if .Values.autoscaling.enabled }}
-{{- fail "autoscaling is for mode=deployment: statefulset mode has one Service and one advertised address per pod" }}
+{{- fail "autoscaling needs mode=auto or mode=cluster: statefulset mode has one Service and one advertised address per pod" }}
 {{- end }}
 {{- if eq .Values.service.type "NodePort" }}
 {{- fail "mode=statefulset needs service.type LoadBalancer or ClusterIP: per-pod Services cannot share node ports" }}
@@ -216,6 +270,14 @@ Arguments: dict "root" $ "advertise" "<IPv4 or empty>". Result: the map as JSON.
 {{- $_ := set $owned "passive" (dict "advertise_address" .advertise) }}
 {{- else if hasKey ($cfg.passive | default dict) "advertise_address" }}
 {{- $_ := unset $cfg.passive "advertise_address" }}
+{{- end }}
+{{- /* [cluster] is the chart's: peers and listen in cluster mode (the ordinal comes from each pod's
+$HOSTNAME, so one file serves every pod), absent otherwise. */}}
+{{- $_ := unset $cfg "cluster" }}
+{{- if eq (include "ftps-s3.mode" $root) "cluster" }}
+{{- $_ := set $owned "cluster" (dict
+  "peers" (include "ftps-s3.clusterPeers" $root | fromJsonArray)
+  "listen" (include "ftps-s3.listen" (dict "root" $root "port" $v.containerPorts.relay))) }}
 {{- end }}
 {{- $cfg = mergeOverwrite $cfg $owned }}
 {{- /* Without PROXY protocol the server refuses nothing, but an empty list is the default anyway. */}}

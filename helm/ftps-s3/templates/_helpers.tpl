@@ -219,7 +219,7 @@ render with a message naming the value.
 {{- fail (printf "statefulset.advertiseAddresses has %d entries for replicaCount %d" (len .Values.statefulset.advertiseAddresses) (int .Values.replicaCount)) }}
 {{- end }}
 {{- else if .Values.statefulset.advertiseAddresses }}
-{{- fail "statefulset.advertiseAddresses needs mode=statefulset (deployment mode: config.passive.advertise_address)" }}
+{{- fail "statefulset.advertiseAddresses needs mode=statefulset (deployment and cluster mode: config.passive.advertise_address)" }}
 {{- end }}
 {{- end }}
 

@@ -102,11 +102,24 @@ build() { # release server and the two bench clients
     (cd "$ROOT" && cargo build $profile --bin ftps-s3 --example s3_direct --example ftps_load)
 }
 
-start_seaweedfs() { # -> S3_ENDPOINT; bucket $BUCKET
-    local env
+start_seaweedfs() { # -> S3_ENDPOINT; bucket $BUCKET. S3_TLS=1: the endpoint is HTTPS (a
+    # throw-away CA, trusted by the server and s3_direct through SSL_CERT_FILE)
+    local env tls=()
     SW_STARTED=1
-    env=$(SW_STATE=$TMP/seaweedfs SW_S3_PORT=0 "$ROOT/scripts/start-seaweedfs.sh" start "$BUCKET")
+    if [ "${S3_TLS:-0}" = 1 ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+            -subj /CN=bench-s3-ca -keyout "$TMP/s3-ca.key" -out "$TMP/s3-ca.crt" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+            -keyout "$TMP/s3.key" -out "$TMP/s3.csr" 2>/dev/null
+        openssl x509 -req -in "$TMP/s3.csr" -CA "$TMP/s3-ca.crt" -CAkey "$TMP/s3-ca.key" \
+            -CAcreateserial -days 1 -out "$TMP/s3.crt" \
+            -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n') 2>/dev/null
+        tls=(SW_S3_TLS_CERT="$TMP/s3.crt" SW_S3_TLS_KEY="$TMP/s3.key")
+        export SSL_CERT_FILE=$TMP/s3-ca.crt
+    fi
+    env=$(env "${tls[@]}" SW_STATE="$TMP/seaweedfs" SW_S3_PORT=0 "$ROOT/scripts/start-seaweedfs.sh" start "$BUCKET")
     S3_ENDPOINT=$(sed -n 's/^S3_ENDPOINT=//p' <<<"$env")
+    if [ "${S3_TLS:-0}" = 1 ]; then S3_ENDPOINT=$(sed -n 's/^S3_HTTPS_ENDPOINT=//p' <<<"$env"); fi
     [ -n "$S3_ENDPOINT" ] || die "no S3_ENDPOINT from start-seaweedfs.sh"
 }
 
@@ -197,6 +210,16 @@ sample_rss() { # PID OUT: every 0.1 s append VmRSS (KiB) until PID exits or we a
         echo "$v" >>"$2"
         sleep 0.1
     done
+}
+
+cpu_ticks() { # PID -> its utime + stime so far, in clock ticks (fields 14, 15 of /proc/PID/stat)
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+sw_pid() { cat "$TMP/seaweedfs/weed.pid"; } # the SeaweedFS start_seaweedfs started
+
+cpu_per_gib() { # TICKS MIB -> CPU-seconds per GiB moved
+    awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v m="$2" 'BEGIN { printf "%.3f", t / hz / (m / 1024) }'
 }
 
 max_of() { awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$1"; }

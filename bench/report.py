@@ -44,6 +44,11 @@ checks = [
     ("stor / vsftpd", ratio("ftps_stor", "vsftpd_stor"), "ftps_stor / vsftpd_stor", None),
     ("retr / vsftpd", ratio("ftps_retr", "vsftpd_retr"), "ftps_retr / vsftpd_retr", None),
     ("peak RSS, one large STOR (MiB)", med("rss_stor_peak"), "rss_stor_peak", ("<=", 64)),
+    # issue 14: CPU per byte decides cost and density; SeaweedFS's beside it says where the rest went
+    ("STOR server CPU-s per GiB", med("ftps_stor_cpu"), "ftps_stor_cpu", ("<=", 1.8)),
+    ("RETR server CPU-s per GiB", med("ftps_retr_cpu"), "ftps_retr_cpu", None),
+    ("STOR: SeaweedFS CPU-s per GiB, via ftps-s3 / direct", ratio("ftps_stor_s3_cpu", "direct_put_s3_cpu"),
+     "ftps_stor_s3_cpu / direct_put_s3_cpu", None),
 ]
 IDLE = re.compile(r"idle_(\d+)_(per_session|rss)$")  # the default-settings rows only
 for name in sorted((n for n in rows if IDLE.match(n) and n.endswith("_per_session")),

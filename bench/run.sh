@@ -10,7 +10,7 @@
 # Environment (defaults; QUICK=1 in brackets): RUNS 3 [1], SIZE_MIB 1024 [64], BIG_MIB 2048
 # [128], CONC_N 16 [4], CONC_MIB 256 [16], IDLE_COUNTS "1000 10000" [100 500], LIST_COUNT 100000
 # [2000], HS_SECS 10 [3], OUT bench/results.json, SKIP_INSTALL=1 (do not install packages),
-# KEEP_TMP=1 (keep logs and configs).
+# KEEP_TMP=1 (keep logs and configs), S3_TLS=1 (SeaweedFS serves S3 over HTTPS).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -180,14 +180,31 @@ EOF
     RCLONE=ftps://127.0.0.1:$RCLONE_PORT/big.bin
     VSFTPD=ftp://127.0.0.1:$VS_PORT/big.bin
     declare -A T=()
+    # CPU-seconds per GiB of the server (ftps_* rows) and of SeaweedFS, from /proc: cpu_mark
+    # before an operation, cpu_take NAME after it (and again after the next one, which it
+    # then measures on its own).
+    SWPID=$(sw_pid)
+    cpu_mark() { CPU_S0=$(cpu_ticks "$SERVER_PID"); CPU_W0=$(cpu_ticks "$SWPID"); }
+    cpu_take() {
+        local s1 w1
+        s1=$(cpu_ticks "$SERVER_PID")
+        w1=$(cpu_ticks "$SWPID")
+        if [[ $1 == ftps_* ]]; then T[$1_cpu]+=" $(cpu_per_gib $((s1 - CPU_S0)) "$SIZE_MIB")"; fi
+        T[$1_s3cpu]+=" $(cpu_per_gib $((w1 - CPU_W0)) "$SIZE_MIB")"
+        CPU_S0=$s1
+        CPU_W0=$w1
+    }
     for r in $(seq 1 "$RUNS"); do
         log "single streams, run $r of $RUNS ($SIZE_MIB MiB)"
         # Interleaved, so that load from elsewhere on the machine hits every system alike.
+        cpu_mark
         curl_retry t "${CURL_TLS[@]}" -u "bench:$PASSWORD" -T "$SRC" "$FTPS"
         [ "$CURL_BYTES" = "$SIZE" ] || die "ftps-s3 STOR moved $CURL_BYTES bytes"
         T[ftps_stor]+=" $(mibps "$SIZE_MIB" "$t")"
+        cpu_take ftps_stor
         "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" put --key direct/big.bin --file "$SRC" >"$TMP/direct.json"
         T[direct_put]+=" $(json_get "$TMP/direct.json" 'j["mib_per_s"]')"
+        cpu_take direct_put
         # rclone serves implicit TLS only and refuses PROT P: its data channel is clear.
         curl_retry t -sS -k --tlsv1.3 --ftp-ssl-control -u "bench:$PASSWORD" -T "$SRC" "$RCLONE"
         [ "$CURL_BYTES" = "$SIZE" ] || die "rclone STOR moved $CURL_BYTES bytes"
@@ -195,11 +212,14 @@ EOF
         curl_retry t "${CURL_TLS[@]}" -u "ftpbench:$PASSWORD" -T "$SRC" "$VSFTPD"
         T[vsftpd_stor]+=" $(mibps "$SIZE_MIB" "$t")"
 
+        cpu_mark
         curl_retry t "${CURL_TLS[@]}" -u "bench:$PASSWORD" -o /dev/null "$FTPS"
         [ "$CURL_BYTES" = "$SIZE" ] || die "ftps-s3 RETR moved $CURL_BYTES bytes"
         T[ftps_retr]+=" $(mibps "$SIZE_MIB" "$t")"
+        cpu_take ftps_retr
         "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" get --key direct/big.bin --file /dev/null >"$TMP/direct.json"
         T[direct_get]+=" $(json_get "$TMP/direct.json" 'j["mib_per_s"]')"
+        cpu_take direct_get
         "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" --concurrency 1 --part-size-mib 5120 \
             get --key direct/big.bin --file /dev/null >"$TMP/direct.json"
         T[direct_get1]+=" $(json_get "$TMP/direct.json" 'j["mib_per_s"]')"
@@ -221,6 +241,12 @@ EOF
         record rclone_retr MiB/s "rclone serve ftp RETR (implicit TLS control, clear data)" ${T[rclone_retr]}
         record vsftpd_stor MiB/s "vsftpd local disk STOR, explicit FTPS, PROT P, TLS 1.3" ${T[vsftpd_stor]}
         record vsftpd_retr MiB/s "vsftpd local disk RETR, explicit FTPS, PROT P, TLS 1.3" ${T[vsftpd_retr]}
+        record ftps_stor_cpu CPU-s/GiB "ftps-s3 server CPU-seconds (user + system, /proc) per GiB, STOR above" ${T[ftps_stor_cpu]}
+        record ftps_stor_s3_cpu CPU-s/GiB "SeaweedFS CPU-seconds per GiB during the ftps-s3 STOR" ${T[ftps_stor_s3cpu]}
+        record direct_put_s3_cpu CPU-s/GiB "SeaweedFS CPU-seconds per GiB during direct_put" ${T[direct_put_s3cpu]}
+        record ftps_retr_cpu CPU-s/GiB "ftps-s3 server CPU-seconds (user + system, /proc) per GiB, RETR above" ${T[ftps_retr_cpu]}
+        record ftps_retr_s3_cpu CPU-s/GiB "SeaweedFS CPU-seconds per GiB during the ftps-s3 RETR" ${T[ftps_retr_s3cpu]}
+        record direct_get_s3_cpu CPU-s/GiB "SeaweedFS CPU-seconds per GiB during direct_get" ${T[direct_get_s3cpu]}
         record curl_retries count "failed curl transfers retried (vsftpd TLS 1.3 STOR resets)" "$FAILURES"
     }
     stop_server

@@ -11,6 +11,8 @@
 # never collides with the test suite's instance. Credentials: $AWS_ACCESS_KEY_ID /
 # $AWS_SECRET_ACCESS_KEY (default testkey / testsecret). Data and log: $SW_STATE
 # (default ${TMPDIR:-/tmp}/ftps-s3-seaweedfs). Needs `weed` (scripts/install-test-deps.sh).
+# With $SW_S3_TLS_CERT and $SW_S3_TLS_KEY (PEM files) S3 is also served over HTTPS on a free port,
+# printed as S3_HTTPS_ENDPOINT (bench/run.sh's S3_TLS=1).
 set -euo pipefail
 
 # The venv scripts/install-test-deps.sh fills, after whatever PATH has.
@@ -47,18 +49,22 @@ start() {
     else
         command -v weed >/dev/null || { echo "weed not found (PATH, .venv/bin): run scripts/install-test-deps.sh" >&2; exit 1; }
         mkdir -p "$STATE/data"
-        local m mg v vg f fg sg a ag s
-        read -r m mg v vg f fg sg a ag s <<<"$(free_ports 10)"
+        local m mg v vg f fg sg a ag s h tls=()
+        read -r m mg v vg f fg sg a ag s h <<<"$(free_ports 11)"
         if [ "${SW_S3_PORT:-8333}" != 0 ]; then s=${SW_S3_PORT:-8333}; fi
+        if [ -n "${SW_S3_TLS_CERT:-}" ]; then
+            tls=(-s3.port.https="$h" -s3.cert.file="$SW_S3_TLS_CERT" -s3.key.file="$SW_S3_TLS_KEY")
+        fi
         AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET setsid weed mini -dir="$STATE/data" \
             -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -webdav=false \
             -master.port="$m" -master.port.grpc="$mg" -volume.port="$v" -volume.port.grpc="$vg" \
             -filer.port="$f" -filer.port.grpc="$fg" -s3.port="$s" -s3.port.grpc="$sg" \
             -admin.port="$a" -admin.port.grpc="$ag" -s3.port.iceberg=0 -s3.port.lance=0 \
-            >"$STATE/weed.log" 2>&1 </dev/null &
+            "${tls[@]}" >"$STATE/weed.log" 2>&1 </dev/null &
         echo $! >"$PIDFILE"
         printf 'S3_ENDPOINT=http://127.0.0.1:%s\nAWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\nAWS_REGION=us-east-1\n' \
             "$s" "$KEY" "$SECRET" >"$ENVFILE"
+        if [ ${#tls[@]} -gt 0 ]; then echo "S3_HTTPS_ENDPOINT=https://127.0.0.1:$h" >>"$ENVFILE"; fi
         local i
         for i in $(seq 1 100); do
             if ! running; then echo "weed exited; log:" >&2; tail -20 "$STATE/weed.log" >&2; exit 1; fi

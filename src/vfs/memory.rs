@@ -260,6 +260,17 @@ impl Storage for MemoryStorage {
         }
     }
 
+    async fn set_modified(&self, key: &ObjectKey, time: SystemTime) -> Result<(), StorageError> {
+        let mut state = self.state();
+        if state.stat(key)?.kind == EntryKind::Dir {
+            return Err(StorageError::IsADirectory(key.to_string()));
+        }
+        if let Some(file) = state.files.get_mut(key.as_str()) {
+            file.modified = time;
+        }
+        Ok(())
+    }
+
     async fn make_dir(&self, key: &ObjectKey) -> Result<(), StorageError> {
         let mut state = self.state();
         match state.stat(key) {

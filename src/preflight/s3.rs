@@ -50,14 +50,11 @@ pub async fn probe(config: &Config, users: &UserStore) -> Vec<BucketReport> {
         ("s3.bucket".to_string(), Vec::new()),
     );
     for user in users.iter() {
-        let entry = match &user.bucket {
-            Some(b) => buckets
-                .entry(b.clone())
-                .or_insert_with(|| (format!("bucket of user {:?}", user.name), Vec::new())),
-            None => buckets
-                .get_mut(&config.s3.bucket)
-                .expect("the default bucket is in the map"),
-        };
+        // The default bucket is in the map already, so only a user's own bucket is inserted.
+        let bucket = user.bucket.as_ref().unwrap_or(&config.s3.bucket);
+        let entry = buckets
+            .entry(bucket.clone())
+            .or_insert_with(|| (format!("bucket of user {:?}", user.name), Vec::new()));
         entry.1.push(user.home.clone());
     }
     let mut reports = Vec::new();

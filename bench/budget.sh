@@ -51,7 +51,7 @@ TICKS=$(getconf CLK_TCK)
 failed=0
 rows=()
 one_run() { # BUDGET (MiB, 0 = none) RUN
-    local budget=$1 run=$2 name idle hwm t0 t1 rc=0 stor retr
+    local budget=$1 run=$2 name idle hwm t0 t1 rc=0
     name="b${budget}-r${run}"
     # Default settings but the budget, and room for UPLOADS sessions of one user.
     start_server "$name" "[limits]
@@ -76,7 +76,7 @@ max_sessions_per_ip = $((UPLOADS + 10))"
     [ -s "$TMP/$name-retr.json" ] || die "no RETR result ($name): $(tail -5 "$TMP/$name-retr.log")"
     [ "$rc" = 0 ] || failed=1
     rows+=("$(python3 - "$TMP/$name-stor.json" "$TMP/$name-retr.json" "$budget" "$idle" "$hwm" \
-        "$(((t1 - t0)))" "$TICKS" "$SIZE_MIB" <<'PY'
+        "$((t1 - t0))" "$TICKS" "$SIZE_MIB" <<'PY'
 import json, sys
 stor, retr = (json.load(open(f)) for f in sys.argv[1:3])
 budget, idle, hwm, ticks, hz, size = (int(x) for x in sys.argv[3:9])

@@ -5,7 +5,7 @@
 //! ftplib upload and download, explicit and implicit, as two users from the same addresses;
 //! every byte must arrive, and each file in its own user's home. Run with
 //! `tls.require_session_reuse` on and off. Prints the table the issue asks for (transfers,
-//! successes, relayed data connections); `FTPS_CLUSTER_FILES` (default 4) sets files per client
+//! successes, relayed data connections); `FTPS_CLUSTER_FILES` (default 7: 168 transfers per setting, 336 in all) sets files per client
 //! and mode.
 
 use std::{
@@ -184,7 +184,7 @@ async fn three_replicas_round_robin(reuse: bool) {
     let files: usize = std::env::var("FTPS_CLUSTER_FILES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(7);
     let sw = seaweedfs::s3().await;
     let bucket = sw.new_bucket().await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -324,11 +324,18 @@ fn invalid_secret(reason: impl Into<String>) -> ConfigError {
 /// The secret is the file's contents without surrounding whitespace (a trailing newline from
 /// `echo` or an editor is not part of it).
 fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let text = std::fs::read(path)
-        .map_err(|e| invalid_secret(format!("cannot read {}: {e}", path.display())))?;
+    read_secret_file("events.webhook_secret_file", path)
+}
+
+/// A secret file's contents without surrounding whitespace; the error names `key`. Shared with
+/// `auth.http_secret_file`.
+pub(crate) fn read_secret_file(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { key, reason };
+    let text =
+        std::fs::read(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     let secret = text.trim_ascii();
     if secret.is_empty() {
-        return Err(invalid_secret(format!("{} is empty", path.display())));
+        return Err(invalid(format!("{} is empty", path.display())));
     }
     Ok(secret.to_vec())
 }
@@ -547,7 +554,7 @@ impl Webhook {
 }
 
 /// reqwest's error with its causes (the top level alone says only "error sending request").
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -967,6 +967,28 @@ mod tests {
     }
 
     #[test]
+    fn auth_http_url_must_be_http() {
+        let c = from_toml("[s3]\nbucket = \"b\"\n").expect("config");
+        assert!(c.auth.http_url.is_none());
+        assert_eq!(c.auth.http_cache_secs, 60);
+        for (toml, key) in [
+            ("http_url = \"ldap://h/x\"", "auth.http_url"),
+            (
+                "http_url = \"https://h/x\"\nhttp_timeout_ms = 0",
+                "auth.http_timeout_ms",
+            ),
+        ] {
+            let e = from_toml(&format!("[s3]\nbucket = \"b\"\n[auth]\n{toml}\n"))
+                .expect_err(toml)
+                .to_string();
+            assert!(e.starts_with(key), "{toml}: {e}");
+        }
+        from_toml("[s3]\nbucket = \"b\"\n[auth]\nhttp_url = \"\"\n").expect("off");
+        from_toml("[s3]\nbucket = \"b\"\n[auth]\nhttp_url = \"http://idp:8080/login\"\n")
+            .expect("on");
+    }
+
+    #[test]
     fn events_need_a_secret_and_an_http_url() {
         let c = from_toml("[s3]\nbucket = \"b\"\n").expect("config");
         assert_eq!(c.events.max_attempts, 8);

@@ -291,17 +291,10 @@ pub fn from_config(config: &EventsConfig) -> Result<(EventSink, Option<Delivery>
         Some(path) => read_secret(path)?,
         None => return Err(invalid_secret("must be set when events.webhook_url is set")),
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(config.timeout_secs))
-        .connect_timeout(Duration::from_secs(config.timeout_secs))
-        // A redirected POST would become a GET: a 3xx is a failed attempt instead.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ftps-s3/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::Invalid {
-            key: "events.webhook_url",
-            reason: format!("cannot build the HTTP client: {e}"),
-        })?;
+    let client = post_client(
+        "events.webhook_url",
+        Duration::from_secs(config.timeout_secs),
+    )?;
     let (tx, rx) = mpsc::channel(config.queue_size);
     let webhook = Webhook {
         client,
@@ -312,6 +305,25 @@ pub fn from_config(config: &EventsConfig) -> Result<(EventSink, Option<Delivery>
         retry_initial: Duration::from_millis(config.retry_initial_ms),
     };
     Ok((EventSink { tx: Some(tx) }, Some(Delivery { rx, webhook })))
+}
+
+/// The client for POSTs to a configured URL (`key`), each bounded by `timeout`. Shared with
+/// `auth.http_url`.
+pub(crate) fn post_client(
+    key: &'static str,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // A redirected POST would become a GET: a 3xx is a failed attempt instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("ftps-s3/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            key,
+            reason: format!("cannot build the HTTP client: {e}"),
+        })
 }
 
 fn invalid_secret(reason: impl Into<String>) -> ConfigError {

@@ -100,17 +100,8 @@ impl HttpIdentity {
             None => None,
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A redirected POST would become a GET: a 3xx is an error instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ftps-s3/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::Invalid {
-                key: "auth.http_url",
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        // Redirects are not followed: a 3xx is an error.
+        let client = crate::events::post_client("auth.http_url", timeout)?;
         Ok(Some(HttpIdentity {
             client,
             url,

@@ -238,6 +238,19 @@ pub struct Auth {
     /// logged-in sessions keep the user as it was at login; a file that does not load is logged
     /// and the old users kept. `0`: load once at start.
     pub reload_interval_secs: u64,
+    /// External identity (README "External identity"): URL (`http://` or `https://`) asked,
+    /// by a JSON POST, about users the users file does not know. Unset or `""` (the default):
+    /// only the users file.
+    pub http_url: Option<String>,
+    /// Milliseconds the identity endpoint may take to answer; a later answer refuses the login
+    /// (fail closed).
+    pub http_timeout_ms: u64,
+    /// Seconds a successful answer is reused for the same user, password, certificate, client
+    /// address and listener; refusals are never cached. `0`: ask every time.
+    pub http_cache_secs: u64,
+    /// File holding a token sent to the identity endpoint as `Authorization: Bearer <token>`;
+    /// surrounding whitespace is ignored. Unset: no `Authorization` header.
+    pub http_secret_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -421,6 +434,10 @@ impl Default for Config {
                 ban_seconds: 900,
                 lockout: crate::auth::Lockout::UserAtNewAddresses,
                 reload_interval_secs: 10,
+                http_url: None,
+                http_timeout_ms: 5000,
+                http_cache_secs: 60,
+                http_secret_file: None,
             },
             limits: Limits {
                 max_line_length: 4096,
@@ -756,6 +773,17 @@ impl Config {
         if self.auth.max_failures == 0 {
             return Err(invalid("auth.max_failures", "must be at least 1"));
         }
+        if let Some(url) = self.auth.http_url.as_deref().filter(|u| !u.is_empty()) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "auth.http_url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            if self.auth.http_timeout_ms == 0 {
+                return Err(invalid("auth.http_timeout_ms", "must be at least 1"));
+            }
+        }
         if self.s3.max_attempts == 0 {
             return Err(invalid("s3.max_attempts", "must be at least 1"));
         }
@@ -936,6 +964,28 @@ mod tests {
         assert_eq!(c.s3.bucket, "b");
         assert_eq!(c.s3.part_size_mib, 16);
         assert_eq!(c.s3.upload_concurrency, 4);
+    }
+
+    #[test]
+    fn auth_http_url_must_be_http() {
+        let c = from_toml("[s3]\nbucket = \"b\"\n").expect("config");
+        assert!(c.auth.http_url.is_none());
+        assert_eq!(c.auth.http_cache_secs, 60);
+        for (toml, key) in [
+            ("http_url = \"ldap://h/x\"", "auth.http_url"),
+            (
+                "http_url = \"https://h/x\"\nhttp_timeout_ms = 0",
+                "auth.http_timeout_ms",
+            ),
+        ] {
+            let e = from_toml(&format!("[s3]\nbucket = \"b\"\n[auth]\n{toml}\n"))
+                .expect_err(toml)
+                .to_string();
+            assert!(e.starts_with(key), "{toml}: {e}");
+        }
+        from_toml("[s3]\nbucket = \"b\"\n[auth]\nhttp_url = \"\"\n").expect("off");
+        from_toml("[s3]\nbucket = \"b\"\n[auth]\nhttp_url = \"http://idp:8080/login\"\n")
+            .expect("on");
     }
 
     #[test]

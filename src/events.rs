@@ -291,17 +291,10 @@ pub fn from_config(config: &EventsConfig) -> Result<(EventSink, Option<Delivery>
         Some(path) => read_secret(path)?,
         None => return Err(invalid_secret("must be set when events.webhook_url is set")),
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(config.timeout_secs))
-        .connect_timeout(Duration::from_secs(config.timeout_secs))
-        // A redirected POST would become a GET: a 3xx is a failed attempt instead.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ftps-s3/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::Invalid {
-            key: "events.webhook_url",
-            reason: format!("cannot build the HTTP client: {e}"),
-        })?;
+    let client = post_client(
+        "events.webhook_url",
+        Duration::from_secs(config.timeout_secs),
+    )?;
     let (tx, rx) = mpsc::channel(config.queue_size);
     let webhook = Webhook {
         client,
@@ -314,6 +307,25 @@ pub fn from_config(config: &EventsConfig) -> Result<(EventSink, Option<Delivery>
     Ok((EventSink { tx: Some(tx) }, Some(Delivery { rx, webhook })))
 }
 
+/// The client for POSTs to a configured URL (`key`), each bounded by `timeout`. Shared with
+/// `auth.http_url`.
+pub(crate) fn post_client(
+    key: &'static str,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // A redirected POST would become a GET: a 3xx is a failed attempt instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("ftps-s3/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            key,
+            reason: format!("cannot build the HTTP client: {e}"),
+        })
+}
+
 fn invalid_secret(reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: "events.webhook_secret_file",
@@ -324,11 +336,18 @@ fn invalid_secret(reason: impl Into<String>) -> ConfigError {
 /// The secret is the file's contents without surrounding whitespace (a trailing newline from
 /// `echo` or an editor is not part of it).
 fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let text = std::fs::read(path)
-        .map_err(|e| invalid_secret(format!("cannot read {}: {e}", path.display())))?;
+    read_secret_file("events.webhook_secret_file", path)
+}
+
+/// A secret file's contents without surrounding whitespace; the error names `key`. Shared with
+/// `auth.http_secret_file`.
+pub(crate) fn read_secret_file(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { key, reason };
+    let text =
+        std::fs::read(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     let secret = text.trim_ascii();
     if secret.is_empty() {
-        return Err(invalid_secret(format!("{} is empty", path.display())));
+        return Err(invalid(format!("{} is empty", path.display())));
     }
     Ok(secret.to_vec())
 }
@@ -547,7 +566,7 @@ impl Webhook {
 }
 
 /// reqwest's error with its causes (the top level alone says only "error sending request").
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

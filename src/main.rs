@@ -123,6 +123,12 @@ fn check_config(path: &Path, offline: bool) -> anyhow::Result<()> {
         Some(url) => println!("events: signed POST to {url}"),
         None => println!("events: off"),
     }
+    // Reads auth.http_secret_file, as serve does at start.
+    ftps_s3::auth::HttpIdentity::from_config(&config.auth)?;
+    match config.auth.http_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => println!("external identity: users not in the file are asked of {url}"),
+        None => println!("external identity: off"),
+    }
     if offline {
         println!("offline: listener ports and S3 not checked");
         println!("{}: OK", path.display());

@@ -131,7 +131,8 @@ impl Server {
             config.auth.max_failures,
             Duration::from_secs(config.auth.ban_seconds),
             config.auth.lockout,
-        );
+        )
+        .with_http(crate::auth::HttpIdentity::from_config(&config.auth)?);
         let admin = bind_admin(config.admin.listen).await?;
         let shutdown = CancellationToken::new();
         let readiness = Readiness::new(shutdown.clone());

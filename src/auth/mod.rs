@@ -24,6 +24,7 @@
 //! The store can be replaced while the server runs ([`Authenticator::replace_users`], the
 //! reloader): new logins see the new users, logged-in sessions keep the `User` they logged in as.
 
+mod http;
 mod password;
 mod permissions;
 mod throttle;
@@ -44,7 +45,8 @@ use argon2::{
 };
 use serde::Deserialize;
 
-use crate::net::ClientAddr;
+use crate::net::{ClientAddr, ListenerKind};
+pub use http::HttpIdentity;
 pub use permissions::{Permission, Permissions};
 pub use throttle::{Lockout, LoginThrottle};
 
@@ -186,11 +188,7 @@ impl UserStore {
                     )
                 })?;
             }
-            if e.home.split('/').any(|s| s == ".." || s == ".") || e.home.contains(['\\', '\0']) {
-                return Err(format!(
-                    "{at}: home must be a plain key prefix (no . or ..)"
-                ));
-            }
+            check_home(&e.home).map_err(|e| format!("{at}: {e}"))?;
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,
@@ -241,6 +239,14 @@ impl UserStore {
         let ok = password_matches(user.as_deref(), password).await;
         user.filter(|_| ok)
     }
+}
+
+/// A home must be a plain key prefix (users file and external identity alike).
+fn check_home(home: &str) -> Result<(), String> {
+    if home.split('/').any(|s| s == ".." || s == ".") || home.contains(['\\', '\0']) {
+        return Err("home must be a plain key prefix (no . or ..)".into());
+    }
+    Ok(())
 }
 
 /// Whether `password` is `user`'s. Always one argon2 verification, against a fixed hash when
@@ -307,6 +313,8 @@ pub enum LoginFailure {
     NoCertificate,
     /// The session's client certificate carries another CN than the user's `certificate_cn`.
     CertificateMismatch,
+    /// The identity endpoint (`auth.http_url`) gave no usable answer: refused (fail closed).
+    IdentityUnavailable,
 }
 
 impl LoginFailure {
@@ -317,7 +325,8 @@ impl LoginFailure {
             LoginFailure::Throttled | LoginFailure::AddressNotAllowed => "refused",
             LoginFailure::BadCredentials
             | LoginFailure::NoCertificate
-            | LoginFailure::CertificateMismatch => "failed",
+            | LoginFailure::CertificateMismatch
+            | LoginFailure::IdentityUnavailable => "failed",
         }
     }
 
@@ -328,15 +337,18 @@ impl LoginFailure {
             LoginFailure::AddressNotAllowed => "address_not_allowed",
             LoginFailure::NoCertificate => "no_client_certificate",
             LoginFailure::CertificateMismatch => "client_certificate_mismatch",
+            LoginFailure::IdentityUnavailable => "identity_endpoint_error",
         }
     }
 }
 
-/// Every rule of logging in, in order: throttle, password, client certificate, address allow
-/// list.
+/// Every rule of logging in, in order: throttle, password (users file, else the identity
+/// endpoint), client certificate, address allow list.
 pub struct Authenticator {
     users: RwLock<UserStore>,
     throttle: LoginThrottle,
+    /// `auth.http_url`: asked about users the file does not know.
+    http: Option<HttpIdentity>,
 }
 
 impl Authenticator {
@@ -344,7 +356,14 @@ impl Authenticator {
         Authenticator {
             users: RwLock::new(users),
             throttle: LoginThrottle::new(max_failures, ban, lockout),
+            http: None,
         }
+    }
+
+    /// Users the file does not know are asked of `http` (at PASS).
+    pub fn with_http(mut self, http: Option<HttpIdentity>) -> Self {
+        self.http = http;
+        self
     }
 
     /// The users logins are checked against now.
@@ -385,18 +404,40 @@ impl Authenticator {
     pub async fn login(
         &self,
         client: ClientAddr,
+        listener: ListenerKind,
         name: &str,
         password: &str,
         presented_cn: Option<&str>,
     ) -> Result<Arc<User>, LoginFailure> {
+        let addr = client;
         let client = client.ip();
         // Counted as a failure before the check, so a burst cannot queue more checks than
         // the budget allows (see `throttle`).
         let Some(reservation) = self.throttle.reserve(client, name).await else {
             return Err(LoginFailure::Throttled);
         };
-        let user = self.users().get(name);
-        let password_ok = password_matches(user.as_deref(), password).await;
+        let file_user = self.users().get(name);
+        let (user, password_ok) = match (&file_user, &self.http) {
+            // File first; only a user it does not know is asked of the endpoint, which then
+            // decides on password and certificate alike (its record has no hash to check).
+            (None, Some(http)) => {
+                match http
+                    .check(addr, listener, name, password, presented_cn)
+                    .await
+                {
+                    http::Verdict::Allowed(u) => (Some(u), true),
+                    http::Verdict::Refused => (None, false),
+                    http::Verdict::Error(why) => {
+                        tracing::warn!(user = name, client = %addr, error = %why, "identity endpoint (auth.http_url) failed: login refused");
+                        return Err(LoginFailure::IdentityUnavailable);
+                    }
+                }
+            }
+            _ => {
+                let ok = password_matches(file_user.as_deref(), password).await;
+                (file_user, ok)
+            }
+        };
         let verdict = match &user {
             None => Err(LoginFailure::BadCredentials),
             Some(u) if u.password_hash.is_some() && !password_ok => {
@@ -468,25 +509,42 @@ mod tests {
         let mapped = at("[::ffff:10.1.2.3]:1000");
         let v6 = at("[2001:db8::7]:1000");
         let outside = at("192.0.2.1:1000");
-        assert!(auth.login(inside, "a", "pw", None).await.is_ok());
-        assert!(auth.login(mapped, "a", "pw", None).await.is_ok());
-        assert!(auth.login(v6, "a", "pw", None).await.is_ok());
+        assert!(auth
+            .login(inside, ListenerKind::Explicit, "a", "pw", None)
+            .await
+            .is_ok());
+        assert!(auth
+            .login(mapped, ListenerKind::Explicit, "a", "pw", None)
+            .await
+            .is_ok());
+        assert!(auth
+            .login(v6, ListenerKind::Explicit, "a", "pw", None)
+            .await
+            .is_ok());
         assert_eq!(
-            auth.login(outside, "a", "pw", None).await.err(),
+            auth.login(outside, ListenerKind::Explicit, "a", "pw", None)
+                .await
+                .err(),
             Some(LoginFailure::AddressNotAllowed)
         );
         assert_eq!(
-            auth.login(inside, "a", "bad", None).await.err(),
+            auth.login(inside, ListenerKind::Explicit, "a", "bad", None)
+                .await
+                .err(),
             Some(LoginFailure::BadCredentials)
         );
         assert_eq!(
-            auth.login(inside, "a", "bad", None).await.err(),
+            auth.login(inside, ListenerKind::Explicit, "a", "bad", None)
+                .await
+                .err(),
             Some(LoginFailure::BadCredentials)
         );
         // Three failures for "a" (the refused address counts too): banned, even with the right
         // password.
         assert_eq!(
-            auth.login(inside, "a", "pw", None).await.err(),
+            auth.login(inside, ListenerKind::Explicit, "a", "pw", None)
+                .await
+                .err(),
             Some(LoginFailure::Throttled)
         );
     }
@@ -523,9 +581,15 @@ mod tests {
         let login = |name: &'static str, pw: &'static str, cn: Option<&'static str>| {
             let auth = &auth;
             async move {
-                auth.login(ClientAddr::direct((ip, 1000).into()), name, pw, cn)
-                    .await
-                    .map(|u| u.name.clone())
+                auth.login(
+                    ClientAddr::direct((ip, 1000).into()),
+                    ListenerKind::Explicit,
+                    name,
+                    pw,
+                    cn,
+                )
+                .await
+                .map(|u| u.name.clone())
             }
         };
         assert_eq!(

@@ -13,7 +13,7 @@ use std::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     sync::Notify,
 };
@@ -161,45 +161,9 @@ type Head = (TcpStream, HashMap<String, String>);
 
 /// Headers (lowercased names) and body of one request; `None` on anything malformed or slow.
 async fn read_request(mut tcp: TcpStream) -> Option<(Head, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        read_more(&mut tcp, &mut buf, 4096).await?;
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next()?;
+    let (request_line, headers, body) = crate::common::http::read_request(&mut tcp).await?;
     assert!(request_line.starts_with("POST /hook "), "{request_line}");
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers.get("content-length")?.parse().ok()?;
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len {
-        let want = len - body.len();
-        read_more(&mut tcp, &mut body, want).await?;
-    }
     Some(((tcp, headers), body))
-}
-
-/// Appends up to `at_most` bytes read within 10 s; `None` at EOF, on an error or timeout.
-async fn read_more(tcp: &mut TcpStream, buf: &mut Vec<u8>, at_most: usize) -> Option<()> {
-    let mut chunk = vec![0u8; at_most];
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
-        .await
-        .ok()?
-        .ok()?;
-    if n == 0 {
-        return None;
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Some(())
 }
 
 /// A server posting events to `url`, signed with [`SECRET`], retrying after 200 ms.

@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod haproxy;
 mod hostile;
+mod http_auth;
 mod interop;
 mod keepalive;
 mod passive;

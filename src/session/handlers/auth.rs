@@ -52,7 +52,13 @@ impl Session {
         match self
             .ctx
             .auth
-            .login(self.state.client, &name, &password, cn.as_deref())
+            .login(
+                self.state.client,
+                self.state.listener,
+                &name,
+                &password,
+                cn.as_deref(),
+            )
             .await
         {
             Ok(user) => self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful")),

@@ -50,6 +50,16 @@ impl Interruption {
             _ => Some(next),
         }
     }
+
+    /// The audit `reason` of a transfer this stopped.
+    pub(super) fn reason(interruption: Option<Self>) -> &'static str {
+        match interruption {
+            Some(Interruption::Abor) => "abor",
+            Some(Interruption::Shutdown) => "shutdown",
+            Some(Interruption::ControlLost) => "control_connection_lost",
+            None => "cancelled",
+        }
+    }
 }
 
 /// The replies that end a transfer, after its `150`. None when the control connection is gone.
@@ -172,6 +182,19 @@ mod tests {
         assert_eq!(
             Interruption::then(Some(ControlLost), Abor),
             Some(ControlLost)
+        );
+    }
+
+    #[test]
+    fn audit_reasons() {
+        assert_eq!(Interruption::reason(Some(Interruption::Abor)), "abor");
+        assert_eq!(
+            Interruption::reason(Some(Interruption::Shutdown)),
+            "shutdown"
+        );
+        assert_eq!(
+            Interruption::reason(Some(Interruption::ControlLost)),
+            "control_connection_lost"
         );
     }
 }

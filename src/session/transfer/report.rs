@@ -28,14 +28,18 @@ impl Session {
         &self,
         job: &JobInfo,
         result: &JobResult,
-        _interruption: Option<Interruption>,
+        interruption: Option<Interruption>,
         moved: u64,
     ) {
         let duration = job.started.elapsed();
         let verb = job.kind.verb();
         let (outcome, bytes, detail) = match result {
             JobResult::Done { bytes, .. } => (audit::Outcome::Ok, *bytes, String::new()),
-            JobResult::Aborted => (audit::Outcome::Aborted("abor"), moved, String::new()),
+            JobResult::Aborted => (
+                audit::Outcome::Aborted(Interruption::reason(interruption)),
+                moved,
+                String::new(),
+            ),
             JobResult::NoDataConnection(e) => (
                 audit::Outcome::Failed("no_data_connection"),
                 moved,

@@ -247,12 +247,12 @@ impl Session {
                     None
                 }
                 Err(_) => {
-                    let _ = self.send(&Reply::new(421, "Idle timeout, closing control connection")).await;
+                    let _ = self.send(&Reply::closing("Idle timeout, closing control connection")).await;
                     None
                 }
             },
             _ = shutdown.cancelled() => {
-                let _ = self.send(&Reply::new(421, "Server shutting down, try again later")).await;
+                let _ = self.send(&Reply::closing("Server shutting down, try again later")).await;
                 None
             }
         }
@@ -518,7 +518,7 @@ impl Resolved {
 async fn refuse(mut tcp: TcpStream, kind: ListenerKind, hit: crate::limits::LimitHit) {
     use tokio::io::AsyncWriteExt;
     if kind == ListenerKind::Explicit {
-        let reply = Reply::new(421, hit.to_string()).to_wire();
+        let reply = Reply::closing(hit.to_string()).to_wire();
         let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&reply)).await;
     }
     let _ = tcp.shutdown().await;

@@ -23,14 +23,14 @@ impl Session {
         };
         if !r.path.is_root() {
             match r.home.storage().pending_upload_size(&r.key).await {
-                Ok(Some(held)) => return Reply::new(213, held.to_string()).into(),
+                Ok(Some(held)) => return Reply::file_status(held.to_string()).into(),
                 Ok(None) => {}
                 Err(e) => return storage_reply("stat", &e, &r.path),
             }
         }
         match r.stat().await {
-            Ok(e) if e.kind == EntryKind::File => Reply::new(213, e.size.to_string()).into(),
-            Ok(_) => Reply::new(550, format!("{}: not a plain file", r.path)).into(),
+            Ok(e) if e.kind == EntryKind::File => Reply::file_status(e.size.to_string()).into(),
+            Ok(_) => Reply::not_a_plain_file(r.path.as_str()).into(),
             Err(e) => storage_reply("stat", &e, &r.path),
         }
     }
@@ -44,9 +44,9 @@ impl Session {
         match r.stat().await {
             Ok(e) if e.kind == EntryKind::File => {
                 let t = e.modified.unwrap_or(SystemTime::UNIX_EPOCH);
-                Reply::new(213, listing::mdtm(t)).into()
+                Reply::file_status(listing::mdtm(t)).into()
             }
-            Ok(_) => Reply::new(550, format!("{}: not a plain file", r.path)).into(),
+            Ok(_) => Reply::not_a_plain_file(r.path.as_str()).into(),
             Err(e) => storage_reply("stat", &e, &r.path),
         }
     }
@@ -66,9 +66,9 @@ impl Session {
         };
         match r.home.storage().set_modified(&r.key, time).await {
             Ok(()) if verb == "MFMT" => {
-                Reply::new(213, format!("Modify={}; {arg}", listing::mdtm(time))).into()
+                Reply::file_status(format!("Modify={}; {arg}", listing::mdtm(time))).into()
             }
-            Ok(()) => Reply::new(213, listing::mdtm(time)).into(),
+            Ok(()) => Reply::file_status(listing::mdtm(time)).into(),
             Err(e) => storage_reply("set time", &e, &r.path),
         }
     }
@@ -83,7 +83,7 @@ impl Session {
         };
         let entry = match r.stat().await {
             Ok(e) if e.kind == EntryKind::File => e,
-            Ok(_) => return Reply::new(550, format!("{}: not a plain file", r.path)).into(),
+            Ok(_) => return Reply::not_a_plain_file(r.path.as_str()).into(),
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
         let algorithm = self.state.hash_algorithm;
@@ -102,10 +102,12 @@ impl Session {
                 Err(e) => return storage_reply("read", &e, &r.path),
             },
         };
-        Reply::new(
-            213,
-            format!("{} 0-{} {digest} {}", algorithm.name(), entry.size, r.path),
-        )
+        Reply::file_status(format!(
+            "{} 0-{} {digest} {}",
+            algorithm.name(),
+            entry.size,
+            r.path
+        ))
         .into()
     }
 
@@ -190,7 +192,10 @@ impl Session {
                         self.state.hash_algorithm = a;
                         Reply::ok(a.name()).into()
                     }
-                    None => Reply::new(504, format!("Unknown hash algorithm {name}")).into(),
+                    None => {
+                        Reply::parameter_not_supported(format!("Unknown hash algorithm {name}"))
+                            .into()
+                    }
                 },
             },
             // RFC 3659 §7.9: `OPTS MLST fact;fact;` selects facts; unknown ones are dropped.
@@ -198,7 +203,7 @@ impl Session {
                 self.state.mlst_facts = MlstFacts::parse(words.next().unwrap_or(""));
                 Reply::ok(format!("MLST OPTS {}", self.state.mlst_facts.selected())).into()
             }
-            _ => Reply::new(501, format!("OPTS {option} not supported")).into(),
+            _ => Reply::syntax_error(format!("OPTS {option} not supported")).into(),
         }
     }
 
@@ -219,7 +224,7 @@ impl Session {
                 ],
             )
             .into(),
-            _ => Reply::new(504, format!("SITE {sub} not supported")).into(),
+            _ => Reply::parameter_not_supported(format!("SITE {sub} not supported")).into(),
         }
     }
 
@@ -241,7 +246,7 @@ impl Session {
             .await
             .is_err()
         {
-            return Outcome::Close(Reply::new(421, "Control connection failed"));
+            return Outcome::Close(Reply::control_connection_failed());
         }
         let result = match entry.kind {
             EntryKind::File => {
@@ -276,12 +281,12 @@ impl Session {
             }
         };
         match result {
-            Ok(()) => Reply::new(213, "End of status").into(),
+            Ok(()) => Reply::file_status("End of status").into(),
             Err(Some(e)) => {
                 crate::session::log_storage_error("list", &e);
-                Reply::new(213, "End of status (listing incomplete: storage error)").into()
+                Reply::file_status("End of status (listing incomplete: storage error)").into()
             }
-            Err(None) => Outcome::Close(Reply::new(421, "Control connection failed")),
+            Err(None) => Outcome::Close(Reply::control_connection_failed()),
         }
     }
 

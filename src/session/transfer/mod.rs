@@ -46,10 +46,7 @@ impl Session {
             if let Work::Upload(u) = job.work {
                 u.abort().await;
             }
-            return self
-                .send(&Reply::new(425, "Use PORT, EPRT, PASV or EPSV first"))
-                .await
-                .is_ok();
+            return self.send(&Reply::no_data_target()).await.is_ok();
         };
         let text = job.opening.take().unwrap_or_else(|| {
             format!(

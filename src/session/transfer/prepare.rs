@@ -26,7 +26,7 @@ impl Session {
     /// 425/521 before a transfer: is there a data connection to use, protected as policy wants?
     pub(super) fn data_ready(&self) -> Result<(), Reply> {
         if self.state.data.is_none() {
-            return Err(Reply::new(425, "Use PORT, EPRT, PASV or EPSV first"));
+            return Err(Reply::no_data_target());
         }
         // RFC 4217 §10: 521 when the PROT level is not acceptable for data.
         if self.ctx.config.listeners.require_tls && self.state.protection != DataProtection::Private
@@ -76,18 +76,18 @@ impl Session {
         let target = match (kind, arg) {
             (StoreKind::Unique, _) => unique_name(arg),
             (_, Some(a)) => a.to_string(),
-            (_, None) => return Reply::new(501, "A file name is needed").into(),
+            (_, None) => return Reply::syntax_error("A file name is needed").into(),
         };
         let r = match self.resolve(Permission::Write, &target) {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
         if r.path.is_root() {
-            return Reply::new(550, "/: Is a directory").into();
+            return Reply::is_a_directory("/").into();
         }
         let exists = match r.stat().await {
             Ok(e) if e.kind == EntryKind::Dir => {
-                return Reply::new(550, format!("{}: Is a directory", r.path)).into()
+                return Reply::is_a_directory(r.path.as_str()).into()
             }
             Ok(_) => true,
             Err(StorageError::NotFound(_)) => false,
@@ -105,11 +105,7 @@ impl Session {
         // file there changes it.
         let changes_existing = exists && !matches!(mode, UploadMode::Resume { .. });
         if changes_existing && self.require(Permission::Overwrite).is_err() {
-            return Reply::new(
-                550,
-                format!("{}: File exists and may not be overwritten", r.path),
-            )
-            .into();
+            return Reply::may_not_overwrite(r.path.as_str()).into();
         }
         if let Err(reply) = r.parent_exists().await {
             return reply.into();
@@ -177,7 +173,7 @@ impl Session {
             }),
             // RFC 3659 §7.2.1: MLSD of a file is an error (MLST is for that).
             EntryKind::File if format == ListFormat::Mlsd => {
-                return Reply::new(501, format!("{}: Not a directory", r.path)).into()
+                return Reply::syntax_error(format!("{}: Not a directory", r.path)).into()
             }
             EntryKind::File => ListingSource::Single(Entry {
                 name: r.path.file_name().unwrap_or_default().to_string(),

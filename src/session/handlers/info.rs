@@ -2,13 +2,12 @@
 
 use std::time::SystemTime;
 
-use futures::StreamExt;
-
 use crate::auth::Permission;
 use crate::listing::{self, MlstFacts};
 use crate::session::handlers::files::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::state::HashAlgorithm;
+use crate::session::status::{StatusListing, StatusSource};
 use crate::session::{Outcome, Session};
 use crate::vfs::{EntryKind, ObjectKey, Storage, StorageError};
 
@@ -228,8 +227,8 @@ impl Session {
         }
     }
 
-    /// RFC 959 STAT with a path: the LIST of it, on the control connection (213). Lines are
-    /// sent page by page as they arrive, each indented by one space so no name can end the reply.
+    /// RFC 959 STAT with a path: the LIST of it, on the control connection (213), which the
+    /// session loop writes (see `session/status.rs`).
     pub(in crate::session) async fn stat_path(&mut self, arg: &str) -> Outcome {
         let r = match self.resolve(Permission::List, arg) {
             Ok(r) => r,
@@ -239,55 +238,17 @@ impl Session {
             Ok(e) => e,
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
-        let now = SystemTime::now();
-        if self
-            .conn
-            .write_raw(format!("213-Status of {}:\r\n", r.path).as_bytes())
-            .await
-            .is_err()
-        {
-            return Outcome::Close(Reply::control_connection_failed());
-        }
-        let result = match entry.kind {
-            EntryKind::File => {
-                let e = crate::vfs::Entry {
-                    name: r.path.file_name().unwrap_or_default().to_string(),
-                    ..entry
-                };
-                self.conn
-                    .write_raw(status_line(&e, now).as_bytes())
-                    .await
-                    .map_err(|_| None)
-            }
-            EntryKind::Dir => {
-                let mut pages = r.home.storage().list(&r.key);
-                let mut result = Ok(());
-                while let Some(page) = pages.next().await {
-                    let text: String = match page {
-                        Ok(p) => listing::listable_entries(&p)
-                            .map(|e| status_line(e, now))
-                            .collect(),
-                        Err(e) => {
-                            result = Err(Some(e));
-                            break;
-                        }
-                    };
-                    if self.conn.write_raw(text.as_bytes()).await.is_err() {
-                        result = Err(None);
-                        break;
-                    }
-                }
-                result
-            }
+        let source = match entry.kind {
+            EntryKind::File => StatusSource::Single(crate::vfs::Entry {
+                name: r.path.file_name().unwrap_or_default().to_string(),
+                ..entry
+            }),
+            EntryKind::Dir => StatusSource::Pages(r.home.storage().list(&r.key)),
         };
-        match result {
-            Ok(()) => Reply::file_status("End of status").into(),
-            Err(Some(e)) => {
-                crate::session::log_storage_error("list", &e);
-                Reply::file_status("End of status (listing incomplete: storage error)").into()
-            }
-            Err(None) => Outcome::Close(Reply::control_connection_failed()),
-        }
+        Outcome::Status(StatusListing {
+            path: r.path,
+            source,
+        })
     }
 
     pub(in crate::session) fn help(&self) -> Outcome {
@@ -335,10 +296,6 @@ impl Session {
 
 /// One STAT line: a LIST line, indented by one space (names with control characters never
 /// get here: `listing::listable_entries`).
-fn status_line(e: &crate::vfs::Entry, now: SystemTime) -> String {
-    format!(" {}", listing::list_line(e, now))
-}
-
 /// Reads a whole file once and digests it (for files stored without a recorded digest).
 async fn digest_by_reading(
     storage: &std::sync::Arc<dyn Storage>,

@@ -150,16 +150,7 @@ async fn download(
         r = copy => r,
         _ = cancel.cancelled() => return JobResult::Aborted,
     };
-    match total {
-        Ok(total) => match close(data).await {
-            Ok(()) => JobResult::Done {
-                bytes: total,
-                sha256: None,
-            },
-            Err(e) => JobResult::Client(e),
-        },
-        Err(r) => r,
-    }
+    close_after(data, total).await
 }
 
 async fn upload_to(
@@ -254,6 +245,12 @@ async fn send_listing(
         r = send => r,
         _ = cancel.cancelled() => return JobResult::Aborted,
     };
+    close_after(data, sent).await
+}
+
+/// How a download or listing ends once its bytes are written (`Ok`: how many): our side closed
+/// cleanly, or the error that stopped it.
+async fn close_after(data: &mut DataConn, sent: Result<u64, JobResult>) -> JobResult {
     match sent {
         Ok(total) => match close(data).await {
             Ok(()) => JobResult::Done {

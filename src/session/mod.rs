@@ -4,14 +4,15 @@
 //! refuse what the state does not allow, then hand the command to its handler (`handlers/`, by
 //! family). Handlers return an [`Outcome`]: usually a [`Reply`], sometimes a reply plus a change
 //! of the control socket (AUTH, CCC, REIN, QUIT) or a transfer for [`transfer`] to run. The loop
-//! writes the replies and runs the transfers, so each rule about the socket lives here once;
-//! one exception remains: `STAT <path>` streams its listing from its handler (`handlers/info.rs`).
+//! writes the replies, runs the transfers and writes `STAT <path>`'s listing ([`status`]), so
+//! each rule about the socket lives here once.
 
 pub mod codec;
 pub mod command;
 mod handlers;
 pub mod reply;
 pub mod state;
+mod status;
 mod transfer;
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
@@ -28,6 +29,7 @@ use codec::{Connection, Line};
 use command::Command;
 use reply::Reply;
 use state::{ListenerKind, LoggedIn, SessionState};
+use status::StatusListing;
 use transfer::TransferJob;
 
 /// What a handler asks the loop to do.
@@ -44,6 +46,8 @@ pub(crate) enum Outcome {
     Close(Reply),
     /// Reply 150 and run a transfer on the data connection.
     Transfer(TransferJob),
+    /// Write `STAT <path>`'s multi-line 213 on the control connection, page by page.
+    Status(StatusListing),
 }
 
 impl Outcome {
@@ -57,6 +61,7 @@ impl Outcome {
             | Outcome::RestartImplicit(r)
             | Outcome::Close(r) => Some(r.code),
             Outcome::Transfer(_) => None,
+            Outcome::Status(_) => Some(213),
         }
     }
 }
@@ -247,12 +252,12 @@ impl Session {
                     None
                 }
                 Err(_) => {
-                    let _ = self.send(&Reply::new(421, "Idle timeout, closing control connection")).await;
+                    let _ = self.send(&Reply::closing("Idle timeout, closing control connection")).await;
                     None
                 }
             },
             _ = shutdown.cancelled() => {
-                let _ = self.send(&Reply::new(421, "Server shutting down, try again later")).await;
+                let _ = self.send(&Reply::closing("Server shutting down, try again later")).await;
                 None
             }
         }
@@ -311,6 +316,7 @@ impl Session {
                 self.implicit_handshake().await && self.send(&greeting()).await.is_ok()
             }
             Outcome::Transfer(job) => self.run_transfer(job).await,
+            Outcome::Status(status) => self.write_status(status).await,
         }
     }
 
@@ -518,7 +524,7 @@ impl Resolved {
 async fn refuse(mut tcp: TcpStream, kind: ListenerKind, hit: crate::limits::LimitHit) {
     use tokio::io::AsyncWriteExt;
     if kind == ListenerKind::Explicit {
-        let reply = Reply::new(421, hit.to_string()).to_wire();
+        let reply = Reply::closing(hit.to_string()).to_wire();
         let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&reply)).await;
     }
     let _ = tcp.shutdown().await;

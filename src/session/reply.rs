@@ -1,7 +1,7 @@
 //! Replies: a code and one or more lines of text, formatted as RFC 959 §4.2 says.
 //!
-//! Replies used in several places have constructors here; many handlers still write their own
-//! code and text with [`Reply::new`] (STRUCTURE.md step 6 names them). Storage
+//! Every reply used in more than one place, and each code family used often, has a constructor
+//! here; a reply used once may still be written with [`Reply::new`] where it is used. Storage
 //! errors and parse errors become replies in exactly one function each ([`Reply::storage_error`],
 //! [`Reply::parse_error`]), so "550 or 451?" is decided once.
 
@@ -96,6 +96,57 @@ impl Reply {
     /// RFC 4217 §5/§9: security policy refuses the request.
     pub fn tls_required(text: impl Into<String>) -> Self {
         Reply::new(534, text)
+    }
+
+    /// 213: a file's status (SIZE, MDTM, HASH, STAT's last line).
+    pub fn file_status(text: impl Into<String>) -> Self {
+        Reply::new(213, text)
+    }
+
+    /// 421: the server closes the control connection.
+    pub fn closing(text: impl Into<String>) -> Self {
+        Reply::new(421, text)
+    }
+
+    pub fn control_connection_failed() -> Self {
+        Reply::closing("Control connection failed")
+    }
+
+    /// 425 before a transfer: no PORT/EPRT/PASV/EPSV since the last one.
+    pub fn no_data_target() -> Self {
+        Reply::new(425, "Use PORT, EPRT, PASV or EPSV first")
+    }
+
+    /// 501: the arguments are wrong.
+    pub fn syntax_error(text: impl Into<String>) -> Self {
+        Reply::new(501, text)
+    }
+
+    /// 504: the command is known, this argument is not supported.
+    pub fn parameter_not_supported(text: impl Into<String>) -> Self {
+        Reply::new(504, text)
+    }
+
+    /// 550 for a path that names a directory where a file is needed.
+    pub fn is_a_directory(path: &str) -> Self {
+        Reply::new(550, format!("{path}: Is a directory"))
+    }
+
+    /// 550 for a path that is not a plain file (SIZE, MDTM, HASH of a directory).
+    pub fn not_a_plain_file(path: &str) -> Self {
+        Reply::new(550, format!("{path}: not a plain file"))
+    }
+
+    pub fn file_exists(path: &str) -> Self {
+        Reply::new(550, format!("{path}: File exists"))
+    }
+
+    /// 550: the user lacks the `overwrite` permission for a file that exists.
+    pub fn may_not_overwrite(path: &str) -> Self {
+        Reply::new(
+            550,
+            format!("{path}: File exists and may not be overwritten"),
+        )
     }
 
     pub fn transfer_complete() -> Self {
@@ -205,6 +256,40 @@ mod tests {
         assert_eq!(r.to_wire(), "550 x??230 Logged in?[2J?\r\n".as_bytes());
         let wire = String::from_utf8(r.to_wire()).expect("utf8");
         assert!(!wire.lines().any(|l| l.starts_with("230")));
+    }
+
+    /// The named replies say exactly what the handlers wrote inline before (clients and tests
+    /// compare texts).
+    #[test]
+    fn named_replies_keep_their_texts() {
+        let wire = |r: Reply| String::from_utf8(r.to_wire()).unwrap_or_default();
+        let cases = [
+            (
+                Reply::no_data_target(),
+                "425 Use PORT, EPRT, PASV or EPSV first\r\n",
+            ),
+            (
+                Reply::control_connection_failed(),
+                "421 Control connection failed\r\n",
+            ),
+            (Reply::is_a_directory("/a"), "550 /a: Is a directory\r\n"),
+            (
+                Reply::not_a_plain_file("/d"),
+                "550 /d: not a plain file\r\n",
+            ),
+            (Reply::file_exists("/a"), "550 /a: File exists\r\n"),
+            (
+                Reply::may_not_overwrite("/a"),
+                "550 /a: File exists and may not be overwritten\r\n",
+            ),
+            (Reply::file_status("3"), "213 3\r\n"),
+            (Reply::syntax_error("x"), "501 x\r\n"),
+            (Reply::parameter_not_supported("x"), "504 x\r\n"),
+            (Reply::closing("x"), "421 x\r\n"),
+        ];
+        for (reply, want) in cases {
+            assert_eq!(wire(reply), want);
+        }
     }
 
     #[test]

@@ -522,6 +522,14 @@ async fn stat_site_allo_and_opts_mlst() {
         r.text
     );
     assert!(lines[1].starts_with(" -rw-r--r--"), "{}", r.text);
+    // A file: its one line, named by its own name.
+    let r = c.expect("STAT d/a.txt", 213).await;
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert!(
+        lines.len() == 3 && lines[1].ends_with(" a.txt"),
+        "{}",
+        r.text
+    );
     c.expect("STAT nothere", 550).await;
     c.expect("STAT", 211).await;
     c.expect("SITE HELP", 214).await;

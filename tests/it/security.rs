@@ -401,6 +401,64 @@ async fn an_aborted_upload_reports_the_bytes_it_moved() {
     srv.stop().await;
 }
 
+/// Issue 15 item 3: an interrupted transfer's audit `reason` says what interrupted it — `abor`
+/// for the client's ABOR, `shutdown` when the grace period ended it, `control_connection_lost`
+/// when the client's control connection went away (all three were `abor` before).
+#[tokio::test]
+async fn an_interrupted_upload_is_audited_with_what_interrupted_it() {
+    let srv = TestServer::start_with(|c| c.shutdown.grace_seconds = 1).await;
+    let (logs, _guard) = Logs::capture();
+    let reason_of = async |path: &str| {
+        let line = logs
+            .wait_for(
+                &[("event", "upload"), ("result", "aborted"), ("path", path)],
+                Duration::from_secs(20),
+            )
+            .await;
+        let reason = line.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+        println!("{path}: audited reason {reason:?}");
+        reason.to_string()
+    };
+
+    // The client sends ABOR.
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    let port = c.epsv().await;
+    c.send_raw(b"STOR abor.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(&[1u8; 1000]).await.expect("upload");
+    c.send_raw(b"ABOR\r\n").await;
+    assert_eq!(c.reply().await.code, 426);
+    assert_eq!(c.reply().await.code, 226);
+    data.reset();
+    assert_eq!(reason_of("/abor.bin").await, "abor");
+
+    // The control connection goes away mid-upload.
+    let port = c.epsv().await;
+    c.send_raw(b"STOR lost.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(&[1u8; 1000]).await.expect("upload");
+    drop(c);
+    assert_eq!(reason_of("/lost.bin").await, "control_connection_lost");
+    data.reset();
+
+    // The shutdown grace period ends an upload the client does not finish.
+    let mut c = RawClient::login_explicit(srv.explicit, USER, PASSWORD).await;
+    c.set_reply_timeout(Duration::from_secs(20));
+    let port = c.epsv().await;
+    c.send_raw(b"STOR shut.bin\r\n").await;
+    assert_eq!(c.reply().await.code, 150);
+    let mut data = c.data_connect(port, true).await;
+    data.write_all(&[1u8; 1000]).await.expect("upload");
+    srv.begin_shutdown();
+    let r = c.reply().await;
+    assert_eq!(r.code, 426, "{}", r.text);
+    assert_eq!(reason_of("/shut.bin").await, "shutdown");
+    data.reset();
+    srv.stop().await;
+}
+
 /// Item 6: a download the client cuts by ABOR after 10 MiB reports what its data connection
 /// carried: at least the 10 MiB read, and not the whole file (what the kernel's socket
 /// buffers held when the ABOR came is counted too: it left the server). A ranged download

@@ -98,7 +98,7 @@ impl Session {
                     "{hit}: at most {max} at once (limits.{}), try again later",
                     limit_reason(hit)
                 );
-                return Outcome::Close(Reply::new(421, text));
+                return Outcome::Close(Reply::closing(text));
             }
         };
         let home = self.ctx.stores.home_for(&user);
@@ -135,7 +135,8 @@ impl Session {
                 Outcome::StartTls(Reply::new(234, "Proceed with TLS negotiation"))
             }
             (ListenerKind::Explicit, AuthMechanism::Other(m)) => {
-                Reply::new(504, format!("AUTH {m} not supported; use AUTH TLS")).into()
+                Reply::parameter_not_supported(format!("AUTH {m} not supported; use AUTH TLS"))
+                    .into()
             }
         }
     }
@@ -146,7 +147,7 @@ impl Session {
             return Reply::bad_sequence("PBSZ requires AUTH TLS first").into();
         }
         if arg.parse::<u64>().is_err() {
-            return Reply::new(501, "PBSZ needs a number").into();
+            return Reply::syntax_error("PBSZ needs a number").into();
         }
         if self.state.protection == DataProtection::NoPbsz {
             self.state.protection = DataProtection::Clear;

@@ -36,7 +36,7 @@ impl Session {
             Err(reply) => return reply.into(),
         };
         if r.path.is_root() {
-            return Reply::new(550, "/: File exists").into();
+            return Reply::file_exists("/").into();
         }
         if let Err(reply) = r.parent_exists().await {
             return reply.into();
@@ -121,14 +121,10 @@ impl Session {
             // Renaming onto an existing file replaces it: that is overwriting.
             Ok(e) if e.kind == EntryKind::File && source.kind == EntryKind::File => {
                 if self.require(Permission::Overwrite).is_err() {
-                    return Reply::new(
-                        550,
-                        format!("{}: File exists and may not be overwritten", to.path),
-                    )
-                    .into();
+                    return Reply::may_not_overwrite(to.path.as_str()).into();
                 }
             }
-            Ok(_) => return Reply::new(550, format!("{}: File exists", to.path)).into(),
+            Ok(_) => return Reply::file_exists(to.path.as_str()).into(),
             Err(StorageError::NotFound(_)) => {}
             Err(e) => return storage_reply("stat", &e, &to.path),
         }

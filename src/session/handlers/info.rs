@@ -2,13 +2,12 @@
 
 use std::time::SystemTime;
 
-use futures::StreamExt;
-
 use crate::auth::Permission;
 use crate::listing::{self, MlstFacts};
 use crate::session::handlers::files::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::state::HashAlgorithm;
+use crate::session::status::{StatusListing, StatusSource};
 use crate::session::{Outcome, Session};
 use crate::vfs::{EntryKind, ObjectKey, Storage, StorageError};
 
@@ -23,14 +22,14 @@ impl Session {
         };
         if !r.path.is_root() {
             match r.home.storage().pending_upload_size(&r.key).await {
-                Ok(Some(held)) => return Reply::new(213, held.to_string()).into(),
+                Ok(Some(held)) => return Reply::file_status(held.to_string()).into(),
                 Ok(None) => {}
                 Err(e) => return storage_reply("stat", &e, &r.path),
             }
         }
         match r.stat().await {
-            Ok(e) if e.kind == EntryKind::File => Reply::new(213, e.size.to_string()).into(),
-            Ok(_) => Reply::new(550, format!("{}: not a plain file", r.path)).into(),
+            Ok(e) if e.kind == EntryKind::File => Reply::file_status(e.size.to_string()).into(),
+            Ok(_) => Reply::not_a_plain_file(r.path.as_str()).into(),
             Err(e) => storage_reply("stat", &e, &r.path),
         }
     }
@@ -44,9 +43,9 @@ impl Session {
         match r.stat().await {
             Ok(e) if e.kind == EntryKind::File => {
                 let t = e.modified.unwrap_or(SystemTime::UNIX_EPOCH);
-                Reply::new(213, listing::mdtm(t)).into()
+                Reply::file_status(listing::mdtm(t)).into()
             }
-            Ok(_) => Reply::new(550, format!("{}: not a plain file", r.path)).into(),
+            Ok(_) => Reply::not_a_plain_file(r.path.as_str()).into(),
             Err(e) => storage_reply("stat", &e, &r.path),
         }
     }
@@ -66,9 +65,9 @@ impl Session {
         };
         match r.home.storage().set_modified(&r.key, time).await {
             Ok(()) if verb == "MFMT" => {
-                Reply::new(213, format!("Modify={}; {arg}", listing::mdtm(time))).into()
+                Reply::file_status(format!("Modify={}; {arg}", listing::mdtm(time))).into()
             }
-            Ok(()) => Reply::new(213, listing::mdtm(time)).into(),
+            Ok(()) => Reply::file_status(listing::mdtm(time)).into(),
             Err(e) => storage_reply("set time", &e, &r.path),
         }
     }
@@ -83,7 +82,7 @@ impl Session {
         };
         let entry = match r.stat().await {
             Ok(e) if e.kind == EntryKind::File => e,
-            Ok(_) => return Reply::new(550, format!("{}: not a plain file", r.path)).into(),
+            Ok(_) => return Reply::not_a_plain_file(r.path.as_str()).into(),
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
         let algorithm = self.state.hash_algorithm;
@@ -102,10 +101,12 @@ impl Session {
                 Err(e) => return storage_reply("read", &e, &r.path),
             },
         };
-        Reply::new(
-            213,
-            format!("{} 0-{} {digest} {}", algorithm.name(), entry.size, r.path),
-        )
+        Reply::file_status(format!(
+            "{} 0-{} {digest} {}",
+            algorithm.name(),
+            entry.size,
+            r.path
+        ))
         .into()
     }
 
@@ -190,7 +191,10 @@ impl Session {
                         self.state.hash_algorithm = a;
                         Reply::ok(a.name()).into()
                     }
-                    None => Reply::new(504, format!("Unknown hash algorithm {name}")).into(),
+                    None => {
+                        Reply::parameter_not_supported(format!("Unknown hash algorithm {name}"))
+                            .into()
+                    }
                 },
             },
             // RFC 3659 §7.9: `OPTS MLST fact;fact;` selects facts; unknown ones are dropped.
@@ -198,7 +202,7 @@ impl Session {
                 self.state.mlst_facts = MlstFacts::parse(words.next().unwrap_or(""));
                 Reply::ok(format!("MLST OPTS {}", self.state.mlst_facts.selected())).into()
             }
-            _ => Reply::new(501, format!("OPTS {option} not supported")).into(),
+            _ => Reply::syntax_error(format!("OPTS {option} not supported")).into(),
         }
     }
 
@@ -219,12 +223,12 @@ impl Session {
                 ],
             )
             .into(),
-            _ => Reply::new(504, format!("SITE {sub} not supported")).into(),
+            _ => Reply::parameter_not_supported(format!("SITE {sub} not supported")).into(),
         }
     }
 
-    /// RFC 959 STAT with a path: the LIST of it, on the control connection (213). Lines are
-    /// sent page by page as they arrive, each indented by one space so no name can end the reply.
+    /// RFC 959 STAT with a path: the LIST of it, on the control connection (213), which the
+    /// session loop writes (see `session/status.rs`).
     pub(in crate::session) async fn stat_path(&mut self, arg: &str) -> Outcome {
         let r = match self.resolve(Permission::List, arg) {
             Ok(r) => r,
@@ -234,55 +238,17 @@ impl Session {
             Ok(e) => e,
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
-        let now = SystemTime::now();
-        if self
-            .conn
-            .write_raw(format!("213-Status of {}:\r\n", r.path).as_bytes())
-            .await
-            .is_err()
-        {
-            return Outcome::Close(Reply::new(421, "Control connection failed"));
-        }
-        let result = match entry.kind {
-            EntryKind::File => {
-                let e = crate::vfs::Entry {
-                    name: r.path.file_name().unwrap_or_default().to_string(),
-                    ..entry
-                };
-                self.conn
-                    .write_raw(status_line(&e, now).as_bytes())
-                    .await
-                    .map_err(|_| None)
-            }
-            EntryKind::Dir => {
-                let mut pages = r.home.storage().list(&r.key);
-                let mut result = Ok(());
-                while let Some(page) = pages.next().await {
-                    let text: String = match page {
-                        Ok(p) => listing::listable_entries(&p)
-                            .map(|e| status_line(e, now))
-                            .collect(),
-                        Err(e) => {
-                            result = Err(Some(e));
-                            break;
-                        }
-                    };
-                    if self.conn.write_raw(text.as_bytes()).await.is_err() {
-                        result = Err(None);
-                        break;
-                    }
-                }
-                result
-            }
+        let source = match entry.kind {
+            EntryKind::File => StatusSource::Single(crate::vfs::Entry {
+                name: r.path.file_name().unwrap_or_default().to_string(),
+                ..entry
+            }),
+            EntryKind::Dir => StatusSource::Pages(r.home.storage().list(&r.key)),
         };
-        match result {
-            Ok(()) => Reply::new(213, "End of status").into(),
-            Err(Some(e)) => {
-                crate::session::log_storage_error("list", &e);
-                Reply::new(213, "End of status (listing incomplete: storage error)").into()
-            }
-            Err(None) => Outcome::Close(Reply::new(421, "Control connection failed")),
-        }
+        Outcome::Status(StatusListing {
+            path: r.path,
+            source,
+        })
     }
 
     pub(in crate::session) fn help(&self) -> Outcome {
@@ -330,10 +296,6 @@ impl Session {
 
 /// One STAT line: a LIST line, indented by one space (names with control characters never
 /// get here: `listing::listable_entries`).
-fn status_line(e: &crate::vfs::Entry, now: SystemTime) -> String {
-    format!(" {}", listing::list_line(e, now))
-}
-
 /// Reads a whole file once and digests it (for files stored without a recorded digest).
 async fn digest_by_reading(
     storage: &std::sync::Arc<dyn Storage>,

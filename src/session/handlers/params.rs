@@ -143,7 +143,7 @@ impl Session {
             }
             Err(refusal) => {
                 warn!(target = %target, reason = %refusal, "active mode target refused");
-                Reply::new(504, format!("Refused: {refusal}")).into()
+                Reply::parameter_not_supported(format!("Refused: {refusal}")).into()
             }
         }
     }

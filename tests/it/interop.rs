@@ -260,7 +260,7 @@ fn rclone_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: rclone not found (run scripts/install-test-deps.sh)");
+        client_missing("rclone not found (run scripts/install-test-deps.sh)");
     }
     ok
 }
@@ -351,9 +351,21 @@ fn python_module_available(module: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: Python module {module} not found (run scripts/install-test-deps.sh)");
+        client_missing(&format!(
+            "Python module {module} not found (run scripts/install-test-deps.sh)"
+        ));
     }
     ok
+}
+
+/// A client the interop tests need is missing: SKIPPED where it may be (a developer's machine),
+/// a failure where it must not (CI sets `FTPS_TESTS_REQUIRE_CLIENTS`, having installed them).
+fn client_missing(what: &str) {
+    assert!(
+        std::env::var_os("FTPS_TESTS_REQUIRE_CLIENTS").is_none(),
+        "{what} (FTPS_TESTS_REQUIRE_CLIENTS is set)"
+    );
+    crate::common::skipped("interop", what);
 }
 
 fn aioftp(srv: &TestServer, mode: Mode, steps: &[&str]) -> tokio::process::Command {

@@ -3,7 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
-use aws_sdk_s3::{operation::head_object::HeadObjectOutput, types::Tagging};
+use aws_sdk_s3::{
+    operation::head_object::HeadObjectOutput,
+    types::{Tag, Tagging},
+};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use super::error::{backend_error, s3_error, BackendCode};
@@ -52,24 +55,35 @@ impl S3Storage {
     }
 
     pub(super) async fn copy_tags(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        let tags = self
+        let tags = self.tags_of(from).await?;
+        self.put_tags(to, tags).await
+    }
+
+    /// The tag set of `key` (the digests of a multipart upload live there).
+    pub(super) async fn tags_of(&self, key: &str) -> Result<Vec<Tag>, StorageError> {
+        let out = self
             .bucket
             .get_object_tagging()
-            .key(from)
+            .key(key)
             .send()
             .await
-            .map_err(|e| s3_error("GetObjectTagging", from, e))?;
+            .map_err(|e| s3_error("GetObjectTagging", key, e))?;
+        Ok(out.tag_set().to_vec())
+    }
+
+    /// Replaces the tag set of `key` with `tags`.
+    pub(super) async fn put_tags(&self, key: &str, tags: Vec<Tag>) -> Result<(), StorageError> {
         let tagging = Tagging::builder()
-            .set_tag_set(Some(tags.tag_set().to_vec()))
+            .set_tag_set(Some(tags))
             .build()
-            .map_err(|e| backend_error("PutObjectTagging", to, BackendCode::Construction, e))?;
+            .map_err(|e| backend_error("PutObjectTagging", key, BackendCode::Construction, e))?;
         self.bucket
             .put_object_tagging()
-            .key(to)
+            .key(key)
             .tagging(tagging)
             .send()
             .await
-            .map_err(|e| s3_error("PutObjectTagging", to, e))?;
+            .map_err(|e| s3_error("PutObjectTagging", key, e))?;
         Ok(())
     }
 

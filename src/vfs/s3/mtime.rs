@@ -9,12 +9,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use aws_sdk_s3::{
-    primitives::DateTime,
-    types::{MetadataDirective, Tag, Tagging},
-};
+use aws_sdk_s3::{primitives::DateTime, types::MetadataDirective};
 
-use super::error::{backend_error, s3_error, BackendCode};
+use super::error::s3_error;
 use super::{size_of, system_time, S3Storage};
 use crate::vfs::{ObjectKey, StorageError};
 
@@ -86,26 +83,7 @@ impl S3Storage {
             self.copy_multipart(key.as_str(), key.as_str(), &head)
                 .await?;
             if let Some(tags) = tags {
-                let tagging = Tagging::builder()
-                    .set_tag_set(Some(tags))
-                    .build()
-                    .map_err(|e| {
-                        backend_error(
-                            "PutObjectTagging",
-                            key.as_str(),
-                            BackendCode::Construction,
-                            e,
-                        )
-                    })?;
-                let put = self
-                    .bucket
-                    .put_object_tagging()
-                    .key(key.as_str())
-                    .tagging(tagging)
-                    .send()
-                    .await;
-                if let Err(e) = put {
-                    let e = s3_error("PutObjectTagging", key.as_str(), e);
+                if let Err(e) = self.put_tags(key.as_str(), tags).await {
                     tracing::warn!(key = key.as_str(), error = %e, "set the time but lost the tags");
                 }
             }
@@ -123,19 +101,6 @@ impl S3Storage {
             .await
             .map_err(|e| s3_error("CopyObject", key.as_str(), e))?;
         Ok(())
-    }
-}
-
-impl S3Storage {
-    async fn tags_of(&self, key: &str) -> Result<Vec<Tag>, StorageError> {
-        let out = self
-            .bucket
-            .get_object_tagging()
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| s3_error("GetObjectTagging", key, e))?;
-        Ok(out.tag_set().to_vec())
     }
 }
 

@@ -344,8 +344,12 @@ if want rss; then
         fi
         [ "$CURL_BYTES" = $((BIG_MIB << 20)) ] || die "$op $BIG_MIB MiB moved $CURL_BYTES bytes"
         hwm=$(status_kib "$SERVER_PID" VmHWM)
+        # The mapped program text and libraries count in RSS too (and stay: page cache, shared)
+        file=$(status_kib "$SERVER_PID" RssFile)
         stop_server
         how="default settings"
+        record "rss_${variant}_file" MiB "of which file-backed (RssFile after the ${op^^}: program text, libraries)" \
+            "$(awk -v k="$file" 'BEGIN { printf "%.1f", k / 1024 }')"
         record "rss_${variant}_peak" MiB "ftps-s3 peak RSS (VmHWM) during one $BIG_MIB MiB ${op^^}, $how" \
             "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
         record "rss_${variant}_mibps" MiB/s "ftps-s3 ${op^^} $BIG_MIB MiB throughput ($how)" "$(mibps "$BIG_MIB" "$t")"

@@ -424,7 +424,7 @@ pub fn storage_probe(ctx: Arc<crate::server::ServerContext>) -> StorageProbe {
                     .map_err(|e| e.to_string())?
                 })
                 .await?;
-            let home = ctx.stores.home_for(user);
+            let home = ctx.env.stores.home_for(user);
             let mut pages = home
                 .storage()
                 .list(&home.key(&crate::vfs::VirtualPath::root()));

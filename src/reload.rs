@@ -27,7 +27,7 @@ use crate::tls::TlsFiles;
 /// end when the server shuts down.
 pub fn spawn(ctx: &Arc<ServerContext>) {
     let tls_every = ctx.config.tls.reload_interval_secs;
-    if let (Some((settings, files)), true) = (ctx.tls.source(), tls_every > 0) {
+    if let (Some((settings, files)), true) = (ctx.env.tls.source(), tls_every > 0) {
         let settings = Arc::new(settings.clone());
         let read = {
             let settings = settings.clone();
@@ -35,7 +35,8 @@ pub fn spawn(ctx: &Arc<ServerContext>) {
         };
         let ctx2 = ctx.clone();
         let apply = move |files: &TlsFiles| {
-            ctx2.tls
+            ctx2.env
+                .tls
                 .replace(&settings, files)
                 .map_err(|e| e.to_string())
         };
@@ -45,7 +46,7 @@ pub fn spawn(ctx: &Arc<ServerContext>) {
         spawn_polls(ctx, tls_every, watch, read, apply, reported);
     }
     let users_every = ctx.config.auth.reload_interval_secs;
-    if let (Some((path, text)), true) = (ctx.auth.users().source(), users_every > 0) {
+    if let (Some((path, text)), true) = (ctx.env.auth.users().source(), users_every > 0) {
         let path = Arc::new(path.clone());
         let read = {
             let path = path.clone();
@@ -58,7 +59,7 @@ pub fn spawn(ctx: &Arc<ServerContext>) {
         let apply = move |text: &String| {
             let users = UserStore::parse_file(&path, text.clone()).map_err(|e| e.to_string())?;
             warn_unusable_certificate_users(&users, ctx2.config.tls.client_auth);
-            ctx2.auth.replace_users(users);
+            ctx2.env.auth.replace_users(users);
             Ok(())
         };
         let watch = Watch::new("users", text.clone());
@@ -80,7 +81,7 @@ fn spawn_polls<C>(
 ) where
     C: PartialEq + Debug + Send + 'static,
 {
-    let shutdown = ctx.shutdown.clone();
+    let shutdown = ctx.env.shutdown.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(secs));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

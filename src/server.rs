@@ -27,10 +27,10 @@ use crate::admin::{self, AdminServer, Readiness};
 use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
 use crate::datachan::{relay::Relay, PassivePortPool};
-use crate::events::{Delivery, EventSink};
+use crate::events::Delivery;
 use crate::limits::SessionLimits;
-use crate::proxy::ProxyPolicy;
-use crate::session::{self, state::ListenerKind};
+use crate::net::{ListenerKind, ProxyPolicy};
+use crate::session::{self, SessionEnv, SessionPolicy};
 use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
 
@@ -39,24 +39,13 @@ use crate::vfs::Stores;
 /// 15 s the Helm chart adds to the grace period before Kubernetes sends SIGKILL.
 const CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
-/// Everything sessions share.
+/// What the server's parts share: the sessions' environment, the config, readiness.
 pub struct ServerContext {
     pub config: Config,
-    pub tls: TlsAcceptors,
-    pub auth: Authenticator,
-    pub stores: Stores,
-    pub passive_ports: PassivePortPool,
-    pub limits: Arc<SessionLimits>,
-    /// `listeners.proxy_protocol`: whom to trust for PROXY headers; `None` when off.
-    pub proxy: Option<Arc<ProxyPolicy>>,
-    /// Cancelled when the server shuts down.
-    pub shutdown: CancellationToken,
-    /// Cancelled when the grace period is over: transfers still running end (426) and clean up.
-    pub end_transfers: CancellationToken,
+    /// What each session gets.
+    pub env: Arc<SessionEnv>,
     /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
     pub readiness: Arc<Readiness>,
-    /// Upload events to the webhook (`[events]`); does nothing when none is configured.
-    pub events: EventSink,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,18 +139,22 @@ impl Server {
             None => None,
         };
         let (events, delivery) = crate::events::from_config(&config.events)?;
-        let ctx = Arc::new(ServerContext {
+        let env = Arc::new(SessionEnv {
+            policy: SessionPolicy::from_config(&config),
             limits,
             proxy,
-            auth,
-            config,
-            tls,
+            auth: Arc::new(auth),
+            tls: Arc::new(tls),
             stores,
             passive_ports,
             shutdown,
             end_transfers: CancellationToken::new(),
-            readiness,
             events,
+        });
+        let ctx = Arc::new(ServerContext {
+            config,
+            env,
+            readiness,
         });
         Ok(Server {
             ctx,
@@ -190,7 +183,7 @@ impl Server {
         let explicit_addr = self.explicit_addr();
         let implicit_addr = self.implicit_addr();
         let admin_addr = self.admin_addr();
-        let shutdown = self.ctx.shutdown.clone();
+        let shutdown = self.ctx.env.shutdown.clone();
         let done = tokio::spawn(self.run());
         RunningServer {
             explicit_addr,
@@ -213,7 +206,7 @@ impl Server {
             ctx.readiness.spawn_storage_checks(
                 admin::storage_probe(ctx.clone()),
                 Duration::from_secs(ctx.config.admin.storage_check_interval_secs),
-                ctx.shutdown.clone(),
+                ctx.env.shutdown.clone(),
             );
             tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
         });
@@ -222,8 +215,8 @@ impl Server {
         let relay_stop = CancellationToken::new();
         if let Some(relay) = self.relay {
             relay.spawn(
-                self.ctx.passive_ports.clone(),
-                self.ctx.proxy.clone(),
+                self.ctx.env.passive_ports.clone(),
+                self.ctx.env.proxy.clone(),
                 self.ctx.config.listeners.tcp_keepalive_secs,
                 relay_stop.clone(),
             );
@@ -260,7 +253,7 @@ impl Server {
                 sessions = sessions.len(),
                 "grace period over; ending the transfers still running"
             );
-            self.ctx.end_transfers.cancel();
+            self.ctx.env.end_transfers.cancel();
             if tokio::time::timeout(CLEANUP_WAIT, sessions.wait())
                 .await
                 .is_err()
@@ -334,14 +327,14 @@ async fn accept_loop(
         let accepted = tokio::select! {
             // Shutdown first: once it has started, no connection queued meanwhile is served.
             biased;
-            _ = ctx.shutdown.cancelled() => return,
+            _ = ctx.env.shutdown.cancelled() => return,
             r = listener.accept() => r,
         };
         match accepted {
             Ok((tcp, _)) => {
                 crate::keepalive::apply(&tcp, ctx.config.listeners.tcp_keepalive_secs);
                 let id = ids.fetch_add(1, Ordering::Relaxed);
-                sessions.spawn(session::run(ctx.clone(), tcp, kind, id));
+                sessions.spawn(session::run(ctx.env.clone(), tcp, kind, id));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

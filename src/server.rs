@@ -30,6 +30,7 @@ use crate::datachan::{relay::Relay, PassivePortPool};
 use crate::events::Delivery;
 use crate::limits::SessionLimits;
 use crate::net::{ListenerKind, ProxyPolicy};
+use crate::reload::ReloadTargets;
 use crate::session::{self, SessionEnv, SessionPolicy};
 use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
@@ -210,7 +211,15 @@ impl Server {
             );
             tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
         });
-        crate::reload::spawn(&self.ctx);
+        crate::reload::spawn(
+            ReloadTargets {
+                tls: self.ctx.env.tls.clone(),
+                auth: self.ctx.env.auth.clone(),
+                readiness: self.ctx.readiness.clone(),
+            },
+            &self.ctx.config,
+            &self.ctx.env.shutdown,
+        );
         // Relays serve transfers in flight on other replicas too: they stop with the process.
         let relay_stop = CancellationToken::new();
         if let Some(relay) = self.relay {

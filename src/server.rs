@@ -1,8 +1,10 @@
 //! Listeners, accept loops and shutdown.
 //!
-//! [`Server::bind`] loads everything a session needs into one [`ServerContext`] (config, TLS,
-//! users, stores, passive ports) and binds the listeners, so a bad certificate or a busy port
-//! stops the start before anything is accepted. [`Server::spawn`] runs the accept loops; each
+//! [`Server::bind`] loads everything a session needs into one [`SessionEnv`] (TLS, users,
+//! stores, passive ports, limits, the typed [`SessionPolicy`]) and binds the listeners, so a bad
+//! certificate or a busy port stops the start before anything is accepted. The other parts get
+//! only their handles: the reloader its [`ReloadTargets`], the admin listener a [`Readiness`]
+//! and a storage probe ([`Stores::probe`]). [`Server::spawn`] runs the accept loops; each
 //! connection becomes a `session::run` task. Shutdown is one `CancellationToken`: accept loops
 //! stop, idle sessions answer `421`, transfers in flight get `shutdown.grace_seconds` to finish.
 //! When the grace period is over a second token, `end_transfers`, cancels the transfers still
@@ -23,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-use crate::admin::{self, AdminServer, Readiness};
+use crate::admin::{AdminServer, Readiness, StorageProbe};
 use crate::auth::{Authenticator, UserStore};
 use crate::config::Config;
 use crate::datachan::{relay::Relay, PassivePortPool};
@@ -39,15 +41,6 @@ use crate::vfs::Stores;
 /// uploads. An abort is one S3 request; suspending waits for parts already read. Within the
 /// 15 s the Helm chart adds to the grace period before Kubernetes sends SIGKILL.
 const CLEANUP_WAIT: Duration = Duration::from_secs(10);
-
-/// What the server's parts share: the sessions' environment, the config, readiness.
-pub struct ServerContext {
-    pub config: Config,
-    /// What each session gets.
-    pub env: Arc<SessionEnv>,
-    /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
-    pub readiness: Arc<Readiness>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -70,7 +63,11 @@ pub enum StartError {
 
 /// A server with its listeners bound, not yet accepting.
 pub struct Server {
-    ctx: Arc<ServerContext>,
+    config: Config,
+    /// What each session gets (one `Arc` per session).
+    env: Arc<SessionEnv>,
+    /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
+    readiness: Arc<Readiness>,
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
     admin: Option<AdminServer>,
@@ -152,13 +149,10 @@ impl Server {
             end_transfers: CancellationToken::new(),
             events,
         });
-        let ctx = Arc::new(ServerContext {
+        Ok(Server {
             config,
             env,
             readiness,
-        });
-        Ok(Server {
-            ctx,
             explicit,
             implicit,
             admin,
@@ -184,7 +178,7 @@ impl Server {
         let explicit_addr = self.explicit_addr();
         let implicit_addr = self.implicit_addr();
         let admin_addr = self.admin_addr();
-        let shutdown = self.ctx.env.shutdown.clone();
+        let shutdown = self.env.shutdown.clone();
         let done = tokio::spawn(self.run());
         RunningServer {
             explicit_addr,
@@ -201,32 +195,36 @@ impl Server {
         // stays up until the sessions are gone.
         let admin_stop = CancellationToken::new();
         let admin = self.admin.map(|admin| {
-            let ctx = &self.ctx;
-            ctx.readiness
-                .set_storage_gate(ctx.config.admin.readiness_storage_failures);
-            ctx.readiness.spawn_storage_checks(
-                admin::storage_probe(ctx.clone()),
-                Duration::from_secs(ctx.config.admin.storage_check_interval_secs),
-                ctx.env.shutdown.clone(),
+            self.readiness
+                .set_storage_gate(self.config.admin.readiness_storage_failures);
+            let env = self.env.clone();
+            let probe: StorageProbe = Arc::new(move || {
+                let env = env.clone();
+                Box::pin(async move { env.stores.probe().await })
+            });
+            self.readiness.spawn_storage_checks(
+                probe,
+                Duration::from_secs(self.config.admin.storage_check_interval_secs),
+                self.env.shutdown.clone(),
             );
-            tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
+            tokio::spawn(admin.serve(self.readiness.clone(), admin_stop.clone()))
         });
         crate::reload::spawn(
             ReloadTargets {
-                tls: self.ctx.env.tls.clone(),
-                auth: self.ctx.env.auth.clone(),
-                readiness: self.ctx.readiness.clone(),
+                tls: self.env.tls.clone(),
+                auth: self.env.auth.clone(),
+                readiness: self.readiness.clone(),
             },
-            &self.ctx.config,
-            &self.ctx.env.shutdown,
+            &self.config,
+            &self.env.shutdown,
         );
         // Relays serve transfers in flight on other replicas too: they stop with the process.
         let relay_stop = CancellationToken::new();
         if let Some(relay) = self.relay {
             relay.spawn(
-                self.ctx.env.passive_ports.clone(),
-                self.ctx.env.proxy.clone(),
-                self.ctx.config.listeners.tcp_keepalive_secs,
+                self.env.passive_ports.clone(),
+                self.env.proxy.clone(),
+                self.config.listeners.tcp_keepalive_secs,
                 relay_stop.clone(),
             );
         }
@@ -245,24 +243,25 @@ impl Server {
                 loops.push(tokio::spawn(accept_loop(
                     listener,
                     kind,
-                    self.ctx.clone(),
+                    self.env.clone(),
+                    self.config.listeners.tcp_keepalive_secs,
                     sessions.clone(),
                     ids.clone(),
                 )));
             }
         }
-        self.ctx.readiness.set_listeners_bound(true);
+        self.readiness.set_listeners_bound(true);
         for l in loops {
             let _ = l.await;
         }
         sessions.close();
-        let grace = Duration::from_secs(self.ctx.config.shutdown.grace_seconds);
+        let grace = Duration::from_secs(self.config.shutdown.grace_seconds);
         if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
             warn!(
                 sessions = sessions.len(),
                 "grace period over; ending the transfers still running"
             );
-            self.ctx.env.end_transfers.cancel();
+            self.env.end_transfers.cancel();
             if tokio::time::timeout(CLEANUP_WAIT, sessions.wait())
                 .await
                 .is_err()
@@ -328,7 +327,8 @@ async fn bind_admin(addr: Option<SocketAddr>) -> Result<Option<AdminServer>, Sta
 async fn accept_loop(
     listener: TcpListener,
     kind: ListenerKind,
-    ctx: Arc<ServerContext>,
+    env: Arc<SessionEnv>,
+    keepalive_secs: u64,
     sessions: TaskTracker,
     ids: Arc<AtomicU64>,
 ) {
@@ -336,14 +336,14 @@ async fn accept_loop(
         let accepted = tokio::select! {
             // Shutdown first: once it has started, no connection queued meanwhile is served.
             biased;
-            _ = ctx.env.shutdown.cancelled() => return,
+            _ = env.shutdown.cancelled() => return,
             r = listener.accept() => r,
         };
         match accepted {
             Ok((tcp, _)) => {
-                crate::keepalive::apply(&tcp, ctx.config.listeners.tcp_keepalive_secs);
+                crate::keepalive::apply(&tcp, keepalive_secs);
                 let id = ids.fetch_add(1, Ordering::Relaxed);
-                sessions.spawn(session::run(ctx.env.clone(), tcp, kind, id));
+                sessions.spawn(session::run(env.clone(), tcp, kind, id));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

@@ -15,6 +15,7 @@ use std::{
 };
 
 use crate::admin::metric;
+use crate::common::users::{self, UserToml};
 use crate::common::{
     clients::{self, assert_ok, curl, lftp, python_with, random_bytes, Mode},
     free_port_block,
@@ -189,15 +190,15 @@ async fn three_replicas_round_robin(reuse: bool) {
     let bucket = sw.new_bucket().await;
     let dir = tempfile::tempdir().expect("tempdir");
     ftps_s3::tls::ensure_self_signed(dir.path()).expect("certificate");
-    let mut users = String::new();
-    for user in USERS {
-        let hash = ftps_s3::auth::hash_password(&format!("{user}-password")).expect("hash");
-        users.push_str(&format!(
-            "[[user]]\nname = \"{user}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{user}/\"\n\
-             permissions = [\"list\", \"read\", \"write\", \"overwrite\"]\n\n"
-        ));
-    }
-    std::fs::write(dir.path().join("users.toml"), users).expect("users");
+    let users: Vec<UserToml> = USERS
+        .iter()
+        .map(|user| {
+            UserToml::new(user)
+                .password(&format!("{user}-password"))
+                .permissions(&["list", "read", "write", "overwrite"])
+        })
+        .collect();
+    users::write(&dir.path().join("users.toml"), &users);
     let ips: Vec<&str> = std::iter::once(PROXY_IP).chain(REPLICAS).collect();
     let base = free_port_block(&ips, 4 + PASSIVE_PORTS);
     let ports = Ports {

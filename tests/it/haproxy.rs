@@ -22,6 +22,7 @@ use std::{
 
 use tokio::process::{Child, Command};
 
+use crate::common::users::{self, UserToml};
 use crate::common::{
     clients::{self, assert_ok, curl, python_with, random_bytes, Mode},
     free_port_block,
@@ -310,15 +311,13 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
     let bucket = sw.new_bucket().await;
     let dir = tempfile::tempdir().expect("tempdir");
     ftps_s3::tls::ensure_self_signed(dir.path()).expect("certificate");
-    let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
-    std::fs::write(
-        dir.path().join("users.toml"),
-        format!(
-            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\nhome = \"partners/acme/\"\n\
-             permissions = [\"list\", \"read\", \"write\", \"overwrite\"]\n"
-        ),
-    )
-    .expect("users");
+    users::write(
+        &dir.path().join("users.toml"),
+        &[UserToml::new(USER)
+            .password(PASSWORD)
+            .home("partners/acme/")
+            .permissions(&["list", "read", "write", "overwrite"])],
+    );
     let ports = Ports::new();
 
     let mut replicas = Vec::new();

@@ -11,7 +11,6 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use crate::admin::metric;
@@ -228,13 +227,7 @@ async fn three_replicas_round_robin(reuse: bool) {
     )
     .await;
     let front = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
-    for _ in 0..100 {
-        haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());
-        if tokio::net::TcpStream::connect(front).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    haproxy.wait_accepting(&haproxy_err, front).await;
 
     // Every client and mode, `files` times, as both users from the same address at once.
     let mut jobs = Vec::new();

@@ -72,6 +72,18 @@ impl Process {
             panic!("{} exited early ({status}):\n{log}", self.name);
         }
     }
+
+    /// Waits (up to 10 s) until `addr` accepts connections, panicking with `log` if the
+    /// process exits first.
+    pub(crate) async fn wait_accepting(&mut self, log: &Path, addr: SocketAddr) {
+        for _ in 0..100 {
+            self.assert_running(&std::fs::read_to_string(log).unwrap_or_default());
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Drop for Process {
@@ -339,13 +351,7 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
     )
     .await;
     let proxy = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
-    for _ in 0..100 {
-        haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());
-        if tokio::net::TcpStream::connect(proxy).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    haproxy.wait_accepting(&haproxy_err, proxy).await;
 
     let clients = [
         "python-explicit",

@@ -21,12 +21,13 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use crate::admin::{AdminServer, Readiness, StorageProbe};
 use crate::auth::{Authenticator, UserStore};
+use crate::background::Background;
 use crate::config::Config;
 use crate::datachan::{relay::Relay, PassivePortPool};
 use crate::events::Delivery;
@@ -38,8 +39,11 @@ use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
 
 /// After the grace period: how long ended transfers get to abort (or keep) their multipart
-/// uploads. An abort is one S3 request; suspending waits for parts already read. Within the
-/// 15 s the Helm chart adds to the grace period before Kubernetes sends SIGKILL.
+/// uploads, and then background work (aborts of dropped uploads, abort retries, listing
+/// prefetches) gets what is left of it; when the sessions ended within the grace period, the
+/// background work gets all of it. An abort is one S3 request; suspending waits for parts
+/// already read. Within the 15 s the Helm chart adds to the grace period before Kubernetes
+/// sends SIGKILL.
 const CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +72,9 @@ pub struct Server {
     env: Arc<SessionEnv>,
     /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
     readiness: Arc<Readiness>,
+    /// Work outliving what started it (aborts, retries, reload polls, storage checks, events,
+    /// lingers): stopped after the sessions, waited for within the cleanup wait.
+    background: Background,
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
     admin: Option<AdminServer>,
@@ -137,6 +144,8 @@ impl Server {
             None => None,
         };
         let (events, delivery) = crate::events::from_config(&config.events)?;
+        let background = Background::new();
+        let stores = stores.with_background(background.clone());
         let env = Arc::new(SessionEnv {
             policy: SessionPolicy::from_config(&config),
             limits,
@@ -148,11 +157,13 @@ impl Server {
             shutdown,
             end_transfers: CancellationToken::new(),
             events,
+            background: background.clone(),
         });
         Ok(Server {
             config,
             env,
             readiness,
+            background,
             explicit,
             implicit,
             admin,
@@ -171,6 +182,11 @@ impl Server {
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(AdminServer::local_addr)
+    }
+
+    /// The tracker shutdown waits on (bounded), for work started next to the server.
+    pub fn background(&self) -> &Background {
+        &self.background
     }
 
     /// Starts accepting in the background.
@@ -206,6 +222,7 @@ impl Server {
                 probe,
                 Duration::from_secs(self.config.admin.storage_check_interval_secs),
                 self.env.shutdown.clone(),
+                &self.background,
             );
             tokio::spawn(admin.serve(self.readiness.clone(), admin_stop.clone()))
         });
@@ -217,6 +234,7 @@ impl Server {
             },
             &self.config,
             &self.env.shutdown,
+            &self.background,
         );
         // Relays serve transfers in flight on other replicas too: they stop with the process.
         let relay_stop = CancellationToken::new();
@@ -228,7 +246,7 @@ impl Server {
                 relay_stop.clone(),
             );
         }
-        let events = self.events.map(Delivery::spawn);
+        let events = self.events.map(|d| d.spawn(&self.background));
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();
@@ -256,16 +274,16 @@ impl Server {
         }
         sessions.close();
         let grace = Duration::from_secs(self.config.shutdown.grace_seconds);
+        let mut cleanup_by = None;
         if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
             warn!(
                 sessions = sessions.len(),
                 "grace period over; ending the transfers still running"
             );
             self.env.end_transfers.cancel();
-            if tokio::time::timeout(CLEANUP_WAIT, sessions.wait())
-                .await
-                .is_err()
-            {
+            let by = Instant::now() + CLEANUP_WAIT;
+            cleanup_by = Some(by);
+            if tokio::time::timeout_at(by, sessions.wait()).await.is_err() {
                 warn!(
                     sessions = sessions.len(),
                     "sessions still running after the cleanup wait; their open multipart \
@@ -276,6 +294,20 @@ impl Server {
         // After the sessions: their last events are queued; they get one bounded last attempt.
         if let Some(events) = events {
             events.stop().await;
+        }
+        // Then the background work (the event sender's task is over): what is left of the
+        // cleanup wait, so the aborts sessions left behind are sent before the process exits.
+        let by = cleanup_by.unwrap_or_else(|| Instant::now() + CLEANUP_WAIT);
+        if !self
+            .background
+            .stop(by.saturating_duration_since(Instant::now()))
+            .await
+        {
+            warn!(
+                tasks = self.background.len(),
+                "background work still running after the cleanup wait; multipart uploads it \
+                 was aborting are left to the bucket lifecycle rule"
+            );
         }
         admin_stop.cancel();
         relay_stop.cancel();

@@ -213,13 +213,8 @@ impl Server {
         let admin = self.admin.map(|admin| {
             self.readiness
                 .set_storage_gate(self.config.admin.readiness_storage_failures);
-            let env = self.env.clone();
-            let probe: StorageProbe = Arc::new(move || {
-                let env = env.clone();
-                Box::pin(async move { env.stores.probe().await })
-            });
             self.readiness.spawn_storage_checks(
-                probe,
+                storage_probe(&self.env),
                 Duration::from_secs(self.config.admin.storage_check_interval_secs),
                 self.env.shutdown.clone(),
                 &self.background,
@@ -272,43 +267,15 @@ impl Server {
         for l in loops {
             let _ = l.await;
         }
-        sessions.close();
         let grace = Duration::from_secs(self.config.shutdown.grace_seconds);
-        let mut cleanup_by = None;
-        if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
-            warn!(
-                sessions = sessions.len(),
-                "grace period over; ending the transfers still running"
-            );
-            self.env.end_transfers.cancel();
-            let by = Instant::now() + CLEANUP_WAIT;
-            cleanup_by = Some(by);
-            if tokio::time::timeout_at(by, sessions.wait()).await.is_err() {
-                warn!(
-                    sessions = sessions.len(),
-                    "sessions still running after the cleanup wait; their open multipart \
-                     uploads are left to the bucket lifecycle rule"
-                );
-            }
-        }
+        let cleanup_by = drain_sessions(&sessions, grace, &self.env.end_transfers).await;
         // After the sessions: their last events are queued; they get one bounded last attempt.
         if let Some(events) = events {
             events.stop().await;
         }
         // Then the background work (the event sender's task is over): what is left of the
         // cleanup wait, so the aborts sessions left behind are sent before the process exits.
-        let by = cleanup_by.unwrap_or_else(|| Instant::now() + CLEANUP_WAIT);
-        if !self
-            .background
-            .stop(by.saturating_duration_since(Instant::now()))
-            .await
-        {
-            warn!(
-                tasks = self.background.len(),
-                "background work still running after the cleanup wait; multipart uploads it \
-                 was aborting are left to the bucket lifecycle rule"
-            );
-        }
+        stop_background(&self.background, cleanup_by).await;
         admin_stop.cancel();
         relay_stop.cancel();
         if let Some(admin) = admin {
@@ -327,6 +294,56 @@ impl RunningServer {
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
+}
+
+/// Closes `sessions` and waits for them: the grace period, then `end_transfers` and the cleanup
+/// wait. Returns when the cleanup wait ends (counted from now when the sessions ended in time).
+async fn drain_sessions(
+    sessions: &TaskTracker,
+    grace: Duration,
+    end_transfers: &CancellationToken,
+) -> Instant {
+    sessions.close();
+    if tokio::time::timeout(grace, sessions.wait()).await.is_ok() {
+        return Instant::now() + CLEANUP_WAIT;
+    }
+    warn!(
+        sessions = sessions.len(),
+        "grace period over; ending the transfers still running"
+    );
+    end_transfers.cancel();
+    let by = Instant::now() + CLEANUP_WAIT;
+    if tokio::time::timeout_at(by, sessions.wait()).await.is_err() {
+        warn!(
+            sessions = sessions.len(),
+            "sessions still running after the cleanup wait; their open multipart \
+             uploads are left to the bucket lifecycle rule"
+        );
+    }
+    by
+}
+
+/// Stops the background work and waits for it until `by`.
+async fn stop_background(background: &Background, by: Instant) {
+    if !background
+        .stop(by.saturating_duration_since(Instant::now()))
+        .await
+    {
+        warn!(
+            tasks = background.len(),
+            "background work still running after the cleanup wait; multipart uploads it \
+             was aborting are left to the bucket lifecycle rule"
+        );
+    }
+}
+
+/// The admin listener's storage check: the stores' own probe.
+fn storage_probe(env: &Arc<SessionEnv>) -> StorageProbe {
+    let env = env.clone();
+    Arc::new(move || {
+        let env = env.clone();
+        Box::pin(async move { env.stores.probe().await })
+    })
 }
 
 async fn bind_opt(

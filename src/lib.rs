@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod net;
 pub mod preflight;
 pub mod proxy;
+pub mod quota;
 pub mod reload;
 pub mod server;
 pub mod session;

@@ -12,7 +12,7 @@ use super::bucket::Bucket;
 use super::error::s3_error;
 use super::mtime;
 use super::{size_of, system_time, unix_secs, S3Storage};
-use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError};
+use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError, Usage};
 
 /// What one listing stream needs, shared by its page fetches.
 pub(super) struct Lister {
@@ -240,6 +240,34 @@ impl S3Storage {
             rx.recv().await.map(|page| (page, rx))
         })
         .boxed()
+    }
+
+    /// Bytes and objects under `dir` at any depth (quotas): every key under its prefix, 1000 a
+    /// page, directory markers (`…/`) not counted.
+    pub(super) async fn usage_under(&self, dir: &ObjectKey) -> Result<Usage, StorageError> {
+        let prefix = dir.dir_prefix();
+        let mut total = Usage::default();
+        let mut token = None::<String>;
+        loop {
+            let out = self
+                .bucket
+                .list_objects_v2()
+                .prefix(&prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| s3_error("ListObjectsV2", dir.as_str(), e))?;
+            for o in out.contents() {
+                if o.key().is_some_and(|k| !k.ends_with('/')) {
+                    total.bytes += size_of(o.size());
+                    total.files += 1;
+                }
+            }
+            match (out.is_truncated(), out.next_continuation_token()) {
+                (Some(true), Some(next)) => token = Some(next.to_string()),
+                _ => return Ok(total),
+            }
+        }
     }
 
     /// Every key under `prefix` with its size, refusing (before listing further) once there are

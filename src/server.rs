@@ -30,6 +30,7 @@ use crate::datachan::{relay::Relay, PassivePortPool};
 use crate::events::{Delivery, EventSink};
 use crate::limits::SessionLimits;
 use crate::proxy::ProxyPolicy;
+use crate::quota::Quotas;
 use crate::session::{self, state::ListenerKind};
 use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
@@ -57,6 +58,8 @@ pub struct ServerContext {
     pub readiness: Arc<Readiness>,
     /// Upload events to the webhook (`[events]`); does nothing when none is configured.
     pub events: EventSink,
+    /// Users' quota usage and bandwidth buckets in this replica (`quota_*`, `max_*_kib_s`).
+    pub quotas: Quotas,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +153,7 @@ impl Server {
             None => None,
         };
         let (events, delivery) = crate::events::from_config(&config.events)?;
+        let quotas = Quotas::new(Duration::from_secs(config.limits.quota_recount_secs));
         let ctx = Arc::new(ServerContext {
             limits,
             proxy,
@@ -162,6 +166,7 @@ impl Server {
             end_transfers: CancellationToken::new(),
             readiness,
             events,
+            quotas,
         });
         Ok(Server {
             ctx,

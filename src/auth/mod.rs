@@ -46,6 +46,7 @@ use argon2::{
 use serde::Deserialize;
 
 use crate::net::{ClientAddr, ListenerKind};
+use crate::quota::UserLimits;
 pub use http::HttpIdentity;
 pub use permissions::{Permission, Permissions};
 pub use throttle::{Lockout, LoginThrottle};
@@ -65,6 +66,9 @@ pub struct User {
     pub permissions: Permissions,
     /// Client addresses the user may log in from; empty means any.
     pub allowed_ips: Vec<IpNet>,
+    /// Quotas and bandwidth limits (`quota_bytes`, `quota_files`, `max_upload_kib_s`,
+    /// `max_download_kib_s`); all `None`: none.
+    pub limits: UserLimits,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +89,10 @@ struct UserEntry {
     permissions: Vec<Permission>,
     #[serde(default)]
     allowed_ips: Vec<IpNet>,
+    quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
+    max_upload_kib_s: Option<u64>,
+    max_download_kib_s: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +197,13 @@ impl UserStore {
                 })?;
             }
             check_home(&e.home).map_err(|e| format!("{at}: {e}"))?;
+            let limits = UserLimits {
+                quota_bytes: e.quota_bytes,
+                quota_files: e.quota_files,
+                max_upload_kib_s: e.max_upload_kib_s,
+                max_download_kib_s: e.max_download_kib_s,
+            };
+            limits.check().map_err(|e| format!("{at}: {e}"))?;
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,
@@ -197,6 +212,7 @@ impl UserStore {
                 bucket: e.bucket.filter(|b| !b.is_empty()),
                 permissions: Permissions::from_list(&e.permissions),
                 allowed_ips: e.allowed_ips,
+                limits,
             };
             if users.insert(e.name, Arc::new(user)).is_some() {
                 return Err(format!("{at}: duplicate user name"));
@@ -275,6 +291,7 @@ impl User {
             bucket: None,
             permissions,
             allowed_ips: Vec::new(),
+            limits: UserLimits::default(),
         })
     }
 

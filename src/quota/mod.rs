@@ -33,7 +33,6 @@ use std::{
     time::Duration,
 };
 
-use serde::Deserialize;
 use tokio::time::Instant;
 
 pub use crate::vfs::Usage;
@@ -46,7 +45,7 @@ use rate::RateLimiter;
 const ACCOUNTS_MAX: usize = 10_000;
 
 /// A user's limits, as the users file or the identity endpoint gives them. `None`: no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UserLimits {
     pub quota_bytes: Option<u64>,
     pub quota_files: Option<u64>,

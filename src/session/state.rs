@@ -9,6 +9,7 @@ use crate::datachan::DataPlan;
 use crate::limits::UserPermit;
 use crate::listing::MlstFacts;
 use crate::net::ClientAddr;
+use crate::quota::{Root, UserAccount};
 use crate::session::command::TransferType;
 use crate::vfs::{Home, VirtualPath};
 
@@ -29,6 +30,19 @@ pub struct LoggedIn {
     pub home: Home,
     /// The user's session slot (`limits.max_sessions_per_user`), freed on logout.
     pub _permit: UserPermit,
+    /// The user's quota and bandwidth account in this replica, shared by their sessions;
+    /// `None` for a user without limits.
+    pub account: Option<Arc<UserAccount>>,
+}
+
+impl LoggedIn {
+    /// Where the user's quota usage is counted: their home (each root of a user who has several).
+    pub fn quota_roots(&self) -> Vec<Root> {
+        vec![(
+            self.home.storage().clone(),
+            self.home.key(&VirtualPath::root()),
+        )]
+    }
 }
 
 /// RFC 4217 §8–9: `PBSZ` must come before `PROT`; `PROT` sets whether data connections use TLS.

@@ -673,6 +673,26 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_read_and_checked() {
+        let store = UserStore::parse(include_str!("../../examples/users.toml")).expect("example");
+        let limits = store.get("dropbox").expect("dropbox").limits;
+        assert_eq!(limits.quota_bytes, Some(10 << 30));
+        assert_eq!(limits.quota_files, Some(10_000));
+        assert_eq!(limits.max_upload_kib_s, Some(10_240));
+        assert_eq!(limits.max_download_kib_s, Some(10_240));
+        assert_eq!(
+            store.get("acme").expect("acme").limits,
+            UserLimits::default()
+        );
+        let h = hash_password("p").expect("hash");
+        let e = UserStore::parse(&format!(
+            "[[user]]\nname = \"a\"\npassword_hash = \"{h}\"\nhome = \"\"\npermissions = []\nmax_download_kib_s = 0\n"
+        ))
+        .expect_err("0 KiB/s");
+        assert!(e.contains("max_download_kib_s must be at least 1"), "{e}");
+    }
+
+    #[test]
     fn dummy_hash_parses() {
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
     }

@@ -69,6 +69,8 @@ pub struct SessionState {
     pub transfer_type: TransferType,
     /// REST offset for the next RETR or STOR; reset by every file transfer (not by listings).
     pub rest: u64,
+    /// The size the last ALLO announced, for the next upload's quota check.
+    pub allo: Option<u64>,
     /// RNFR's source, consumed by the next command.
     pub rename_from: Option<VirtualPath>,
     /// How the next transfer's data connection is made (PASV/EPSV listener or PORT/EPRT
@@ -129,6 +131,7 @@ impl SessionState {
             // files; converting them would corrupt them. Explicit TYPE A converts.
             transfer_type: TransferType::Image,
             rest: 0,
+            allo: None,
             rename_from: None,
             data: None,
             epsv_all: false,

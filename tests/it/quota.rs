@@ -3,26 +3,25 @@
 
 use std::{path::Path, time::Duration, time::Instant};
 
-use ftps_s3::auth::hash_password;
-
 use crate::admin::metric;
 use crate::common::{
     clients::{self, assert_ok, curl, python, random_bytes, Mode},
     http,
     server::TestServer,
+    users::{self, UserToml},
 };
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
 /// A `[[user]]` named `name` (password `<name>-password`, home `partners/<name>/`, every
-/// permission) with `extra` lines (its limits).
-fn user(name: &str, extra: &str) -> String {
-    let hash = hash_password(&format!("{name}-password")).expect("hash");
-    format!(
-        "[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{name}/\"\n\
-         permissions = [\"list\", \"read\", \"write\", \"overwrite\", \"delete\", \"rename\", \"mkdir\"]\n{extra}\n\n"
-    )
+/// permission) with `limit` set.
+fn user(name: &str, limit: &str, value: u64) -> String {
+    UserToml::new(name)
+        .password(&format!("{name}-password"))
+        .permissions(users::ALL)
+        .limit(limit, value)
+        .render()
 }
 
 fn write(dir: &Path, name: &str, len: usize) -> std::path::PathBuf {
@@ -59,7 +58,7 @@ async fn ftplib(srv: &TestServer, name: &str, steps: &[&str]) -> String {
 /// path can have removed it). The same ftplib session then uploads a file that fits.
 #[tokio::test]
 async fn an_upload_past_quota_bytes_gets_552_and_leaves_no_object_and_no_multipart_upload() {
-    let srv = TestServer::start_with_users(&user("q", "quota_bytes = 7340032"), |c| {
+    let srv = TestServer::start_with_users(&user("q", "quota_bytes", 7 * MIB as u64), |c| {
         c.s3.part_size_mib = 5;
         c.admin.listen = Some("127.0.0.1:0".parse().expect("addr"));
     })
@@ -141,7 +140,7 @@ async fn an_upload_past_quota_bytes_gets_552_and_leaves_no_object_and_no_multipa
 /// none; (d) a delete makes room again.
 #[tokio::test]
 async fn quota_files_counts_new_files_and_a_delete_frees_one() {
-    let srv = TestServer::start_with_users(&user("f", "quota_files = 2"), |_| {}).await;
+    let srv = TestServer::start_with_users(&user("f", "quota_files", 2), |_| {}).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let a = write(dir.path(), "a", 10).to_string_lossy().into_owned();
     let out = ftplib(
@@ -166,10 +165,10 @@ async fn quota_files_counts_new_files_and_a_delete_frees_one() {
 }
 
 /// (c) Objects already under the prefix count from the login (others' and markers do not);
-/// (d) a delete frees their bytes.
+/// an ALLO size that does not fit is refused before `150`; (d) a delete frees their bytes.
 #[tokio::test]
 async fn objects_already_stored_count_at_login_and_a_delete_frees_them() {
-    let srv = TestServer::start_with_users(&user("p", "quota_bytes = 4194304"), |_| {}).await;
+    let srv = TestServer::start_with_users(&user("p", "quota_bytes", 4 * MIB as u64), |_| {}).await;
     srv.put_object("partners/p/old/report.bin", &random_bytes(3 * MIB))
         .await;
     srv.put_object("partners/p/old/", b"").await;
@@ -189,6 +188,11 @@ async fn objects_already_stored_count_at_login_and_a_delete_frees_them() {
             "tryput",
             &two,
             "new.bin",
+            "raw",
+            "ALLO 2097152",
+            "tryput",
+            &one,
+            "half.bin",
             "tryput",
             &one,
             "half.bin",
@@ -206,8 +210,13 @@ async fn objects_already_stored_count_at_login_and_a_delete_frees_them() {
         lines[0].contains("552"),
         "3 MiB stored + 2 MiB passed 4 MiB: {out}"
     );
-    assert!(lines[1].contains("226"), "3.5 MiB fits: {out}");
-    assert!(lines[2].contains("226"), "after the delete 2.5 MiB: {out}");
+    assert!(lines[1].starts_with("202"), "ALLO: {out}");
+    assert!(
+        lines[2].contains("552"),
+        "ALLO announced 2 MiB, 1 MiB left: refused before 150: {out}"
+    );
+    assert!(lines[3].contains("226"), "3.5 MiB fits: {out}");
+    assert!(lines[4].contains("226"), "after the delete 2.5 MiB: {out}");
     assert_eq!(
         keys_of(&srv, "p").await,
         [
@@ -228,7 +237,7 @@ fn kib_s(bytes: usize, took: Duration) -> f64 {
 /// sessions of the user downloading 320 KiB each at once share the rate (2 s together again).
 #[tokio::test]
 async fn downloads_are_paced_and_a_users_sessions_share_the_rate() {
-    let srv = TestServer::start_with_users(&user("slow", "max_download_kib_s = 256"), |_| {}).await;
+    let srv = TestServer::start_with_users(&user("slow", "max_download_kib_s", 256), |_| {}).await;
     srv.put_object("partners/slow/one.bin", &random_bytes(640 * KIB))
         .await;
     srv.put_object("partners/slow/half.bin", &random_bytes(320 * KIB))
@@ -265,7 +274,7 @@ async fn downloads_are_paced_and_a_users_sessions_share_the_rate() {
 /// (e) `max_upload_kib_s` = 256: a 640 KiB upload takes at least 2 s and arrives intact.
 #[tokio::test]
 async fn uploads_are_paced() {
-    let srv = TestServer::start_with_users(&user("up", "max_upload_kib_s = 256"), |_| {}).await;
+    let srv = TestServer::start_with_users(&user("up", "max_upload_kib_s", 256), |_| {}).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let src = write(dir.path(), "u.bin", 640 * KIB);
     let mut up = curl("up", "up-password");

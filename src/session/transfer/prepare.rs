@@ -53,12 +53,14 @@ impl Session {
     }
 
     /// The quota's say on an upload about to start at `r` (`existing`: the size of the file
-    /// there): its share, `None` without a quota, or the `552` (audited) that refuses it.
+    /// there; `announced`: an ALLO size): its share, `None` without a quota, or the `552`
+    /// (audited) that refuses it.
     async fn quota_hold(
         &self,
         r: &Resolved,
         mode: UploadMode,
         existing: Option<u64>,
+        announced: Option<u64>,
     ) -> Result<Option<UploadHold>, Outcome> {
         let Some(l) = self.state.logged_in() else {
             return Ok(None);
@@ -87,6 +89,10 @@ impl Session {
                 new_file,
                 ..UploadPlan::default()
             },
+        };
+        let plan = UploadPlan {
+            hint: announced,
+            ..plan
         };
         account.start_upload(plan).map(Some).map_err(|e| {
             let refused = audit::Transfer {
@@ -132,6 +138,7 @@ impl Session {
         kind: StoreKind,
     ) -> Outcome {
         let offset = std::mem::take(&mut self.state.rest);
+        let announced = self.state.allo.take();
         if let Err(reply) = self.data_ready() {
             return reply.into();
         }
@@ -173,7 +180,7 @@ impl Session {
         if let Err(reply) = r.parent_exists().await {
             return reply.into();
         }
-        let hold = match self.quota_hold(&r, mode, existing).await {
+        let hold = match self.quota_hold(&r, mode, existing, announced).await {
             Ok(hold) => hold,
             Err(outcome) => return outcome,
         };

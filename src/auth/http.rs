@@ -242,13 +242,9 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
     }
     let home = a.home.ok_or("answer: \"home\" is missing")?;
     check_home(&home).map_err(|e| format!("answer: {e}"))?;
-    let limits = UserLimits {
-        quota_bytes: a.quota_bytes,
-        quota_files: a.quota_files,
-        max_upload_kib_s: a.max_upload_kib_s,
-        max_download_kib_s: a.max_download_kib_s,
-    };
-    limits.check().map_err(|e| format!("answer: {e}"))?;
+    let (up, down) = (a.max_upload_kib_s, a.max_download_kib_s);
+    let limits = UserLimits::checked(a.quota_bytes, a.quota_files, up, down)
+        .map_err(|e| format!("answer: {e}"))?;
     Ok(Some(User {
         name: name.to_string(),
         password_hash: None,

@@ -197,13 +197,9 @@ impl UserStore {
                 })?;
             }
             check_home(&e.home).map_err(|e| format!("{at}: {e}"))?;
-            let limits = UserLimits {
-                quota_bytes: e.quota_bytes,
-                quota_files: e.quota_files,
-                max_upload_kib_s: e.max_upload_kib_s,
-                max_download_kib_s: e.max_download_kib_s,
-            };
-            limits.check().map_err(|e| format!("{at}: {e}"))?;
+            let (up, down) = (e.max_upload_kib_s, e.max_download_kib_s);
+            let limits = UserLimits::checked(e.quota_bytes, e.quota_files, up, down)
+                .map_err(|e| format!("{at}: {e}"))?;
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,

@@ -54,6 +54,22 @@ pub struct UserLimits {
 }
 
 impl UserLimits {
+    /// The four fields of a users-file entry or identity answer, checked.
+    pub fn checked(
+        quota_bytes: Option<u64>,
+        quota_files: Option<u64>,
+        max_upload_kib_s: Option<u64>,
+        max_download_kib_s: Option<u64>,
+    ) -> Result<Self, String> {
+        let limits = UserLimits {
+            quota_bytes,
+            quota_files,
+            max_upload_kib_s,
+            max_download_kib_s,
+        };
+        limits.check().map(|()| limits)
+    }
+
     /// The rates must be at least 1 KiB/s (leave them out for no limit).
     pub fn check(&self) -> Result<(), String> {
         for (key, v) in [

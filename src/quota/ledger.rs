@@ -49,6 +49,9 @@ pub struct Ledger {
     reserved_files: u64,
     /// Uploads in flight (their holds not yet given back).
     pub in_flight: u32,
+    /// Commits and removals so far: a count that saw this change while it listed cannot tell
+    /// whether the listing includes them.
+    pub changes: u64,
 }
 
 impl Ledger {
@@ -111,6 +114,7 @@ impl Ledger {
     pub fn commit(&mut self, hold: Hold, stored: u64) {
         let plan = hold.plan;
         self.release(hold);
+        self.changes += 1;
         if let Some(used) = &mut self.used {
             used.bytes = (used.bytes + plan.base + stored).saturating_sub(plan.credit);
             used.files += u64::from(plan.new_file);
@@ -128,6 +132,7 @@ impl Ledger {
 
     /// A file of `size` bytes was removed by this replica (DELE, or replaced by a rename).
     pub fn removed(&mut self, size: u64) {
+        self.changes += 1;
         if let Some(used) = &mut self.used {
             used.bytes = used.bytes.saturating_sub(size);
             used.files = used.files.saturating_sub(1);

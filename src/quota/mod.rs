@@ -268,21 +268,27 @@ impl UserAccount {
             return Ok(());
         }
         let _one_at_a_time = self.counting.lock().await;
-        let needed = {
+        let changes = {
             let s = self.state();
             let fresh = s
                 .counted_at
                 .is_some_and(|t| t.elapsed() < self.recount_after);
             let busy = s.ledger.used.is_some() && s.ledger.in_flight > 0;
-            !fresh && !busy
+            if fresh || busy {
+                return Ok(());
+            }
+            s.ledger.changes
         };
-        if !needed {
-            return Ok(());
-        }
+        // No upload can start meanwhile (each counts first, so waits for this one), but a DELE
+        // or rename can: then the listing may or may not show it, so a figure we have is kept
+        // (the next login or upload counts again).
         let started = Instant::now();
         let usage = count_usage(roots).await?;
-        tracing::debug!(user = %self.name, bytes = usage.bytes, files = usage.files, took_ms = started.elapsed().as_millis() as u64, "quota: usage counted");
         let mut s = self.state();
+        if s.ledger.used.is_some() && s.ledger.changes != changes {
+            return Ok(());
+        }
+        tracing::debug!(user = %self.name, bytes = usage.bytes, files = usage.files, took_ms = started.elapsed().as_millis() as u64, "quota: usage counted");
         s.ledger.used = Some(usage);
         s.counted_at = Some(started);
         Ok(())
@@ -339,8 +345,14 @@ impl UploadHold {
         let Some(hold) = self.hold.as_mut() else {
             return Ok(());
         };
-        let r = self.account.state().ledger.reserve(hold, n);
+        let mut s = self.account.state();
+        let r = s.ledger.reserve(hold, n);
         if let Err(e) = &r {
+            // The upload ends here: what it held is free for the user's other uploads at once,
+            // not only after its abort.
+            if let Some(hold) = self.hold.take() {
+                s.ledger.release(hold);
+            }
             crate::metrics::quota_refused(e.kind.key(), "transfer");
         }
         r
@@ -447,6 +459,75 @@ mod tests {
         );
         drop(hold);
         assert_eq!(accounts[2].usage(), (Usage { bytes: 8, files: 2 }, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_stale_count_is_made_again_unless_an_upload_runs() {
+        let store = Arc::new(MemoryStorage::new());
+        put(&store, "u/a", b"12345").await;
+        let roots: Vec<Root> = vec![(store.clone(), ObjectKey::from_trusted("u"))];
+        // quota_recount_secs = 0: every login or upload counts again.
+        let account = Quotas::new(Duration::ZERO)
+            .account("u", limits(100))
+            .expect("limited");
+        account.count(&roots).await.expect("count");
+        assert_eq!(account.usage().0, Usage { bytes: 5, files: 1 });
+        // Someone writes to the prefix directly: seen at the next count.
+        put(&store, "u/b", b"123").await;
+        account.count(&roots).await.expect("count");
+        assert_eq!(account.usage().0, Usage { bytes: 8, files: 2 });
+        // While an upload of the user runs here, the figure is kept (its commit adds itself).
+        let hold = account
+            .start_upload(UploadPlan {
+                new_file: true,
+                ..UploadPlan::default()
+            })
+            .expect("room");
+        put(&store, "u/c", b"1").await;
+        account.count(&roots).await.expect("count");
+        assert_eq!(account.usage().0, Usage { bytes: 8, files: 2 });
+        hold.commit(0);
+        assert_eq!(account.usage().0, Usage { bytes: 8, files: 3 });
+        assert_eq!(store.usage_counts(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_upload_frees_its_share_at_once() {
+        let account = Quotas::new(Duration::from_secs(300))
+            .account("u", limits(10))
+            .expect("limited");
+        let empty: Vec<Root> = vec![(Arc::new(MemoryStorage::new()), ObjectKey::from_trusted(""))];
+        account.count(&empty).await.expect("count");
+        let plan = UploadPlan {
+            new_file: true,
+            ..UploadPlan::default()
+        };
+        let mut a = account.start_upload(plan).expect("a");
+        let mut b = account.start_upload(plan).expect("b");
+        a.reserve(6).expect("fits");
+        b.reserve(4).expect("fits");
+        b.reserve(1).expect_err("11 of 10");
+        assert_eq!(
+            account.usage().1,
+            6,
+            "b's 4 bytes are free before b is dropped"
+        );
+        a.reserve(4).expect("a may use them");
+        b.reserve(1)
+            .expect("a refused hold reserves nothing more and refuses nothing");
+        a.commit(10);
+        drop(b);
+        assert_eq!(
+            account.usage(),
+            (
+                Usage {
+                    bytes: 10,
+                    files: 1
+                },
+                0,
+                0
+            )
+        );
     }
 
     #[test]

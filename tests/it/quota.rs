@@ -136,6 +136,55 @@ async fn an_upload_past_quota_bytes_gets_552_and_leaves_no_object_and_no_multipa
     assert!(refused >= 2.0, "{refused} refusals counted, 2 made");
 }
 
+/// Two uploads of one user at once, 4 MiB each, `quota_bytes` = 6 MiB: together they may not
+/// pass it, so one gets `552` (when their bytes together cross the line, or at the start if the
+/// other was done), the other completes, and nothing of the refused one remains.
+#[tokio::test]
+async fn concurrent_uploads_of_one_user_do_not_pass_the_quota_together() {
+    let srv = TestServer::start_with_users(&user("c", "quota_bytes", 6 * MIB as u64), |c| {
+        c.s3.part_size_mib = 5;
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = |i: usize| {
+        let src = write(dir.path(), &format!("{i}.bin"), 4 * MIB);
+        let mut c = curl("c", "c-password");
+        c.arg("-v")
+            .arg("-T")
+            .arg(src)
+            .arg(format!("ftp://{}/{i}.bin", srv.explicit));
+        c
+    };
+    let (a, b) = tokio::join!(clients::run(up(1)), clients::run(up(2)));
+    let refused = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .any(|l| l.starts_with("< 552"))
+    };
+    let keys = keys_of(&srv, "c").await;
+    let multipart = srv.open_multipart_uploads().await;
+    eprintln!(
+        "two 4 MiB uploads at once, quota 6 MiB: ok {}/{}, 552 {}/{}; objects {keys:?}; \
+         multipart uploads left {multipart}",
+        a.status.success(),
+        b.status.success(),
+        refused(&a),
+        refused(&b)
+    );
+    assert!(
+        a.status.success() != b.status.success(),
+        "exactly one may complete"
+    );
+    let failed = if a.status.success() { &b } else { &a };
+    assert!(
+        refused(failed),
+        "the other gets 552:\n{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(multipart, 0);
+}
+
 /// (b) `quota_files` = 2: the third new file is refused before `150`; replacing a file adds
 /// none; (d) a delete makes room again.
 #[tokio::test]

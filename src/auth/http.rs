@@ -26,10 +26,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{check_home, Permission, Permissions, User};
+use super::{check_home, Permission, Permissions, User, UserLimits};
 use crate::config::{Auth as AuthConfig, ConfigError};
 use crate::net::{ClientAddr, ListenerKind};
-use crate::quota::UserLimits;
 
 /// Cached successes kept at most; beyond it expired ones are swept, then the cache is cleared.
 const CACHE_MAX: usize = 10_000;
@@ -97,7 +96,7 @@ impl HttpIdentity {
         };
         let bearer = match &config.http_secret_file {
             Some(path) => {
-                let secret = crate::events::read_secret_file("auth.http_secret_file", path)?;
+                let secret = crate::outbound::read_secret_file("auth.http_secret_file", path)?;
                 Some(String::from_utf8(secret).map_err(|_| ConfigError::Invalid {
                     key: "auth.http_secret_file",
                     reason: "must be text (it is sent in a header)".into(),
@@ -107,7 +106,7 @@ impl HttpIdentity {
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
         // Redirects are not followed: a 3xx is an error.
-        let client = crate::events::post_client("auth.http_url", timeout)?;
+        let client = crate::outbound::post_client("auth.http_url", timeout)?;
         Ok(Some(HttpIdentity {
             client,
             url,
@@ -166,7 +165,7 @@ impl HttpIdentity {
         }
         let mut response = match post.send().await {
             Ok(r) => r,
-            Err(e) => return Verdict::Error(crate::events::describe(&e)),
+            Err(e) => return Verdict::Error(crate::outbound::describe(&e)),
         };
         match response.status().as_u16() {
             200 => {}
@@ -181,7 +180,7 @@ impl HttpIdentity {
                 }
                 Ok(Some(_)) => return Verdict::Error(format!("answer over {MAX_BODY} bytes")),
                 Ok(None) => break,
-                Err(e) => return Verdict::Error(crate::events::describe(&e)),
+                Err(e) => return Verdict::Error(crate::outbound::describe(&e)),
             }
         }
         match parse_answer(request.user, &body) {

@@ -25,6 +25,7 @@
 //! reloader): new logins see the new users, logged-in sessions keep the `User` they logged in as.
 
 mod http;
+mod limits;
 mod password;
 mod permissions;
 mod throttle;
@@ -46,8 +47,8 @@ use argon2::{
 use serde::Deserialize;
 
 use crate::net::{ClientAddr, ListenerKind};
-use crate::quota::UserLimits;
 pub use http::HttpIdentity;
+pub use limits::UserLimits;
 pub use permissions::{Permission, Permissions};
 pub use throttle::{Lockout, LoginThrottle};
 

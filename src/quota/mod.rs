@@ -35,6 +35,7 @@ use std::{
 
 use tokio::time::Instant;
 
+pub use crate::auth::UserLimits;
 pub use crate::vfs::Usage;
 use crate::vfs::{ObjectKey, Storage, StorageError};
 pub use inbound::Inbound;
@@ -44,56 +45,11 @@ use rate::RateLimiter;
 /// Accounts kept at most; beyond it those of users with no session here are forgotten.
 const ACCOUNTS_MAX: usize = 10_000;
 
-/// A user's limits, as the users file or the identity endpoint gives them. `None`: no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UserLimits {
-    pub quota_bytes: Option<u64>,
-    pub quota_files: Option<u64>,
-    pub max_upload_kib_s: Option<u64>,
-    pub max_download_kib_s: Option<u64>,
-}
-
-impl UserLimits {
-    /// The four fields of a users-file entry or identity answer, checked.
-    pub fn checked(
-        quota_bytes: Option<u64>,
-        quota_files: Option<u64>,
-        max_upload_kib_s: Option<u64>,
-        max_download_kib_s: Option<u64>,
-    ) -> Result<Self, String> {
-        let limits = UserLimits {
-            quota_bytes,
-            quota_files,
-            max_upload_kib_s,
-            max_download_kib_s,
-        };
-        limits.check().map(|()| limits)
-    }
-
-    /// The rates must be at least 1 KiB/s (leave them out for no limit).
-    pub fn check(&self) -> Result<(), String> {
-        for (key, v) in [
-            ("max_upload_kib_s", self.max_upload_kib_s),
-            ("max_download_kib_s", self.max_download_kib_s),
-        ] {
-            if v == Some(0) {
-                return Err(format!(
-                    "{key} must be at least 1 (leave it out for no limit)"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn is_unlimited(&self) -> bool {
-        *self == UserLimits::default()
-    }
-
-    fn quota(&self) -> Quota {
-        Quota {
-            bytes: self.quota_bytes,
-            files: self.quota_files,
-        }
+/// The byte and file quota of `limits`.
+fn quota_of(limits: UserLimits) -> Quota {
+    Quota {
+        bytes: limits.quota_bytes,
+        files: limits.quota_files,
     }
 }
 
@@ -244,7 +200,7 @@ impl UserAccount {
 
     fn apply(&self, limits: UserLimits) {
         let mut s = self.state();
-        s.ledger.quota = limits.quota();
+        s.ledger.quota = quota_of(limits);
         let set = |slot: &mut Option<Arc<RateLimiter>>, kib: Option<u64>| match (slot.as_ref(), kib)
         {
             (_, None) => *slot = None,

@@ -76,7 +76,7 @@ impl Session {
             TransferKind::Upload(_) => {
                 audit::upload(self.actor(), object, transfer, outcome);
                 if let (JobResult::Done { .. }, Some(l)) = (result, self.state.logged_in()) {
-                    (self.ctx.events).upload_completed(self.actor(), &l.home, object, transfer);
+                    (self.env.events).upload_completed(self.actor(), &l.home, object, transfer);
                 }
             }
             TransferKind::Listing(_) => {

@@ -297,7 +297,7 @@ pub struct Limits {
     pub upload_memory_mib: u64,
     /// Seconds a user's counted storage usage (for `quota_bytes` / `quota_files`) is trusted:
     /// an older count is made again at the next login or upload while none of the user's
-    /// uploads runs in this replica. Between counts, writes by others drift it (README "Quotas").
+    /// uploads runs in this replica. Between counts, writes by others drift it (README "Quotas and bandwidth limits").
     pub quota_recount_secs: u64,
 }
 

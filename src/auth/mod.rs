@@ -25,6 +25,7 @@
 //! reloader): new logins see the new users, logged-in sessions keep the `User` they logged in as.
 
 mod http;
+mod limits;
 mod password;
 mod permissions;
 mod throttle;
@@ -47,6 +48,7 @@ use serde::Deserialize;
 
 use crate::net::{ClientAddr, ListenerKind};
 pub use http::HttpIdentity;
+pub use limits::UserLimits;
 pub use permissions::{Permission, Permissions};
 pub use throttle::{Lockout, LoginThrottle};
 
@@ -65,6 +67,9 @@ pub struct User {
     pub permissions: Permissions,
     /// Client addresses the user may log in from; empty means any.
     pub allowed_ips: Vec<IpNet>,
+    /// Quotas and bandwidth limits (`quota_bytes`, `quota_files`, `max_upload_kib_s`,
+    /// `max_download_kib_s`); all `None`: none.
+    pub limits: UserLimits,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +90,10 @@ struct UserEntry {
     permissions: Vec<Permission>,
     #[serde(default)]
     allowed_ips: Vec<IpNet>,
+    quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
+    max_upload_kib_s: Option<u64>,
+    max_download_kib_s: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +198,9 @@ impl UserStore {
                 })?;
             }
             check_home(&e.home).map_err(|e| format!("{at}: {e}"))?;
+            let (up, down) = (e.max_upload_kib_s, e.max_download_kib_s);
+            let limits = UserLimits::checked(e.quota_bytes, e.quota_files, up, down)
+                .map_err(|e| format!("{at}: {e}"))?;
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,
@@ -197,6 +209,7 @@ impl UserStore {
                 bucket: e.bucket.filter(|b| !b.is_empty()),
                 permissions: Permissions::from_list(&e.permissions),
                 allowed_ips: e.allowed_ips,
+                limits,
             };
             if users.insert(e.name, Arc::new(user)).is_some() {
                 return Err(format!("{at}: duplicate user name"));
@@ -275,6 +288,7 @@ impl User {
             bucket: None,
             permissions,
             allowed_ips: Vec::new(),
+            limits: UserLimits::default(),
         })
     }
 
@@ -653,6 +667,26 @@ mod tests {
                 "{hash}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let store = UserStore::parse(include_str!("../../examples/users.toml")).expect("example");
+        let limits = store.get("dropbox").expect("dropbox").limits;
+        assert_eq!(limits.quota_bytes, Some(10 << 30));
+        assert_eq!(limits.quota_files, Some(10_000));
+        assert_eq!(limits.max_upload_kib_s, Some(10_240));
+        assert_eq!(limits.max_download_kib_s, Some(10_240));
+        assert_eq!(
+            store.get("acme").expect("acme").limits,
+            UserLimits::default()
+        );
+        let h = hash_password("p").expect("hash");
+        let e = UserStore::parse(&format!(
+            "[[user]]\nname = \"a\"\npassword_hash = \"{h}\"\nhome = \"\"\npermissions = []\nmax_download_kib_s = 0\n"
+        ))
+        .expect_err("0 KiB/s");
+        assert!(e.contains("max_download_kib_s must be at least 1"), "{e}");
     }
 
     #[test]

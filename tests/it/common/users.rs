@@ -19,6 +19,8 @@ pub struct UserToml {
     certificate_cn: Option<String>,
     home: String,
     permissions: Vec<String>,
+    /// Quotas and rates (`quota_bytes`, `max_download_kib_s`, …) and their values.
+    limits: Vec<(String, u64)>,
 }
 
 impl UserToml {
@@ -30,6 +32,7 @@ impl UserToml {
             certificate_cn: None,
             home: format!("partners/{name}/"),
             permissions: Vec::new(),
+            limits: Vec::new(),
         }
     }
 
@@ -61,6 +64,12 @@ impl UserToml {
         self
     }
 
+    /// A quota or rate: `quota_bytes`, `quota_files`, `max_upload_kib_s`, `max_download_kib_s`.
+    pub fn limit(mut self, key: &str, value: u64) -> Self {
+        self.limits.push((key.to_string(), value));
+        self
+    }
+
     /// The TOML table, ending with a blank line so tables can be concatenated.
     pub fn render(&self) -> String {
         let mut out = format!("[[user]]\nname = \"{}\"\n", self.name);
@@ -69,6 +78,9 @@ impl UserToml {
         }
         if let Some(cn) = &self.certificate_cn {
             out.push_str(&format!("certificate_cn = \"{cn}\"\n"));
+        }
+        for (key, value) in &self.limits {
+            out.push_str(&format!("{key} = {value}\n"));
         }
         let perms: Vec<String> = self
             .permissions

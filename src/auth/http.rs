@@ -3,8 +3,9 @@
 //!
 //! - request: `POST` JSON `{"user", "password", "certificate_cn"?, "client_addr", "listener"}`,
 //!   with `Authorization: Bearer <auth.http_secret_file>` when that is set;
-//! - `200` with `{"allow": true, "home": …, "permissions": […], "bucket"?, "allowed_ips"?}`:
-//!   logged in as that user (the fields of a `[[user]]`);
+//! - `200` with `{"allow": true, "home": …, "permissions": […], "bucket"?, "allowed_ips"?,
+//!   "folders"?: [{"path", "bucket"?, "prefix", "permissions"}]}`: logged in as that user (the
+//!   fields of a `[[user]]` and its `[[user.folder]]`s; with folders, `home` may be left out);
 //! - `200` with `{"allow": false}`, or `401`/`403`/`404`: refused;
 //! - anything else (another status, a body that is not that JSON, unknown fields, a timeout, no
 //!   connection): an error, refused too (fail closed), logged as such.
@@ -25,7 +26,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{check_home, Permission, Permissions, User};
+use super::{folders::FolderEntry, Permission, Place, User};
 use crate::config::{Auth as AuthConfig, ConfigError};
 use crate::net::{ClientAddr, ListenerKind};
 
@@ -80,6 +81,8 @@ struct Answer {
     permissions: Vec<Permission>,
     #[serde(default)]
     allowed_ips: Vec<IpNet>,
+    #[serde(default)]
+    folders: Vec<FolderEntry>,
 }
 
 impl HttpIdentity {
@@ -234,16 +237,18 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
     if !a.allow {
         return Ok(None);
     }
-    let home = a.home.ok_or("answer: \"home\" is missing")?;
-    check_home(&home).map_err(|e| format!("answer: {e}"))?;
+    // `permissions` may be left out here (none), unlike in the users file.
+    let permissions = Some(a.permissions).filter(|_| a.folders.is_empty());
+    let place = Place::check(a.home, permissions, a.folders).map_err(|e| format!("answer: {e}"))?;
     Ok(Some(User {
         name: name.to_string(),
         password_hash: None,
         certificate_cn: None,
-        home,
+        home: place.home,
         bucket: a.bucket.filter(|b| !b.is_empty()),
-        permissions: Permissions::from_list(&a.permissions),
+        permissions: place.permissions,
         allowed_ips: a.allowed_ips,
+        folders: place.folders,
     }))
 }
 
@@ -263,6 +268,15 @@ mod tests {
         assert!(u.permissions.allows(Permission::Write));
         assert!(!u.permissions.allows(Permission::Read));
         assert_eq!(u.allowed_ips.len(), 1);
+        let u = parse_answer(
+            "a",
+            br#"{"allow": true, "folders": [{"path": "/in", "bucket": "b", "prefix": "in/a/", "permissions": ["write"]}]}"#,
+        )
+        .expect("valid")
+        .expect("allowed");
+        assert_eq!(u.folders.len(), 1);
+        assert_eq!(u.folders[0].prefix, "in/a");
+        assert!(u.folders[0].permissions.allows(Permission::Write));
         assert!(parse_answer("a", br#"{"allow": false}"#)
             .expect("valid")
             .is_none());
@@ -271,6 +285,8 @@ mod tests {
             br#"{"allow": true, "home": "../x", "permissions": []}"#,
             br#"{"allow": true, "home": "x", "permissions": [], "quota_bytes": 5}"#,
             br#"{"home": "x"}"#,
+            br#"{"allow": true, "folders": [{"path": "in", "prefix": "", "permissions": []}]}"#,
+            br#"{"allow": true, "folders": [{"path": "/a", "prefix": "", "permissions": []}, {"path": "/a/b", "prefix": "", "permissions": []}]}"#,
             b"not json",
         ] {
             assert!(

@@ -10,7 +10,7 @@ use crate::limits::UserPermit;
 use crate::listing::MlstFacts;
 use crate::net::ClientAddr;
 use crate::session::command::TransferType;
-use crate::vfs::{Home, VirtualPath};
+use crate::vfs::{Mounts, VirtualPath};
 
 /// Moved to `net::listener`; this path stays for existing imports.
 pub use crate::net::ListenerKind;
@@ -23,10 +23,10 @@ pub enum Login {
     LoggedIn(LoggedIn),
 }
 
-/// A logged-in user and the home their paths resolve in.
+/// A logged-in user and where their paths lead (their home, or their folders).
 pub struct LoggedIn {
     pub user: Arc<User>,
-    pub home: Home,
+    pub mounts: Mounts,
     /// The user's session slot (`limits.max_sessions_per_user`), freed on logout.
     pub _permit: UserPermit,
 }

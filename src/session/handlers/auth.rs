@@ -101,7 +101,7 @@ impl Session {
                 return Outcome::Close(Reply::closing(text));
             }
         };
-        let home = self.ctx.stores.home_for(&user);
+        let mounts = self.ctx.stores.mounts_for(&user);
         self.span.record("user", user.name.as_str());
         crate::metrics::login("ok");
         let actor = audit::Actor {
@@ -111,7 +111,7 @@ impl Session {
         audit::login(actor, audit::Outcome::Ok, cert_cn);
         self.state.login = Login::LoggedIn(LoggedIn {
             user,
-            home,
+            mounts,
             _permit: permit,
         });
         self.state.cwd = crate::vfs::VirtualPath::root();

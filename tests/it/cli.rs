@@ -85,6 +85,35 @@ async fn check_config_names_a_missing_certificate() {
     );
 }
 
+#[tokio::test]
+async fn check_config_checks_folders_and_warns_about_an_ignored_home() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
+    let user = "[[user]]\nname = \"acme\"\ncertificate_cn = \"acme.example\"\nhome = \"p/\"\n";
+    let folder = |path: &str| {
+        format!("[[user.folder]]\npath = \"{path}\"\nprefix = \"in/\"\npermissions = [\"list\"]\n")
+    };
+    let users = dir.path().join("users.toml");
+    std::fs::write(&users, format!("{user}{}", folder("/inbox"))).expect("users");
+    let (ok, text) = check_config(&config).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warning: user[0] (\"acme\"): home is ignored: the user has folders"),
+        "{text}"
+    );
+    std::fs::write(
+        &users,
+        format!("{user}{}{}", folder("/in"), folder("/in/x")),
+    )
+    .expect("users");
+    let (ok, text) = check_config(&config).await;
+    assert!(!ok, "must fail: {text}");
+    assert!(
+        text.contains("folder[1] (\"/in/x\"): folders cannot be inside one another"),
+        "{text}"
+    );
+}
+
 /// `write_config`'s config with `lines` added to its `[tls]` table.
 fn with_tls(config: &Path, lines: &str) {
     let text = std::fs::read_to_string(config).expect("config");

@@ -6,7 +6,7 @@ use crate::audit;
 use crate::auth::Permission;
 use crate::session::handlers::navigation::quote;
 use crate::session::reply::Reply;
-use crate::session::{log_storage_error, Outcome, Session};
+use crate::session::{log_storage_error, Located, Outcome, Session};
 use crate::vfs::{EntryKind, StorageError, VirtualPath};
 
 impl Session {
@@ -112,21 +112,23 @@ impl Session {
         let Some(from) = from else {
             return Reply::bad_sequence("RNFR required first").into();
         };
-        let to = match self.resolve(Permission::Rename, arg) {
-            Ok(r) => r,
-            Err(reply) => return reply.into(),
-        };
         // RNFR checked the source; it is looked up again since it is kept as a path.
         let from = match self.resolve(Permission::Rename, from.as_str()) {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
+        let to = match self.locate(arg) {
+            // Between folders only within one store (bucket): a rename is a server-side copy.
+            Ok(Located::Mounted(to)) if !Arc::ptr_eq(from.home.storage(), to.home.storage()) => {
+                return Reply::across_buckets(to.path.as_str()).into()
+            }
+            Ok(Located::Mounted(to)) if to.permissions.allows(Permission::Rename) => to,
+            Ok(Located::Mounted(_)) => return Reply::permission_denied().into(),
+            Ok(Located::Virtual(d)) => return Reply::virtual_directory(d.path.as_str()).into(),
+            Err(reply) => return reply.into(),
+        };
         if from.at_mount_point() || to.at_mount_point() {
             return Reply::mount_point(to.path.as_str()).into();
-        }
-        // Between folders only within one store (bucket): a rename is a server-side copy.
-        if !Arc::ptr_eq(from.home.storage(), to.home.storage()) {
-            return Reply::across_buckets(to.path.as_str()).into();
         }
         let storage = to.home.storage().clone();
         let (from_key, from) = (from.key, from.path);

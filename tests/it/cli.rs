@@ -8,6 +8,7 @@ use tokio::process::Command;
 
 use crate::common::clients::{self, assert_ok, curl, random_bytes};
 use crate::common::seaweedfs;
+use crate::common::users::{self, UserToml};
 
 fn bin() -> Command {
     crate::common::binary::server_command()
@@ -125,11 +126,13 @@ fn with_tls(config: &Path, lines: &str) {
 async fn check_config_checks_the_client_certificate_settings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
-    std::fs::write(
-        dir.path().join("users.toml"),
-        "[[user]]\nname = \"partner\"\ncertificate_cn = \"partner.example\"\nhome = \"p/\"\npermissions = [\"list\"]\n",
-    )
-    .expect("users");
+    users::write(
+        &dir.path().join("users.toml"),
+        &[UserToml::new("partner")
+            .certificate_cn("partner.example")
+            .home("p/")
+            .permissions(&["list"])],
+    );
     // A certificate-only user while no certificate is asked for: valid, with a warning.
     let (ok, text) = check_config(&config).await;
     assert!(ok, "{text}");
@@ -178,10 +181,9 @@ async fn hash_password_ignores_the_trailing_newline() {
         .trim()
         .to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let users = ftps_s3::auth::UserStore::parse(&format!(
-        "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
-    ))
-    .expect("users");
+    let users =
+        ftps_s3::auth::UserStore::parse(&UserToml::new("u").password_hash(&hash).home("").render())
+            .expect("users");
     assert!(users.verify("u", "s3cret").await.is_some());
     assert!(users.verify("u", "s3cret\n").await.is_none());
 }
@@ -289,15 +291,13 @@ fn local_config(dir: &Path, extra: &str) -> std::path::PathBuf {
             files.display()
         ),
     );
-    let hash = ftps_s3::auth::hash_password("s3cret-pass").expect("hash");
-    std::fs::write(
-        dir.join("users.toml"),
-        format!(
-            "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"u/\"\n\
-             permissions = [\"list\", \"read\", \"write\"]\n"
-        ),
-    )
-    .expect("users");
+    users::write(
+        &dir.join("users.toml"),
+        &[UserToml::new("u")
+            .password("s3cret-pass")
+            .home("u/")
+            .permissions(&["list", "read", "write"])],
+    );
     config
 }
 
@@ -401,12 +401,10 @@ fn s3_config(dir: &Path, s3: &str) -> std::path::PathBuf {
         dir,
         &format!("[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n[s3]\n{s3}\n"),
     );
-    let hash = ftps_s3::auth::hash_password("pw").expect("hash");
-    std::fs::write(
-        dir.join("users.toml"),
-        format!("[[user]]\nname = \"acme\"\npassword_hash = \"{hash}\"\nhome = \"partners/acme/\"\npermissions = [\"list\"]\n"),
-    )
-    .expect("users");
+    users::write(
+        &dir.join("users.toml"),
+        &[UserToml::new("acme").password("pw").permissions(&["list"])],
+    );
     config
 }
 
@@ -855,10 +853,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .split_whitespace()
         .find(|w| w.starts_with("$argon2id$"))
         .unwrap_or_else(|| panic!("no hash in {text}"));
-    let users = ftps_s3::auth::UserStore::parse(&format!(
-        "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
-    ))
-    .expect("users");
+    let users =
+        ftps_s3::auth::UserStore::parse(&UserToml::new("u").password_hash(hash).home("").render())
+            .expect("users");
     assert!(users.verify("u", "pty-secret").await.is_some());
 
     let out = clients::run(run("one", "other")).await;

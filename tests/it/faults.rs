@@ -25,6 +25,7 @@ use tokio::{
     process::Child,
 };
 
+use crate::common::users::{self, UserToml};
 use crate::common::{
     clients::{self, random_bytes},
     faultproxy::{Action, FaultProxy, Kind, Match},
@@ -669,16 +670,14 @@ fn write_binary_config(
     extra: &str,
 ) -> PathBuf {
     let (cert, key) = ftps_s3::tls::ensure_self_signed(dir).expect("cert");
-    let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
     let users = dir.join("users.toml");
-    std::fs::write(
+    users::write(
         &users,
-        format!(
-            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\nhome = \"{HOME}\"\n\
-             permissions = [\"list\", \"read\", \"write\", \"overwrite\", \"delete\"]\n"
-        ),
-    )
-    .expect("users file");
+        &[UserToml::new(USER)
+            .password(PASSWORD)
+            .home(HOME)
+            .permissions(&["list", "read", "write", "overwrite", "delete"])],
+    );
     let config = dir.join("config.toml");
     std::fs::write(
         &config,

@@ -1519,13 +1519,7 @@ async fn s3_uploads_record_uploader_address_and_digests() {
         .expect("begin");
     upload.copy_from(&mut &b"z"[..]).await.expect("copy");
     upload.commit().await.expect("commit");
-    let head = client
-        .head_object()
-        .bucket(bucket)
-        .key("zoe.txt")
-        .send()
-        .await
-        .expect("HeadObject");
+    let head = head_object(client, bucket, "zoe.txt").await;
     let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
     assert_eq!(uploader.as_deref(), Some("zo%C3%AB 100%25"));
 
@@ -1559,13 +1553,7 @@ async fn s3_large_objects_are_copied_in_parts() {
     .await;
     let (client, bucket) = b.s3_parts().expect("s3");
     let etag_parts = |key: &'static str| async move {
-        let head = client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .expect("HeadObject");
+        let head = head_object(client, bucket, key).await;
         let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
         assert_eq!(uploader.as_deref(), Some(UPLOADER), "{key}: metadata kept");
         let etag = head
@@ -1690,13 +1678,7 @@ async fn s3_set_modified_above_the_copy_limit_copies_in_parts() {
     let digests = b.storage.recorded_digests(&k("big.bin")).await;
     assert_eq!(digests.expect("digests"), whole(&data), "digests kept");
     let (client, bucket) = b.s3_parts().expect("s3");
-    let head = client
-        .head_object()
-        .bucket(bucket)
-        .key("big.bin")
-        .send()
-        .await
-        .expect("HeadObject");
+    let head = head_object(client, bucket, "big.bin").await;
     let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
     assert_eq!(uploader.as_deref(), Some(UPLOADER), "metadata kept");
     assert!(
@@ -1707,4 +1689,19 @@ async fn s3_set_modified_above_the_copy_limit_copies_in_parts() {
         "copied in parts: {:?}",
         head.e_tag()
     );
+}
+
+/// HeadObject of `key`, which must exist.
+async fn head_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("HeadObject")
 }

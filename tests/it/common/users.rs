@@ -1,0 +1,91 @@
+//! The one writer of `[[user]]` tables for tests, so every test's users file has the same shape
+//! as the product's (and a new field is added in one place).
+
+/// Every permission the product knows.
+pub const ALL: &[&str] = &[
+    "list",
+    "read",
+    "write",
+    "overwrite",
+    "delete",
+    "rename",
+    "mkdir",
+];
+
+/// One `[[user]]` table.
+pub struct UserToml {
+    name: String,
+    password_hash: Option<String>,
+    certificate_cn: Option<String>,
+    home: String,
+    permissions: Vec<String>,
+}
+
+impl UserToml {
+    /// A user with no password, no certificate, home `partners/<name>/` and no permissions.
+    pub fn new(name: &str) -> Self {
+        UserToml {
+            name: name.to_string(),
+            password_hash: None,
+            certificate_cn: None,
+            home: format!("partners/{name}/"),
+            permissions: Vec::new(),
+        }
+    }
+
+    /// Logs in with `password` (stored as its argon2 hash).
+    pub fn password(mut self, password: &str) -> Self {
+        let hash = ftps_s3::auth::hash_password(password).expect("hash");
+        self.password_hash = Some(hash);
+        self
+    }
+
+    /// Logs in with an argon2 hash made elsewhere (e.g. by `ftps-s3 hash-password`).
+    pub fn password_hash(mut self, hash: &str) -> Self {
+        self.password_hash = Some(hash.to_string());
+        self
+    }
+
+    pub fn certificate_cn(mut self, cn: &str) -> Self {
+        self.certificate_cn = Some(cn.to_string());
+        self
+    }
+
+    pub fn home(mut self, home: &str) -> Self {
+        self.home = home.to_string();
+        self
+    }
+
+    pub fn permissions(mut self, permissions: &[&str]) -> Self {
+        self.permissions = permissions.iter().map(|p| p.to_string()).collect();
+        self
+    }
+
+    /// The TOML table, ending with a blank line so tables can be concatenated.
+    pub fn render(&self) -> String {
+        let mut out = format!("[[user]]\nname = \"{}\"\n", self.name);
+        if let Some(hash) = &self.password_hash {
+            out.push_str(&format!("password_hash = \"{hash}\"\n"));
+        }
+        if let Some(cn) = &self.certificate_cn {
+            out.push_str(&format!("certificate_cn = \"{cn}\"\n"));
+        }
+        let perms: Vec<String> = self
+            .permissions
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect();
+        out.push_str(&format!(
+            "home = \"{}\"\npermissions = [{}]\n\n",
+            self.home,
+            perms.join(", ")
+        ));
+        out
+    }
+}
+
+/// Writes `users` as the users file at `path`.
+pub fn write(path: &std::path::Path, users: &[UserToml]) {
+    let text: String = users.iter().map(UserToml::render).collect();
+    std::fs::write(path, text).expect("users file");
+}

@@ -90,23 +90,27 @@ async fn check_config_names_a_missing_certificate() {
 async fn check_config_checks_folders_and_warns_about_an_ignored_home() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
-    let user = "[[user]]\nname = \"acme\"\ncertificate_cn = \"acme.example\"\nhome = \"p/\"\n";
-    let folder = |path: &str| {
-        format!("[[user.folder]]\npath = \"{path}\"\nprefix = \"in/\"\npermissions = [\"list\"]\n")
+    let user = || {
+        UserToml::new("acme")
+            .certificate_cn("acme.example")
+            .home("p/")
     };
-    let users = dir.path().join("users.toml");
-    std::fs::write(&users, format!("{user}{}", folder("/inbox"))).expect("users");
+    let users_file = dir.path().join("users.toml");
+    users::write(
+        &users_file,
+        &[user().folder("/inbox", None, "in/", &["list"])],
+    );
     let (ok, text) = check_config(&config).await;
     assert!(ok, "{text}");
     assert!(
         text.contains("warning: user[0] (\"acme\"): home is ignored: the user has folders"),
         "{text}"
     );
-    std::fs::write(
-        &users,
-        format!("{user}{}{}", folder("/in"), folder("/in/x")),
-    )
-    .expect("users");
+    let nested =
+        user()
+            .folder("/in", None, "in/", &["list"])
+            .folder("/in/x", None, "x/", &["list"]);
+    users::write(&users_file, &[nested]);
     let (ok, text) = check_config(&config).await;
     assert!(!ok, "must fail: {text}");
     assert!(

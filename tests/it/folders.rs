@@ -12,23 +12,34 @@ use crate::common::clients::{self, curl, lftp, python, url, Mode};
 use crate::common::raw::RawClient;
 use crate::common::seaweedfs;
 use crate::common::server::TestServer;
+use crate::common::users::{self, UserToml};
 
 const USER: &str = "folders";
 const PASSWORD: &str = "folders-password";
 const REPORT: &[u8] = b"quarterly report\n";
 
 /// The folders user: `/inbox` (drop box in bucket A), `/outbox` (read-only in bucket B), and
-/// two folders in the server's default bucket under a virtual `/shared`.
+/// two folders in the server's default bucket under a virtual `/shared`. Its `home` is written
+/// (and ignored: the user has folders).
 fn folders_user(bucket_a: &str, bucket_b: &str) -> String {
-    let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
-    format!(
-        "[[user]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\n\
-         home = \"ignored/\"\n\
-         [[user.folder]]\npath = \"/inbox\"\nbucket = \"{bucket_a}\"\nprefix = \"in/acme/\"\npermissions = [\"list\", \"write\", \"rename\"]\n\
-         [[user.folder]]\npath = \"/outbox\"\nbucket = \"{bucket_b}\"\nprefix = \"out/acme/\"\npermissions = [\"list\", \"read\"]\n\
-         [[user.folder]]\npath = \"/shared/drafts\"\nprefix = \"drafts/acme\"\npermissions = [\"list\", \"read\", \"write\", \"overwrite\", \"delete\", \"rename\", \"mkdir\"]\n\
-         [[user.folder]]\npath = \"/shared/final\"\nprefix = \"final/acme/\"\npermissions = [\"list\", \"read\", \"rename\"]\n\n"
-    )
+    UserToml::new(USER)
+        .password(PASSWORD)
+        .home("ignored/")
+        .folder(
+            "/inbox",
+            Some(bucket_a),
+            "in/acme/",
+            &["list", "write", "rename"],
+        )
+        .folder("/outbox", Some(bucket_b), "out/acme/", &["list", "read"])
+        .folder("/shared/drafts", None, "drafts/acme", users::ALL)
+        .folder(
+            "/shared/final",
+            None,
+            "final/acme/",
+            &["list", "read", "rename"],
+        )
+        .render()
 }
 
 struct Setup {

@@ -380,62 +380,6 @@ fn text(status: u16, body: String) -> Response {
     r
 }
 
-/// The storage check for `/readyz`, built from the server's stores.
-///
-/// TEMPORARY until `vfs::Stores::probe` exists (it will HeadBucket the default bucket, or check
-/// that the local root is a directory): until then, S3 is checked by listing the top level of
-/// the default bucket (one ListObjectsV2; a missing bucket or bad credentials fail it) and the
-/// local backend by `storage.local_root` being a directory.
-pub fn storage_probe(ctx: Arc<crate::server::ServerContext>) -> StorageProbe {
-    let probe_user: Arc<tokio::sync::OnceCell<crate::auth::User>> = Default::default();
-    Arc::new(move || {
-        let ctx = ctx.clone();
-        let probe_user = probe_user.clone();
-        Box::pin(async move {
-            if ctx.config.storage.backend == crate::config::Backend::Local {
-                let root = &ctx.config.storage.local_root;
-                return match tokio::fs::metadata(root).await {
-                    Ok(m) if m.is_dir() => Ok(()),
-                    Ok(_) => Err(format!("{} is not a directory", root.display())),
-                    Err(e) => Err(format!("{}: {e}", root.display())),
-                };
-            }
-            let user = probe_user
-                .get_or_try_init(|| async {
-                    // A user with no permissions and no password anyone knows, only to reach
-                    // the default bucket's root through the public `Stores` API.
-                    let secret: String = {
-                        use rand::Rng;
-                        rand::thread_rng()
-                            .sample_iter(&rand::distributions::Alphanumeric)
-                            .take(32)
-                            .map(char::from)
-                            .collect()
-                    };
-                    tokio::task::spawn_blocking(move || {
-                        crate::auth::User::new(
-                            "readiness-probe",
-                            &secret,
-                            "",
-                            crate::auth::Permissions::from_list(&[]),
-                        )
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                })
-                .await?;
-            let home = ctx.stores.home_for(user);
-            let mut pages = home
-                .storage()
-                .list(&home.key(&crate::vfs::VirtualPath::root()));
-            match futures::StreamExt::next(&mut pages).await {
-                Some(Err(e)) => Err(e.to_string()),
-                Some(Ok(_)) | None => Ok(()),
-            }
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ pub mod listing;
 pub mod memory;
 pub mod metrics;
 pub mod net;
+pub mod outbound;
 pub mod preflight;
 pub mod proxy;
 pub mod reload;

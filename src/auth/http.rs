@@ -94,7 +94,7 @@ impl HttpIdentity {
         };
         let bearer = match &config.http_secret_file {
             Some(path) => {
-                let secret = crate::events::read_secret_file("auth.http_secret_file", path)?;
+                let secret = crate::outbound::read_secret_file("auth.http_secret_file", path)?;
                 Some(String::from_utf8(secret).map_err(|_| ConfigError::Invalid {
                     key: "auth.http_secret_file",
                     reason: "must be text (it is sent in a header)".into(),
@@ -104,7 +104,7 @@ impl HttpIdentity {
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
         // Redirects are not followed: a 3xx is an error.
-        let client = crate::events::post_client("auth.http_url", timeout)?;
+        let client = crate::outbound::post_client("auth.http_url", timeout)?;
         Ok(Some(HttpIdentity {
             client,
             url,
@@ -163,7 +163,7 @@ impl HttpIdentity {
         }
         let mut response = match post.send().await {
             Ok(r) => r,
-            Err(e) => return Verdict::Error(crate::events::describe(&e)),
+            Err(e) => return Verdict::Error(crate::outbound::describe(&e)),
         };
         match response.status().as_u16() {
             200 => {}
@@ -178,7 +178,7 @@ impl HttpIdentity {
                 }
                 Ok(Some(_)) => return Verdict::Error(format!("answer over {MAX_BODY} bytes")),
                 Ok(None) => break,
-                Err(e) => return Verdict::Error(crate::events::describe(&e)),
+                Err(e) => return Verdict::Error(crate::outbound::describe(&e)),
             }
         }
         match parse_answer(request.user, &body) {

@@ -9,7 +9,9 @@
 
 pub mod codec;
 pub mod command;
+mod env;
 mod handlers;
+mod policy;
 pub mod reply;
 pub mod state;
 mod status;
@@ -22,7 +24,6 @@ use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::auth::{Permission, Permissions};
 use crate::proxy::ClientAddr;
-use crate::server::ServerContext;
 use crate::tls::{MaybeTls, SessionTls};
 use crate::vfs::{Entry, EntryKind, Home, ObjectKey, Place, StorageError, VirtualPath};
 use codec::{Connection, Line};
@@ -31,6 +32,9 @@ use reply::Reply;
 use state::{ListenerKind, SessionState};
 use status::StatusListing;
 use transfer::TransferJob;
+
+pub use env::SessionEnv;
+pub use policy::{SessionCaps, SessionPolicy};
 
 /// What a handler asks the loop to do.
 pub(crate) enum Outcome {
@@ -90,7 +94,8 @@ pub(crate) struct Session {
     tls: SessionTls,
     state: SessionState,
     security: ControlSecurity,
-    ctx: Arc<ServerContext>,
+    /// What every session shares: handles and the typed policy.
+    env: Arc<SessionEnv>,
     /// Lines that arrived while a transfer ran, answered after it (RFC 959 allows pipelining).
     pending: VecDeque<Line>,
     /// The session's span: facts learnt later (user, TLS) are recorded on it, not on the
@@ -99,7 +104,7 @@ pub(crate) struct Session {
 }
 
 /// Serves one control connection until QUIT, EOF, timeout or server shutdown.
-pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind, id: u64) {
+pub async fn run(env: Arc<SessionEnv>, mut tcp: TcpStream, kind: ListenerKind, id: u64) {
     let (tcp_peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
         _ => return,
@@ -107,7 +112,7 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
     let _ = tcp.set_nodelay(true);
     // Before anything is sent or read: the header comes first on the wire, and every rule
     // below (limits, logs) needs the client's address from it.
-    let client = match &ctx.proxy {
+    let client = match &env.proxy {
         None => ClientAddr::direct(tcp_peer),
         Some(policy) => match policy.client_of(&mut tcp, tcp_peer).await {
             Ok(client) => client,
@@ -139,7 +144,7 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
     }
     async move {
         // Held for the whole session; dropping it frees the slot however the session ends.
-        let _permit = match ctx.limits.admit(client) {
+        let _permit = match env.limits.admit(client) {
             Ok(p) => p,
             Err(hit) => {
                 info!(reason = %hit, "connection refused: limit reached");
@@ -148,15 +153,15 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
             }
         };
         let _counted = crate::metrics::session_started(kind.name());
-        let conn = Connection::new(MaybeTls::Plain(tcp), ctx.config.limits.max_line_length);
-        let tls = ctx.tls.for_session(id);
+        let conn = Connection::new(MaybeTls::Plain(tcp), env.policy.max_line_length);
+        let tls = env.tls.for_session(id);
         let mut session = Session {
             id,
             conn,
             tls,
             state: SessionState::new(kind, client, local),
             security: ControlSecurity::Plain,
-            ctx,
+            env,
             pending: VecDeque::new(),
             span: session_span,
         };
@@ -170,10 +175,6 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
 }
 
 impl Session {
-    fn secs(&self, s: u64) -> Duration {
-        Duration::from_secs(s)
-    }
-
     async fn serve(&mut self) {
         if self.state.listener == ListenerKind::Implicit && !self.implicit_handshake().await {
             return;
@@ -214,7 +215,7 @@ impl Session {
 
     /// MS-FTPS §3.2.5.1: TLS first, nothing sent before it; then implicit PBSZ 0 + PROT P.
     async fn implicit_handshake(&mut self) -> bool {
-        let timeout = self.secs(self.ctx.config.limits.tls_handshake_timeout_secs);
+        let timeout = self.env.policy.tls_handshake_timeout;
         match self.conn.start_tls(&self.tls.control, timeout).await {
             Ok(()) => {
                 self.security = ControlSecurity::Tls;
@@ -242,8 +243,8 @@ impl Session {
         if let Some(line) = self.pending.pop_front() {
             return Some(line);
         }
-        let idle = self.secs(self.ctx.config.limits.control_idle_timeout_secs);
-        let shutdown = self.ctx.shutdown.clone();
+        let idle = self.env.policy.control_idle_timeout;
+        let shutdown = self.env.shutdown.clone();
         tokio::select! {
             r = tokio::time::timeout(idle, self.conn.read_line()) => match r {
                 Ok(Ok(line)) => Some(line),
@@ -269,7 +270,7 @@ impl Session {
 
     /// Carries out an outcome. `false` ends the session.
     async fn apply(&mut self, outcome: Outcome) -> bool {
-        let timeout = self.secs(self.ctx.config.limits.tls_handshake_timeout_secs);
+        let timeout = self.env.policy.tls_handshake_timeout;
         match outcome {
             Outcome::Reply(r) => self.send(&r).await.is_ok(),
             Outcome::Close(r) => {
@@ -328,10 +329,7 @@ impl Session {
             cmd,
             Command::Auth(_) | Command::Feat | Command::Quit | Command::Host(_)
         );
-        if self.security == ControlSecurity::Plain
-            && self.ctx.config.listeners.require_tls
-            && !pre_tls
-        {
+        if self.security == ControlSecurity::Plain && self.env.policy.require_tls && !pre_tls {
             return Some(Reply::new(
                 530,
                 "This server requires TLS: send AUTH TLS first",

@@ -410,6 +410,8 @@ fn s3_options(config: &crate::config::Config) -> s3::S3Options {
 /// with a [`s3::S3Storage`] per bucket in use (the default bucket and any per-user ones).
 pub struct Stores {
     kind: StoresKind,
+    /// `storage.local_root` when built from the config: what [`Stores::probe`] checks.
+    local_root: Option<std::path::PathBuf>,
 }
 
 enum StoresKind {
@@ -426,8 +428,10 @@ enum StoresKind {
 impl Stores {
     /// Builds the configured backend. S3 credentials come from the standard AWS chain.
     pub async fn from_config(config: &crate::config::Config) -> io::Result<Stores> {
+        let mut local_root = None;
         let kind = match config.storage.backend {
             crate::config::Backend::Local => {
+                local_root = Some(config.storage.local_root.clone());
                 let local = local::LocalStorage::new(config.storage.local_root.clone())?;
                 StoresKind::Local(Arc::new(local))
             }
@@ -438,7 +442,7 @@ impl Stores {
                 buckets: Default::default(),
             },
         };
-        Ok(Stores { kind })
+        Ok(Stores { kind, local_root })
     }
 
     /// One store for every user (each in their home inside it): what the local backend does;
@@ -446,6 +450,7 @@ impl Stores {
     pub fn single(storage: Arc<dyn Storage>) -> Stores {
         Stores {
             kind: StoresKind::Local(storage),
+            local_root: None,
         }
     }
 
@@ -458,6 +463,7 @@ impl Stores {
                 options: s3_options(config),
                 buckets: Default::default(),
             },
+            local_root: None,
         }
     }
 
@@ -496,28 +502,82 @@ impl Stores {
                 buckets,
             } => {
                 let bucket = bucket.unwrap_or(default_bucket);
-                let mut map = buckets
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let storage = map
-                    .entry(bucket.to_string())
-                    .or_insert_with(|| {
-                        Arc::new(s3::S3Storage::new(
-                            client.clone(),
-                            bucket.to_string(),
-                            options.clone(),
-                        ))
-                    })
-                    .clone();
+                let storage = bucket_storage(client, options, buckets, bucket);
                 Home::new(storage, prefix).in_bucket(bucket)
             }
         }
     }
+
+    /// Whether the default store answers, for `/readyz`: the local root is a directory, or one
+    /// ListObjectsV2 of the default bucket's top level succeeds (a missing bucket or bad
+    /// credentials fail it). `Err` says what went wrong.
+    pub async fn probe(&self) -> Result<(), String> {
+        if let Some(root) = &self.local_root {
+            return match tokio::fs::metadata(root).await {
+                Ok(m) if m.is_dir() => Ok(()),
+                Ok(_) => Err(format!("{} is not a directory", root.display())),
+                Err(e) => Err(format!("{}: {e}", root.display())),
+            };
+        }
+        let storage = match &self.kind {
+            StoresKind::Local(storage) => storage.clone(),
+            StoresKind::S3 {
+                client,
+                default_bucket,
+                options,
+                buckets,
+            } => bucket_storage(client, options, buckets, default_bucket),
+        };
+        let mut pages = storage.list(&ObjectKey::from_trusted(""));
+        match futures::StreamExt::next(&mut pages).await {
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(_)) | None => Ok(()),
+        }
+    }
+}
+
+/// The store of `bucket`, made on first use and kept.
+fn bucket_storage(
+    client: &aws_sdk_s3::Client,
+    options: &s3::S3Options,
+    buckets: &std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Storage>>>,
+    bucket: &str,
+) -> Arc<dyn Storage> {
+    let mut map = buckets
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.entry(bucket.to_string())
+        .or_insert_with(|| {
+            Arc::new(s3::S3Storage::new(
+                client.clone(),
+                bucket.to_string(),
+                options.clone(),
+            ))
+        })
+        .clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_probe_checks_the_local_root_is_a_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::Config::default();
+        config.storage.backend = crate::config::Backend::Local;
+        config.storage.local_root = dir.path().join("files");
+        let stores = Stores::from_config(&config).await.expect("stores");
+        assert_eq!(stores.probe().await, Ok(()));
+        std::fs::remove_dir_all(&config.storage.local_root).expect("rm -r");
+        let err = stores.probe().await.expect_err("root gone");
+        assert!(err.contains("files"), "{err}");
+        std::fs::write(&config.storage.local_root, b"x").expect("a file");
+        let err = stores.probe().await.expect_err("root a file");
+        assert!(err.ends_with("is not a directory"), "{err}");
+        let memory = Stores::single(Arc::new(memory::MemoryStorage::new()));
+        assert_eq!(memory.probe().await, Ok(()));
+    }
 
     #[test]
     fn a_keys_name_is_its_last_segment() {

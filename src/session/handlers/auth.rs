@@ -1,7 +1,7 @@
 //! Login and security: USER, PASS, AUTH, PBSZ, PROT, CCC, REIN, HOST (RFC 959 §4.1.1, RFC 4217,
 //! MS-FTPS §3.2.5, RFC 7151).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use crate::audit;
 use crate::auth::User;
@@ -19,7 +19,7 @@ impl Session {
         // and proves nothing about who sends the next commands.
         let cn = self.conn.client_cert_cn();
         if let Some(user) =
-            self.ctx
+            self.env
                 .auth
                 .login_by_certificate(self.state.client.ip(), &name, cn.as_deref())
         {
@@ -50,7 +50,7 @@ impl Session {
         };
         let cn = self.conn.client_cert_cn();
         match self
-            .ctx
+            .env
             .auth
             .login(
                 self.state.client,
@@ -69,8 +69,7 @@ impl Session {
                     ..self.actor()
                 };
                 audit::login(actor, audit::Outcome::Failed(why.reason()), cn.as_deref());
-                let delay = Duration::from_millis(self.ctx.config.auth.failure_delay_ms);
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(self.env.policy.login_failure_delay).await;
                 Reply::new(530, "Login incorrect").into()
             }
         }
@@ -78,7 +77,7 @@ impl Session {
 
     /// A login the authenticator accepted: take a per-user session slot, record it, reply.
     fn logged_in(&mut self, user: Arc<User>, cert_cn: Option<&str>, reply: Reply) -> Outcome {
-        let permit = match self.ctx.limits.admit_user(&user.name) {
+        let permit = match self.env.limits.admit_user(&user.name) {
             Ok(p) => p,
             Err(hit) => {
                 crate::metrics::login("refused");
@@ -88,12 +87,7 @@ impl Session {
                 };
                 audit::login(actor, audit::Outcome::Failed(limit_reason(hit)), cert_cn);
                 // Named with its key and value: curl and others show only this line.
-                let limits = &self.ctx.config.limits;
-                let max = match hit {
-                    LimitHit::Total => limits.max_sessions,
-                    LimitHit::PerAddress => limits.max_sessions_per_ip,
-                    LimitHit::PerUser => limits.max_sessions_per_user,
-                };
+                let max = self.env.policy.max_sessions.of(hit);
                 let text = format!(
                     "{hit}: at most {max} at once (limits.{}), try again later",
                     limit_reason(hit)
@@ -101,7 +95,7 @@ impl Session {
                 return Outcome::Close(Reply::closing(text));
             }
         };
-        let mounts = self.ctx.stores.mounts_for(&user);
+        let mounts = self.env.stores.mounts_for(&user);
         self.span.record("user", user.name.as_str());
         crate::metrics::login("ok");
         let actor = audit::Actor {
@@ -168,7 +162,7 @@ impl Session {
                 self.state.protection = DataProtection::Private;
                 Reply::ok("Protection level set to P").into()
             }
-            ProtLevel::Clear if self.ctx.config.listeners.require_tls => {
+            ProtLevel::Clear if self.env.policy.require_tls => {
                 Reply::tls_required("Data connections must be protected: use PROT P").into()
             }
             ProtLevel::Clear => {
@@ -189,7 +183,7 @@ impl Session {
         if !self.conn.is_tls() {
             return Reply::new(533, "The control connection is not protected").into();
         }
-        if !self.ctx.config.tls.allow_ccc {
+        if !self.env.policy.allow_ccc {
             return Reply::tls_required("CCC is not allowed by server policy").into();
         }
         self.security = ControlSecurity::Cleared;

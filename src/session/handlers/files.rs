@@ -21,7 +21,7 @@ impl Session {
         match r.home.storage().delete_file(&r.key).await {
             Ok(()) => {
                 audit::delete(self.actor(), r.object(), audit::Outcome::Ok);
-                self.ctx.events.deleted(self.actor(), &r.home, r.object());
+                self.env.events.deleted(self.actor(), &r.home, r.object());
                 Reply::file_ok(format!("{} deleted", r.path)).into()
             }
             Err(e) => {
@@ -153,7 +153,7 @@ impl Session {
         let renamed = match source.kind {
             EntryKind::File => storage.rename_file(&from_key, &to.key).await,
             EntryKind::Dir => {
-                let limit = self.ctx.config.s3.max_rename_objects;
+                let limit = self.env.policy.max_rename_objects;
                 storage.rename_dir(&from_key, &to.key, limit).await
             }
         };
@@ -165,7 +165,7 @@ impl Session {
                 };
                 audit::rename(self.actor(), from_obj, to.object(), audit::Outcome::Ok);
                 let (kind, size) = (source.kind, source.size);
-                (self.ctx.events).renamed(
+                (self.env.events).renamed(
                     self.actor(),
                     &to.home,
                     from_obj,

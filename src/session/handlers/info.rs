@@ -143,7 +143,7 @@ impl Session {
                 "AUTH TLS;SSL;",
                 "PBSZ",
                 // What PROT accepts (handlers/auth.rs): C only where clear data is allowed.
-                if self.ctx.config.listeners.require_tls {
+                if self.env.policy.require_tls {
                     "PROT P;"
                 } else {
                     "PROT C;P;"
@@ -160,13 +160,12 @@ impl Session {
         );
         // MFMT only where listings report what it sets: a client that sets times and then
         // sees other ones in LIST/MLSD (S3 with s3.listing_times off) uploads everything again.
-        let config = &self.ctx.config;
-        if config.storage.backend == crate::config::Backend::Local || config.s3.listing_times {
+        if self.env.policy.mfmt {
             lines.push("MFMT".to_string());
         }
         lines.push(self.state.mlst_facts.feat_line());
         lines.push(self.state.hash_algorithm.feat_line());
-        if self.ctx.config.tls.allow_ccc {
+        if self.env.policy.allow_ccc {
             lines.push("CCC".to_string());
         }
         lines.push("End".to_string());

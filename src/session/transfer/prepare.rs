@@ -35,8 +35,7 @@ impl Session {
             return Err(Reply::no_data_target());
         }
         // RFC 4217 §10: 521 when the PROT level is not acceptable for data.
-        if self.ctx.config.listeners.require_tls && self.state.protection != DataProtection::Private
-        {
+        if self.env.policy.require_tls && self.state.protection != DataProtection::Private {
             return Err(Reply::new(
                 521,
                 "Data connections must be protected: send PBSZ 0 and PROT P",

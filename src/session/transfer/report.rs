@@ -72,7 +72,7 @@ impl Session {
                 audit::upload(self.actor(), object, transfer, outcome);
                 let home = (self.state.logged_in()).and_then(|l| l.mounts.home_of(&job.path));
                 if let (JobResult::Done { .. }, Some(home)) = (result, home) {
-                    (self.ctx.events).upload_completed(self.actor(), home, object, transfer);
+                    (self.env.events).upload_completed(self.actor(), home, object, transfer);
                 }
             }
             TransferKind::Listing(_) => {

@@ -446,6 +446,17 @@ impl Session {
         }
     }
 
+    /// As [`Session::locate`], for commands that look (CWD, listings, MLST, STAT): inside a
+    /// mount the path needs that mount's `list`; virtual directories can always be looked at.
+    fn locate_to_list(&self, arg: &str) -> Result<Located, Reply> {
+        match self.locate(arg)? {
+            Located::Mounted(r) if !r.permissions.allows(Permission::List) => {
+                Err(Reply::permission_denied())
+            }
+            located => Ok(located),
+        }
+    }
+
     /// Resolves a client path to a place in a store where the user has permission `p` (the
     /// permissions of the folder it is in). Virtual directories are refused: nothing is stored
     /// there; commands that can look at them use [`Session::locate`].

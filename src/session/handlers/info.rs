@@ -112,12 +112,8 @@ impl Session {
 
     /// RFC 3659 §7.2: facts about one path, on the control connection.
     pub(in crate::session) async fn mlst(&mut self, arg: Option<&str>) -> Outcome {
-        let (r, perms) = match self.locate(arg.unwrap_or(".")) {
-            Ok(Located::Mounted(r)) if r.permissions.allows(Permission::List) => {
-                let perms = r.permissions;
-                (r, perms)
-            }
-            Ok(Located::Mounted(_)) => return Reply::permission_denied().into(),
+        let r = match self.locate_to_list(arg.unwrap_or(".")) {
+            Ok(Located::Mounted(r)) => r,
             Ok(Located::Virtual(d)) => {
                 let entry = crate::vfs::Entry::dir("");
                 let facts =
@@ -128,7 +124,7 @@ impl Session {
         };
         match r.stat().await {
             Ok(entry) => {
-                let facts = listing::mlsx_facts(&entry, perms, self.state.mlst_facts);
+                let facts = listing::mlsx_facts(&entry, r.permissions, self.state.mlst_facts);
                 mlst_reply(&r.path, facts)
             }
             Err(e) => storage_reply("stat", &e, &r.path),
@@ -226,9 +222,8 @@ impl Session {
     /// RFC 959 STAT with a path: the LIST of it, on the control connection (213), which the
     /// session loop writes (see `session/status.rs`).
     pub(in crate::session) async fn stat_path(&mut self, arg: &str) -> Outcome {
-        let r = match self.locate(arg) {
-            Ok(Located::Mounted(r)) if r.permissions.allows(Permission::List) => r,
-            Ok(Located::Mounted(_)) => return Reply::permission_denied().into(),
+        let r = match self.locate_to_list(arg) {
+            Ok(Located::Mounted(r)) => r,
             Ok(Located::Virtual(d)) => {
                 return Outcome::Status(StatusListing {
                     source: StatusSource::Pages(d.pages()),

@@ -1,6 +1,5 @@
 //! Where the user is: PWD, CWD, CDUP (RFC 959 §4.1.1).
 
-use crate::auth::Permission;
 use crate::session::reply::Reply;
 use crate::session::{log_storage_error, Located, Outcome, Session};
 use crate::vfs::EntryKind;
@@ -19,9 +18,8 @@ impl Session {
 
     /// CWD (and CDUP as `CWD ..`): the target must be an existing directory.
     pub(in crate::session) async fn cwd(&mut self, arg: &str) -> Outcome {
-        let r = match self.locate(arg) {
-            Ok(Located::Mounted(r)) if r.permissions.allows(Permission::List) => r,
-            Ok(Located::Mounted(_)) => return Reply::permission_denied().into(),
+        let r = match self.locate_to_list(arg) {
+            Ok(Located::Mounted(r)) => r,
             // Above folders: a directory that always exists.
             Ok(Located::Virtual(d)) => {
                 self.state.cwd = d.path;

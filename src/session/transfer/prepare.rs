@@ -143,9 +143,8 @@ impl Session {
         arg: Option<&str>,
         format: ListFormat,
     ) -> Outcome {
-        let r = match self.locate(arg.unwrap_or(".")) {
-            Ok(Located::Mounted(r)) if r.permissions.allows(Permission::List) => r,
-            Ok(Located::Mounted(_)) => return Reply::permission_denied().into(),
+        let r = match self.locate_to_list(arg.unwrap_or(".")) {
+            Ok(Located::Mounted(r)) => r,
             Ok(Located::Virtual(d)) => return self.list_virtual(d, format, arg),
             Err(reply) => return reply.into(),
         };

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use aws_sdk_s3::Client;
 
 use crate::common::clients::{self, curl, lftp, python, url, Mode};
+use crate::common::faultproxy::{FaultProxy, Kind};
 use crate::common::raw::RawClient;
 use crate::common::seaweedfs;
 use crate::common::server::TestServer;
@@ -50,9 +51,13 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(adjust: impl FnOnce(&mut ftps_s3::config::Config)) -> Setup {
     let sw = seaweedfs::s3().await;
     let (bucket_a, bucket_b) = (sw.new_bucket().await, sw.new_bucket().await);
-    let srv = TestServer::start_with_users(&folders_user(&bucket_a, &bucket_b), |_| {}).await;
+    let srv = TestServer::start_with_users(&folders_user(&bucket_a, &bucket_b), adjust).await;
     let s3 = sw.client();
     put(&s3, &bucket_b, "out/acme/report.txt", REPORT).await;
     for c in ["curl", "lftp", "ftplib"] {
@@ -642,6 +647,76 @@ async fn virtual_directories_and_mount_points_follow_the_rules() {
     assert_eq!(
         listing(&mut c, "NLST /outbox").await,
         "/outbox/report.txt\r\n"
+    );
+    c.expect("QUIT", 221).await;
+    s.srv.stop().await;
+}
+
+/// Every S3 request the proxy has seen, of any kind.
+fn s3_requests(proxy: &FaultProxy) -> usize {
+    [
+        Kind::PutObject,
+        Kind::CreateMultipartUpload,
+        Kind::UploadPart,
+        Kind::UploadPartCopy,
+        Kind::CompleteMultipartUpload,
+        Kind::AbortMultipartUpload,
+        Kind::Other,
+    ]
+    .into_iter()
+    .map(|k| proxy.seen(k))
+    .sum()
+}
+
+/// Paths outside the folders and virtual directories are answered without asking S3: the
+/// server's S3 traffic goes through a counting proxy, which sees nothing for them.
+#[tokio::test]
+async fn outside_paths_and_virtual_dirs_never_reach_s3() {
+    let proxy = FaultProxy::start(seaweedfs::s3().await.endpoint()).await;
+    let endpoint = proxy.url();
+    let s = setup_with(|c| c.s3.endpoint = Some(endpoint)).await;
+    let mut c = RawClient::login_explicit(s.srv.explicit, USER, PASSWORD).await;
+    let before = s3_requests(&proxy);
+    let mut wrong = Vec::new();
+    for (line, code) in [
+        ("CWD /elsewhere", 550),
+        ("CWD /", 250),
+        ("CWD /shared", 250),
+        ("CWD ..", 250),
+        ("SIZE /etc/passwd", 550),
+        ("MDTM /elsewhere/x", 550),
+        ("DELE /inbox/../x.txt", 550),
+        ("MKD /new", 550),
+        ("RMD /shared", 550),
+        ("RNFR /x", 550),
+        ("MLST /", 250),
+        ("MLST /nowhere", 550),
+        ("STAT /", 213),
+        ("STAT /shared", 213),
+        ("STAT /nowhere", 550),
+        ("SIZE /shared", 550),
+        ("HASH /", 550),
+        ("RETR /etc/passwd", 550),
+    ] {
+        let r = c.cmd(line).await;
+        if r.code != code {
+            wrong.push(format!("{line}: expected {code}, got {}", r.text));
+        }
+    }
+    let mlsd = listing(&mut c, "MLSD /").await;
+    assert_eq!(mlsd.lines().count(), 3, "{mlsd}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let after = s3_requests(&proxy);
+    println!("S3 requests for 18 commands and one MLSD outside the folders or on virtual directories: {}", after - before);
+    assert_eq!(
+        after, before,
+        "S3 was asked about paths outside the folders"
+    );
+    // The counter counts: a SIZE inside a folder is a request.
+    c.expect("SIZE /outbox/report.txt", 213).await;
+    assert!(
+        s3_requests(&proxy) > after,
+        "the proxy saw no request for a SIZE in /outbox"
     );
     c.expect("QUIT", 221).await;
     s.srv.stop().await;

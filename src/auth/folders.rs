@@ -61,6 +61,29 @@ pub(super) fn check(entries: Vec<FolderEntry>) -> Result<Vec<Folder>, String> {
     Ok(folders)
 }
 
+/// Pairs of folders whose keys overlap (one prefix inside the other, in the same bucket as far
+/// as the file says): legal, but each folder's permissions then reach the other's objects, which
+/// is rarely meant. One sentence per pair, for warnings.
+pub(super) fn overlaps(folders: &[Folder]) -> Vec<String> {
+    let inside = |outer: &str, inner: &str| {
+        outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
+    };
+    let mut found = Vec::new();
+    for (i, a) in folders.iter().enumerate() {
+        for b in &folders[i + 1..] {
+            if a.bucket == b.bucket
+                && (inside(&a.prefix, &b.prefix) || inside(&b.prefix, &a.prefix))
+            {
+                found.push(format!(
+                    "folders {} and {} share keys (prefixes {:?} and {:?} in one bucket): each one's permissions reach the other's files",
+                    a.path, b.path, a.prefix, b.prefix
+                ));
+            }
+        }
+    }
+    found
+}
+
 /// A folder's path: written absolute and already clean (`/a/b`, a trailing `/` allowed), so
 /// what the operator wrote is what the client sees.
 fn folder_path(text: &str) -> Result<VirtualPath, String> {
@@ -119,6 +142,21 @@ mod tests {
             let e = check(folders).expect_err(want);
             assert!(e.contains(want) && e.contains("folder["), "{want}: {e}");
         }
+        // Overlapping prefixes in one bucket load, with a warning.
+        let f = check(vec![
+            entry("/a", "out/"),
+            entry("/b", "out/acme/"),
+            entry("/c", "outbox/"),
+        ])
+        .expect("valid");
+        let warnings = overlaps(&f);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("/a and /b share keys"), "{warnings:?}");
+        let mut other_bucket = entry("/d", "out/acme/");
+        other_bucket.bucket = Some("other".into());
+        assert!(
+            overlaps(&check(vec![entry("/a", "out/"), other_bucket]).expect("valid")).is_empty()
+        );
         // A shared first segment is not nesting.
         assert!(check(vec![entry("/a/b", ""), entry("/a/c", ""), entry("/ab", "")]).is_ok());
     }

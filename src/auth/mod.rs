@@ -284,8 +284,9 @@ struct Place {
     home: String,
     permissions: Permissions,
     folders: Vec<Folder>,
-    /// Fields given but not used (a user with folders has no home), for warnings.
-    ignored: Vec<&'static str>,
+    /// Fields given but not used (a user with folders has no home), and folders that overlap
+    /// in storage: for warnings.
+    ignored: Vec<String>,
 }
 
 impl Place {
@@ -305,18 +306,23 @@ impl Place {
                 ignored: Vec::new(),
             });
         }
-        let mut ignored = Vec::new();
+        let mut ignored: Vec<&str> = Vec::new();
         if home.is_some() {
             ignored.push("home is ignored: the user has folders");
         }
         if permissions.is_some() {
             ignored.push("permissions is ignored: the user has folders (each has its own)");
         }
+        let folders = folders::check(folders)?;
         Ok(Place {
             home: String::new(),
             permissions: Permissions::default(),
-            folders: folders::check(folders)?,
-            ignored,
+            ignored: ignored
+                .into_iter()
+                .map(str::to_string)
+                .chain(folders::overlaps(&folders))
+                .collect(),
+            folders,
         })
     }
 }

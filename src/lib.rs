@@ -30,6 +30,7 @@ pub mod net;
 pub mod outbound;
 pub mod preflight;
 pub mod proxy;
+pub mod quota;
 pub mod reload;
 pub mod server;
 pub mod session;

@@ -33,6 +33,7 @@ use crate::datachan::{relay::Relay, PassivePortPool};
 use crate::events::Delivery;
 use crate::limits::SessionLimits;
 use crate::net::{ListenerKind, ProxyPolicy};
+use crate::quota::Quotas;
 use crate::reload::ReloadTargets;
 use crate::session::{self, SessionEnv, SessionPolicy};
 use crate::tls::TlsAcceptors;
@@ -120,6 +121,7 @@ impl Server {
             config.limits.max_sessions_per_user,
         );
         crate::reload::warn_unusable_certificate_users(&users, config.tls.client_auth);
+        crate::reload::warn_ignored_settings(&users);
         let auth = Authenticator::new(
             users,
             config.auth.max_failures,
@@ -146,6 +148,7 @@ impl Server {
         let (events, delivery) = crate::events::from_config(&config.events)?;
         let background = Background::new();
         let stores = stores.with_background(background.clone());
+        let quotas = Quotas::new(Duration::from_secs(config.limits.quota_recount_secs));
         let env = Arc::new(SessionEnv {
             policy: SessionPolicy::from_config(&config),
             limits,
@@ -158,6 +161,7 @@ impl Server {
             end_transfers: CancellationToken::new(),
             events,
             background: background.clone(),
+            quotas,
         });
         Ok(Server {
             config,

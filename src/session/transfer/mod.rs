@@ -74,6 +74,7 @@ impl Session {
             self.data_params(),
             job.work,
             job.ascii,
+            job.limits,
             cancel.clone(),
         );
         tokio::pin!(fut);

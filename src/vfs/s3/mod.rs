@@ -129,7 +129,7 @@ use crate::config;
 use crate::vfs::budget::MemoryBudget;
 use crate::vfs::{
     Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage, StorageError,
-    Upload, UploadMode, UploadSpec,
+    Upload, UploadMode, UploadSpec, Usage,
 };
 
 use self::bucket::Bucket;
@@ -370,6 +370,10 @@ impl Storage for S3Storage {
         max_objects: usize,
     ) -> Result<(), StorageError> {
         self.rename_prefix(from, to, max_objects).await
+    }
+
+    async fn usage(&self, dir: &ObjectKey) -> Result<Usage, StorageError> {
+        self.usage_under(dir).await
     }
 }
 

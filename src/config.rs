@@ -295,6 +295,10 @@ pub struct Limits {
     /// At least one part (`s3.part_size_mib`); `0`: no global budget, only the per-upload
     /// bound `part_size_mib × (upload_concurrency + 1)`.
     pub upload_memory_mib: u64,
+    /// Seconds a user's counted storage usage (for `quota_bytes` / `quota_files`) is trusted:
+    /// an older count is made again at the next login or upload while none of the user's
+    /// uploads runs in this replica. Between counts, writes by others drift it (README "Quotas and bandwidth limits").
+    pub quota_recount_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -466,6 +470,7 @@ impl Default for Config {
                 max_sessions_per_ip: 50,
                 max_sessions_per_user: 20,
                 upload_memory_mib: 256,
+                quota_recount_secs: 300,
             },
             shutdown: Shutdown { grace_seconds: 30 },
             log: Log {

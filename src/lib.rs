@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod datachan;
 pub mod events;
@@ -29,6 +30,7 @@ pub mod net;
 pub mod outbound;
 pub mod preflight;
 pub mod proxy;
+pub mod quota;
 pub mod reload;
 pub mod server;
 pub mod session;

@@ -4,8 +4,9 @@
 //! - request: `POST` JSON `{"user", "password", "certificate_cn"?, "client_addr", "listener"}`,
 //!   with `Authorization: Bearer <auth.http_secret_file>` when that is set;
 //! - `200` with `{"allow": true, "home": …, "permissions": […], "bucket"?, "allowed_ips"?,
-//!   "folders"?: [{"path", "bucket"?, "prefix", "permissions"}]}`: logged in as that user (the
-//!   fields of a `[[user]]` and its `[[user.folder]]`s; with folders, `home` may be left out);
+//!   "folders"?: [{"path", "bucket"?, "prefix", "permissions"}], "quota_bytes"?, "quota_files"?,
+//!   "max_upload_kib_s"?, "max_download_kib_s"?}`: logged in as that user (the fields of a
+//!   `[[user]]` and its `[[user.folder]]`s; with folders, `home` may be left out);
 //! - `200` with `{"allow": false}`, or `401`/`403`/`404`: refused;
 //! - anything else (another status, a body that is not that JSON, unknown fields, a timeout, no
 //!   connection): an error, refused too (fail closed), logged as such.
@@ -26,7 +27,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{folders::FolderEntry, Permission, Place, User};
+use super::{folders::FolderEntry, Permission, Place, User, UserLimits};
 use crate::config::{Auth as AuthConfig, ConfigError};
 use crate::net::{ClientAddr, ListenerKind};
 
@@ -70,7 +71,7 @@ struct Request<'a> {
 }
 
 /// The answer's body. Unknown fields are an error: a field this version does not enforce
-/// (a quota, folders) must not be silently dropped.
+/// (folders, say) must not be silently dropped.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Answer {
@@ -83,6 +84,10 @@ struct Answer {
     allowed_ips: Vec<IpNet>,
     #[serde(default)]
     folders: Vec<FolderEntry>,
+    quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
+    max_upload_kib_s: Option<u64>,
+    max_download_kib_s: Option<u64>,
 }
 
 impl HttpIdentity {
@@ -240,6 +245,9 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
     // `permissions` may be left out here (none), unlike in the users file.
     let permissions = Some(a.permissions).filter(|_| a.folders.is_empty());
     let place = Place::check(a.home, permissions, a.folders).map_err(|e| format!("answer: {e}"))?;
+    let (up, down) = (a.max_upload_kib_s, a.max_download_kib_s);
+    let limits = UserLimits::checked(a.quota_bytes, a.quota_files, up, down)
+        .map_err(|e| format!("answer: {e}"))?;
     Ok(Some(User {
         name: name.to_string(),
         password_hash: None,
@@ -249,6 +257,7 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
         permissions: place.permissions,
         allowed_ips: a.allowed_ips,
         folders: place.folders,
+        limits,
     }))
 }
 
@@ -268,6 +277,22 @@ mod tests {
         assert!(u.permissions.allows(Permission::Write));
         assert!(!u.permissions.allows(Permission::Read));
         assert_eq!(u.allowed_ips.len(), 1);
+        assert_eq!(u.limits, UserLimits::default());
+        let u = parse_answer(
+            "a",
+            br#"{"allow": true, "home": "p/a/", "quota_bytes": 3145728, "quota_files": 10, "max_upload_kib_s": 512, "max_download_kib_s": 1024}"#,
+        )
+        .expect("valid")
+        .expect("allowed");
+        assert_eq!(
+            u.limits,
+            UserLimits {
+                quota_bytes: Some(3 << 20),
+                quota_files: Some(10),
+                max_upload_kib_s: Some(512),
+                max_download_kib_s: Some(1024),
+            }
+        );
         let u = parse_answer(
             "a",
             br#"{"allow": true, "folders": [{"path": "/in", "bucket": "b", "prefix": "in/a/", "permissions": ["write"]}]}"#,
@@ -283,7 +308,8 @@ mod tests {
         for bad in [
             &br#"{"allow": true}"#[..],
             br#"{"allow": true, "home": "../x", "permissions": []}"#,
-            br#"{"allow": true, "home": "x", "permissions": [], "quota_bytes": 5}"#,
+            br#"{"allow": true, "home": "x", "permissions": [], "quota_kib": 5}"#,
+            br#"{"allow": true, "home": "x", "permissions": [], "max_upload_kib_s": 0}"#,
             br#"{"home": "x"}"#,
             br#"{"allow": true, "folders": [{"path": "in", "prefix": "", "permissions": []}]}"#,
             br#"{"allow": true, "folders": [{"path": "/a", "prefix": "", "permissions": []}, {"path": "/a/b", "prefix": "", "permissions": []}]}"#,

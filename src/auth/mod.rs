@@ -34,6 +34,7 @@
 
 mod folders;
 mod http;
+mod limits;
 mod password;
 mod permissions;
 mod throttle;
@@ -57,6 +58,7 @@ use serde::Deserialize;
 use crate::net::{ClientAddr, ListenerKind};
 pub use folders::Folder;
 pub use http::HttpIdentity;
+pub use limits::UserLimits;
 pub use permissions::{Permission, Permissions};
 pub use throttle::{Lockout, LoginThrottle};
 
@@ -77,6 +79,9 @@ pub struct User {
     pub allowed_ips: Vec<IpNet>,
     /// Logical folders; empty: the user sees their home at `/`.
     pub folders: Vec<Folder>,
+    /// Quotas and bandwidth limits (`quota_bytes`, `quota_files`, `max_upload_kib_s`,
+    /// `max_download_kib_s`); all `None`: none.
+    pub limits: UserLimits,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +106,10 @@ struct UserEntry {
     allowed_ips: Vec<IpNet>,
     #[serde(default)]
     folder: Vec<folders::FolderEntry>,
+    quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
+    max_upload_kib_s: Option<u64>,
+    max_download_kib_s: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +224,9 @@ impl UserStore {
             let place = Place::check(e.home, e.permissions, e.folder)
                 .map_err(|why| format!("{at}: {why}"))?;
             warnings.extend(place.ignored.iter().map(|w| format!("{at}: {w}")));
+            let (up, down) = (e.max_upload_kib_s, e.max_download_kib_s);
+            let limits = UserLimits::checked(e.quota_bytes, e.quota_files, up, down)
+                .map_err(|e| format!("{at}: {e}"))?;
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,
@@ -224,6 +236,7 @@ impl UserStore {
                 permissions: place.permissions,
                 allowed_ips: e.allowed_ips,
                 folders: place.folders,
+                limits,
             };
             if users.insert(e.name, Arc::new(user)).is_some() {
                 return Err(format!("{at}: duplicate user name"));
@@ -354,6 +367,7 @@ impl User {
             permissions,
             allowed_ips: Vec::new(),
             folders: Vec::new(),
+            limits: UserLimits::default(),
         })
     }
 
@@ -738,6 +752,26 @@ mod tests {
                 "{hash}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let store = UserStore::parse(include_str!("../../examples/users.toml")).expect("example");
+        let limits = store.get("dropbox").expect("dropbox").limits;
+        assert_eq!(limits.quota_bytes, Some(10 << 30));
+        assert_eq!(limits.quota_files, Some(10_000));
+        assert_eq!(limits.max_upload_kib_s, Some(10_240));
+        assert_eq!(limits.max_download_kib_s, Some(10_240));
+        assert_eq!(
+            store.get("acme").expect("acme").limits,
+            UserLimits::default()
+        );
+        let h = hash_password("p").expect("hash");
+        let e = UserStore::parse(&format!(
+            "[[user]]\nname = \"a\"\npassword_hash = \"{h}\"\nhome = \"\"\npermissions = []\nmax_download_kib_s = 0\n"
+        ))
+        .expect_err("0 KiB/s");
+        assert!(e.contains("max_download_kib_s must be at least 1"), "{e}");
     }
 
     #[test]

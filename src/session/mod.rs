@@ -351,7 +351,7 @@ impl Session {
                     | Command::Opts(_)
                     | Command::Abor
                     | Command::Stat(None)
-                    | Command::Allo
+                    | Command::Allo(_)
                     | Command::NotImplemented(_)
             );
         if self.state.logged_in().is_none() && !pre_login {
@@ -412,7 +412,11 @@ impl Session {
             Command::Noop => Reply::ok("NOOP ok").into(),
             Command::Stat(None) => self.stat(),
             Command::Stat(Some(p)) => self.stat_path(&p).await,
-            Command::Allo => Reply::new(202, "No storage allocation necessary").into(),
+            Command::Allo(size) => {
+                // Kept for the next upload, which checks it against the user's quota.
+                self.state.allo = size;
+                Reply::new(202, "No storage allocation necessary").into()
+            }
             Command::Site(arg) => self.site(&arg),
             Command::NotImplemented(verb) => Reply::not_implemented(&verb).into(),
         }

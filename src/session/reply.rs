@@ -178,6 +178,12 @@ impl Reply {
         )
     }
 
+    /// 552 (RFC 959: "Requested file action aborted. Exceeded storage allocation"): an upload
+    /// refused by the user's quota, before it started or during the transfer.
+    pub fn quota_exceeded(e: &crate::quota::Exceeded, path: &str) -> Self {
+        Reply::new(552, format!("{path}: Exceeded storage allocation: {e}"))
+    }
+
     pub fn transfer_complete() -> Self {
         Reply::new(226, "Transfer complete")
     }

@@ -22,6 +22,7 @@ use std::{io, net::IpAddr, sync::Arc, time::SystemTime};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 use tokio::io::AsyncRead;
 
 pub use mounts::{Mount, Mounts, Place};
@@ -236,6 +237,38 @@ pub trait Storage: Send + Sync + 'static {
         to: &ObjectKey,
         max_objects: usize,
     ) -> Result<(), StorageError>;
+
+    /// Bytes and files under directory `dir`, at any depth (quotas). Directory markers are not
+    /// files; kept uploads are not counted. A missing directory holds nothing. This default
+    /// walks [`Storage::list`]; S3 lists every key under the prefix in pages instead.
+    async fn usage(&self, dir: &ObjectKey) -> Result<Usage, StorageError> {
+        let mut total = Usage::default();
+        let mut dirs = vec![dir.clone()];
+        while let Some(d) = dirs.pop() {
+            let mut pages = self.list(&d);
+            while let Some(page) = pages.next().await {
+                for e in page? {
+                    match e.kind {
+                        EntryKind::File => {
+                            total.bytes += e.size;
+                            total.files += 1;
+                        }
+                        EntryKind::Dir => {
+                            dirs.push(ObjectKey(format!("{}{}", d.dir_prefix(), e.name)))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// What a user stores: bytes and files (see [`Storage::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub files: u64,
 }
 
 /// The rules every backend applies before renaming a directory: not the root (on either side),
@@ -465,6 +498,16 @@ impl Stores {
             },
             local_root: None,
         }
+    }
+
+    /// Runs the stores' background work (aborts, abort retries, listing prefetch) on
+    /// `background`, which the server stops and waits for at shutdown. Before any home is
+    /// handed out: stores made earlier keep the tracker they have.
+    pub fn with_background(mut self, background: crate::background::Background) -> Stores {
+        if let StoresKind::S3 { options, .. } = &mut self.kind {
+            options.background = background;
+        }
+        self
     }
 
     /// What `user` sees: their home at `/` with their permissions, or, for a user with folders,

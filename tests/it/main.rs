@@ -20,6 +20,7 @@ mod keepalive;
 mod passive;
 mod protocol;
 mod proxy;
+mod quota;
 mod rules;
 mod security;
 mod storage;

@@ -408,7 +408,26 @@ contract!(
     suspended_upload_leaves_no_object,
     rename_dir_moves_a_tree_and_refuses_above_the_limit,
     set_modified_is_reported_and_survives_rename,
+    usage_counts_files_at_any_depth_under_the_prefix_only,
 );
+
+/// `usage` (quotas): every file under a directory at any depth, directory markers and
+/// neighbours sharing the name's prefix not counted; a kept upload is not a file.
+async fn usage_counts_files_at_any_depth_under_the_prefix_only(b: &Backend) {
+    b.storage.make_dir(&k("u")).await.expect("make_dir");
+    b.storage.make_dir(&k("u/empty")).await.expect("make_dir");
+    b.put("u/a.txt", b"a").await;
+    b.put("u/sub/b.txt", b"bb").await;
+    b.put("u/sub/deep/c.txt", b"ccc").await;
+    b.put("ux", b"a sibling with the same prefix").await;
+    b.put("other/d.txt", b"dddd").await;
+    let usage = b.storage.usage(&k("u")).await.expect("usage");
+    assert_eq!((usage.bytes, usage.files), (6, 3));
+    let all = b.storage.usage(&k("")).await.expect("usage of the root");
+    assert_eq!((all.bytes, all.files), (6 + 30 + 4, 5));
+    let none = b.storage.usage(&k("missing")).await.expect("missing dir");
+    assert_eq!((none.bytes, none.files), (0, 0));
+}
 
 /// MFMT: a file's time as the client set it, reported by `stat` (MDTM, MLST), kept by a rename
 /// and the content left alone; an append is a new write and takes the time of the write.

@@ -23,11 +23,13 @@ impl Session {
                 .auth
                 .login_by_certificate(self.state.client.ip(), &name, cn.as_deref())
         {
-            return self.logged_in(
-                user,
-                cn.as_deref(),
-                Reply::new(232, "User logged in, authorized by client certificate"),
-            );
+            return self
+                .logged_in(
+                    user,
+                    cn.as_deref(),
+                    Reply::new(232, "User logged in, authorized by client certificate"),
+                )
+                .await;
         }
         // The same reply whether or not the user exists.
         self.state.login = Login::UserGiven(name);
@@ -61,7 +63,10 @@ impl Session {
             )
             .await
         {
-            Ok(user) => self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful")),
+            Ok(user) => {
+                self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful"))
+                    .await
+            }
             Err(why) => {
                 crate::metrics::login(why.metric_result());
                 let actor = audit::Actor {
@@ -75,8 +80,9 @@ impl Session {
         }
     }
 
-    /// A login the authenticator accepted: take a per-user session slot, record it, reply.
-    fn logged_in(&mut self, user: Arc<User>, cert_cn: Option<&str>, reply: Reply) -> Outcome {
+    /// A login the authenticator accepted: take a per-user session slot, count the user's
+    /// quota usage (once for all their sessions, see `quota`), record it, reply.
+    async fn logged_in(&mut self, user: Arc<User>, cert_cn: Option<&str>, reply: Reply) -> Outcome {
         let permit = match self.env.limits.admit_user(&user.name) {
             Ok(p) => p,
             Err(hit) => {
@@ -103,11 +109,21 @@ impl Session {
             ..self.actor()
         };
         audit::login(actor, audit::Outcome::Ok, cert_cn);
-        self.state.login = Login::LoggedIn(LoggedIn {
+        let account = self.env.quotas.account(&user.name, user.limits);
+        let logged_in = LoggedIn {
             user,
             mounts,
             _permit: permit,
-        });
+            account,
+        };
+        if let Some(account) = &logged_in.account {
+            // A failed count does not stop the login (downloads need none); uploads count
+            // again before they start, and are refused while the store cannot be counted.
+            if let Err(e) = account.count(&logged_in.quota_roots()).await {
+                tracing::warn!(error = %e, "quota: cannot count the user's usage");
+            }
+        }
+        self.state.login = Login::LoggedIn(logged_in);
         self.state.cwd = crate::vfs::VirtualPath::root();
         reply.into()
     }

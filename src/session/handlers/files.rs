@@ -18,8 +18,20 @@ impl Session {
         if r.at_mount_point() {
             return Reply::is_a_directory(r.path.as_str()).into();
         }
+        // With a quota, the size the delete frees (one HEAD more; the store's delete says none).
+        let account = self.quota_account();
+        let size = match &account {
+            Some(_) => match r.stat().await {
+                Ok(e) => Some(e.size),
+                Err(e) => return storage_reply("delete", &e, &r.path),
+            },
+            None => None,
+        };
         match r.home.storage().delete_file(&r.key).await {
             Ok(()) => {
+                if let (Some(account), Some(size)) = (account, size) {
+                    account.removed(size);
+                }
                 audit::delete(self.actor(), r.object(), audit::Outcome::Ok);
                 self.env.events.deleted(self.actor(), &r.home, r.object());
                 Reply::file_ok(format!("{} deleted", r.path)).into()
@@ -136,17 +148,19 @@ impl Session {
             Ok(e) => e,
             Err(e) => return storage_reply("stat", &e, &from),
         };
-        match to.stat().await {
+        // The size of the file the rename replaces, if any (the quota frees it).
+        let replaced = match to.stat().await {
             // Renaming onto an existing file replaces it: that is overwriting.
             Ok(e) if e.kind == EntryKind::File && source.kind == EntryKind::File => {
                 if !to.permissions.allows(Permission::Overwrite) {
                     return Reply::may_not_overwrite(to.path.as_str()).into();
                 }
+                Some(e.size)
             }
             Ok(_) => return Reply::file_exists(to.path.as_str()).into(),
-            Err(StorageError::NotFound(_)) => {}
+            Err(StorageError::NotFound(_)) => None,
             Err(e) => return storage_reply("stat", &e, &to.path),
-        }
+        };
         if let Err(reply) = to.parent_exists().await {
             return reply.into();
         }
@@ -159,6 +173,9 @@ impl Session {
         };
         match renamed {
             Ok(()) => {
+                if let (Some(account), Some(size)) = (self.quota_account(), replaced) {
+                    account.removed(size);
+                }
                 let from_obj = audit::Object {
                     path: from.as_str(),
                     key: from_key.as_str(),
@@ -190,6 +207,14 @@ impl Session {
                 storage_reply("rename", &e, &from)
             }
         }
+    }
+}
+
+impl Session {
+    /// The logged-in user's account when a byte or file quota applies to them.
+    fn quota_account(&self) -> Option<std::sync::Arc<crate::quota::UserAccount>> {
+        let l = self.state.logged_in()?;
+        l.account.clone().filter(|a| a.has_quota())
     }
 }
 

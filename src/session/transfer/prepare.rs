@@ -2,12 +2,16 @@
 //! permission, path and the data connection, and open the object to read or the upload to
 //! write, all *before* `150`, so errors such as `550` come without opening a data connection.
 
+use std::time::Duration;
+
+use crate::audit;
 use crate::auth::Permission;
+use crate::quota::{ledger::UploadPlan, DataLimits, UploadHold};
 use crate::session::command::TransferType;
 use crate::session::handlers::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::state::DataProtection;
-use crate::session::{Located, Outcome, Session, VirtualDir};
+use crate::session::{Located, Outcome, Resolved, Session, VirtualDir};
 use crate::vfs::{Entry, EntryKind, StorageError, UploadMode, UploadSpec};
 
 use super::job::{ListFormat, ListingSource, StoreKind, TransferJob, TransferKind, Work};
@@ -44,6 +48,69 @@ impl Session {
         Ok(())
     }
 
+    /// What the user's account limits a transfer by (`upload`: its direction), with an
+    /// upload's quota share.
+    fn data_limits(&self, upload: bool, hold: Option<UploadHold>) -> DataLimits {
+        match self.state.logged_in().and_then(|l| l.account.as_ref()) {
+            Some(account) => account.data_limits(upload, hold),
+            None => DataLimits::default(),
+        }
+    }
+
+    /// The quota's say on an upload about to start at `r` (`existing`: the size of the file
+    /// there; `announced`: an ALLO size): its share, `None` without a quota, or the `552`
+    /// (audited) that refuses it.
+    async fn quota_hold(
+        &self,
+        r: &Resolved,
+        mode: UploadMode,
+        existing: Option<u64>,
+        announced: Option<u64>,
+    ) -> Result<Option<UploadHold>, Outcome> {
+        let Some(l) = self.state.logged_in() else {
+            return Ok(None);
+        };
+        let Some(account) = l.account.as_ref().filter(|a| a.has_quota()) else {
+            return Ok(None);
+        };
+        // Counted at login; again here if that failed or is older than quota_recount_secs.
+        if let Err(e) = account.count(&l.quota_roots()).await {
+            return Err(storage_reply("quota count", &e, &r.path));
+        }
+        let new_file = existing.is_none();
+        let plan = match mode {
+            UploadMode::Replace => UploadPlan {
+                credit: existing.unwrap_or(0),
+                new_file,
+                ..UploadPlan::default()
+            },
+            UploadMode::Resume { offset } => UploadPlan {
+                base: offset,
+                credit: existing.unwrap_or(0),
+                new_file,
+                ..UploadPlan::default()
+            },
+            UploadMode::Append => UploadPlan {
+                new_file,
+                ..UploadPlan::default()
+            },
+        };
+        let plan = UploadPlan {
+            hint: announced,
+            ..plan
+        };
+        account.start_upload(plan).map(Some).map_err(|e| {
+            let refused = audit::Transfer {
+                bytes: 0,
+                duration: Duration::ZERO,
+                sha256: None,
+            };
+            let why = audit::Outcome::Failed("quota_exceeded");
+            audit::upload(self.actor(), r.object(), refused, why);
+            Reply::quota_exceeded(&e, r.path.as_str()).into()
+        })
+    }
+
     pub(in crate::session) async fn retr(&mut self, arg: &str) -> Outcome {
         let offset = std::mem::take(&mut self.state.rest);
         let r = match self.resolve(Permission::Read, arg) {
@@ -61,6 +128,7 @@ impl Session {
                 path: r.path,
                 work: Work::Download(reader),
                 ascii: self.state.transfer_type == TransferType::Ascii,
+                limits: self.data_limits(false, None),
             }),
             Err(e) => storage_reply("read", &e, &r.path),
         }
@@ -75,6 +143,7 @@ impl Session {
         kind: StoreKind,
     ) -> Outcome {
         let offset = std::mem::take(&mut self.state.rest);
+        let announced = self.state.allo.take();
         if let Err(reply) = self.data_ready() {
             return reply.into();
         }
@@ -90,14 +159,15 @@ impl Session {
         if r.at_mount_point() {
             return Reply::is_a_directory(r.path.as_str()).into();
         }
-        let exists = match r.stat().await {
+        let existing = match r.stat().await {
             Ok(e) if e.kind == EntryKind::Dir => {
                 return Reply::is_a_directory(r.path.as_str()).into()
             }
-            Ok(_) => true,
-            Err(StorageError::NotFound(_)) => false,
+            Ok(e) => Some(e.size),
+            Err(StorageError::NotFound(_)) => None,
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
+        let exists = existing.is_some();
         if kind == StoreKind::Unique && exists {
             return Reply::new(553, "Could not find a unique name, try again").into();
         }
@@ -115,6 +185,11 @@ impl Session {
         if let Err(reply) = r.parent_exists().await {
             return reply.into();
         }
+        let hold = match self.quota_hold(&r, mode, existing, announced).await {
+            Ok(hold) => hold,
+            Err(outcome) => return outcome,
+        };
+        let limits = self.data_limits(true, hold);
         let storage = r.home.storage().clone();
         let spec = UploadSpec {
             mode,
@@ -133,6 +208,7 @@ impl Session {
                 path: r.path,
                 work: Work::Upload(upload),
                 ascii: self.state.transfer_type == TransferType::Ascii,
+                limits,
             }),
             Err(e) => storage_reply("upload", &e, &r.path),
         }
@@ -197,6 +273,7 @@ impl Session {
             },
             // Listings are CRLF text already.
             ascii: false,
+            limits: DataLimits::default(),
         })
     }
 
@@ -224,6 +301,7 @@ impl Session {
             },
             path: d.path,
             ascii: false,
+            limits: DataLimits::default(),
         })
     }
 }

@@ -47,6 +47,11 @@ impl Session {
             ),
             JobResult::Client(e) => (audit::Outcome::Failed("client"), moved, e.to_string()),
             JobResult::Storage(e) => (audit::Outcome::Failed("storage"), moved, e.to_string()),
+            JobResult::QuotaExceeded(e) => (
+                audit::Outcome::Failed("quota_exceeded"),
+                moved,
+                e.to_string(),
+            ),
         };
         crate::metrics::transfer_finished(verb, outcome.result(), bytes, duration);
         if matches!(result, JobResult::Storage(_)) {

@@ -21,6 +21,8 @@ pub struct UserToml {
     permissions: Vec<String>,
     /// `[[user.folder]]` tables, already rendered.
     folders: Vec<String>,
+    /// Quotas and rates (`quota_bytes`, `max_download_kib_s`, …) and their values.
+    limits: Vec<(String, u64)>,
 }
 
 impl UserToml {
@@ -33,6 +35,7 @@ impl UserToml {
             home: format!("partners/{name}/"),
             permissions: Vec::new(),
             folders: Vec::new(),
+            limits: Vec::new(),
         }
     }
 
@@ -86,6 +89,12 @@ impl UserToml {
         self
     }
 
+    /// A quota or rate: `quota_bytes`, `quota_files`, `max_upload_kib_s`, `max_download_kib_s`.
+    pub fn limit(mut self, key: &str, value: u64) -> Self {
+        self.limits.push((key.to_string(), value));
+        self
+    }
+
     /// The TOML table, ending with a blank line so tables can be concatenated.
     pub fn render(&self) -> String {
         let mut out = format!("[[user]]\nname = \"{}\"\n", self.name);
@@ -94,6 +103,9 @@ impl UserToml {
         }
         if let Some(cn) = &self.certificate_cn {
             out.push_str(&format!("certificate_cn = \"{cn}\"\n"));
+        }
+        for (key, value) in &self.limits {
+            out.push_str(&format!("{key} = {value}\n"));
         }
         let perms: Vec<String> = self
             .permissions

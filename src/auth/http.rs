@@ -4,9 +4,9 @@
 //! - request: `POST` JSON `{"user", "password", "certificate_cn"?, "client_addr", "listener"}`,
 //!   with `Authorization: Bearer <auth.http_secret_file>` when that is set;
 //! - `200` with `{"allow": true, "home": …, "permissions": […], "bucket"?, "allowed_ips"?,
-//!   "folders"?: [{"path", "bucket"?, "prefix", "permissions"}], "quota_bytes"?, "quota_files"?,
-//!   "max_upload_kib_s"?, "max_download_kib_s"?}`: logged in as that user (the fields of a
-//!   `[[user]]` and its `[[user.folder]]`s; with folders, `home` may be left out);
+//!   "quota_bytes"?, "quota_files"?, "max_upload_kib_s"?, "max_download_kib_s"?,
+//!   "folders"?: [{"path", "bucket"?, "prefix", "permissions"}]}`: logged in as that user (the
+//!   fields of a `[[user]]` and its `[[user.folder]]`s; with folders, `home` may be left out);
 //! - `200` with `{"allow": false}`, or `401`/`403`/`404`: refused;
 //! - anything else (another status, a body that is not that JSON, unknown fields, a timeout, no
 //!   connection): an error, refused too (fail closed), logged as such.
@@ -82,12 +82,12 @@ struct Answer {
     permissions: Vec<Permission>,
     #[serde(default)]
     allowed_ips: Vec<IpNet>,
-    #[serde(default)]
-    folders: Vec<FolderEntry>,
     quota_bytes: Option<u64>,
     quota_files: Option<u64>,
     max_upload_kib_s: Option<u64>,
     max_download_kib_s: Option<u64>,
+    #[serde(default)]
+    folders: Vec<FolderEntry>,
 }
 
 impl HttpIdentity {
@@ -242,12 +242,12 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
     if !a.allow {
         return Ok(None);
     }
-    // `permissions` may be left out here (none), unlike in the users file.
-    let permissions = Some(a.permissions).filter(|_| a.folders.is_empty());
-    let place = Place::check(a.home, permissions, a.folders).map_err(|e| format!("answer: {e}"))?;
     let (up, down) = (a.max_upload_kib_s, a.max_download_kib_s);
     let limits = UserLimits::checked(a.quota_bytes, a.quota_files, up, down)
         .map_err(|e| format!("answer: {e}"))?;
+    // `permissions` may be left out here (none), unlike in the users file.
+    let permissions = Some(a.permissions).filter(|_| a.folders.is_empty());
+    let place = Place::check(a.home, permissions, a.folders).map_err(|e| format!("answer: {e}"))?;
     Ok(Some(User {
         name: name.to_string(),
         password_hash: None,
@@ -256,8 +256,8 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
         bucket: a.bucket.filter(|b| !b.is_empty()),
         permissions: place.permissions,
         allowed_ips: a.allowed_ips,
-        folders: place.folders,
         limits,
+        folders: place.folders,
     }))
 }
 

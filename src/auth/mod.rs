@@ -77,11 +77,11 @@ pub struct User {
     pub permissions: Permissions,
     /// Client addresses the user may log in from; empty means any.
     pub allowed_ips: Vec<IpNet>,
-    /// Logical folders; empty: the user sees their home at `/`.
-    pub folders: Vec<Folder>,
     /// Quotas and bandwidth limits (`quota_bytes`, `quota_files`, `max_upload_kib_s`,
     /// `max_download_kib_s`); all `None`: none.
     pub limits: UserLimits,
+    /// Logical folders; empty: the user sees their home at `/`.
+    pub folders: Vec<Folder>,
 }
 
 #[derive(Deserialize)]
@@ -104,12 +104,12 @@ struct UserEntry {
     permissions: Option<Vec<Permission>>,
     #[serde(default)]
     allowed_ips: Vec<IpNet>,
-    #[serde(default)]
-    folder: Vec<folders::FolderEntry>,
     quota_bytes: Option<u64>,
     quota_files: Option<u64>,
     max_upload_kib_s: Option<u64>,
     max_download_kib_s: Option<u64>,
+    #[serde(default)]
+    folder: Vec<folders::FolderEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,12 +221,12 @@ impl UserStore {
                     )
                 })?;
             }
-            let place = Place::check(e.home, e.permissions, e.folder)
-                .map_err(|why| format!("{at}: {why}"))?;
-            warnings.extend(place.ignored.iter().map(|w| format!("{at}: {w}")));
             let (up, down) = (e.max_upload_kib_s, e.max_download_kib_s);
             let limits = UserLimits::checked(e.quota_bytes, e.quota_files, up, down)
                 .map_err(|e| format!("{at}: {e}"))?;
+            let place = Place::check(e.home, e.permissions, e.folder)
+                .map_err(|why| format!("{at}: {why}"))?;
+            warnings.extend(place.ignored.iter().map(|w| format!("{at}: {w}")));
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,
@@ -235,8 +235,8 @@ impl UserStore {
                 bucket: e.bucket.filter(|b| !b.is_empty()),
                 permissions: place.permissions,
                 allowed_ips: e.allowed_ips,
-                folders: place.folders,
                 limits,
+                folders: place.folders,
             };
             if users.insert(e.name, Arc::new(user)).is_some() {
                 return Err(format!("{at}: duplicate user name"));
@@ -366,8 +366,8 @@ impl User {
             bucket: None,
             permissions,
             allowed_ips: Vec::new(),
-            folders: Vec::new(),
             limits: UserLimits::default(),
+            folders: Vec::new(),
         })
     }
 

@@ -36,10 +36,11 @@ pub struct LoggedIn {
 }
 
 impl LoggedIn {
-    /// Where the user's quota usage is counted: their home, or each folder they can change
-    /// (a read-only outbox holds none of their files).
+    /// Where the user's quota usage is counted: their home, or each folder they may write into
+    /// (what the company puts into a read-only folder is not the user's to pay for).
     pub fn quota_roots(&self) -> Vec<Root> {
-        (self.mounts.writable())
+        self.mounts
+            .writable()
             .map(|m| (m.home.storage().clone(), m.home.key(&VirtualPath::root())))
             .collect()
     }

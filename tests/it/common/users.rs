@@ -19,10 +19,10 @@ pub struct UserToml {
     certificate_cn: Option<String>,
     home: String,
     permissions: Vec<String>,
-    /// `[[user.folder]]` tables, already rendered.
-    folders: Vec<String>,
     /// Quotas and rates (`quota_bytes`, `max_download_kib_s`, …) and their values.
     limits: Vec<(String, u64)>,
+    /// `[[user.folder]]` tables, already rendered.
+    folders: Vec<String>,
 }
 
 impl UserToml {
@@ -34,8 +34,8 @@ impl UserToml {
             certificate_cn: None,
             home: format!("partners/{name}/"),
             permissions: Vec::new(),
-            folders: Vec::new(),
             limits: Vec::new(),
+            folders: Vec::new(),
         }
     }
 
@@ -67,6 +67,12 @@ impl UserToml {
         self
     }
 
+    /// A quota or rate: `quota_bytes`, `quota_files`, `max_upload_kib_s`, `max_download_kib_s`.
+    pub fn limit(mut self, key: &str, value: u64) -> Self {
+        self.limits.push((key.to_string(), value));
+        self
+    }
+
     /// Adds a logical folder (`bucket` `None`: the default bucket). With folders the user's
     /// `home` and `permissions` are still written, and ignored by the server.
     pub fn folder(
@@ -86,12 +92,6 @@ impl UserToml {
             perms.join(", ")
         ));
         self.folders.push(t);
-        self
-    }
-
-    /// A quota or rate: `quota_bytes`, `quota_files`, `max_upload_kib_s`, `max_download_kib_s`.
-    pub fn limit(mut self, key: &str, value: u64) -> Self {
-        self.limits.push((key.to_string(), value));
         self
     }
 

@@ -747,30 +747,25 @@ async fn the_quota_of_a_user_with_folders_counts_the_folders_they_can_change() {
     std::fs::write(&over, vec![3; 200 * KIB]).expect("write");
     let (fits, over) = (fits.to_str().expect("utf-8"), over.to_str().expect("utf-8"));
 
+    let ftplib = |steps: &[&str]| {
+        python(
+            Mode::Explicit,
+            srv.explicit,
+            "quotafolders",
+            PASSWORD,
+            steps,
+        )
+    };
     // 600 + 300 KiB of 1024: fits (it would not if the outbox's 2 MiB counted).
-    let seen = run(python(
-        Mode::Explicit,
-        srv.explicit,
-        "quotafolders",
-        PASSWORD,
-        &["put", fits, "/inbox/fits.bin"],
-    ))
-    .await;
+    let seen = run(ftplib(&["put", fits, "/inbox/fits.bin"])).await;
     assert!(
         seen.ok,
         "300 KiB into /inbox under a 1 MiB quota:\n{}",
         seen.out
     );
     // 900 + 200 KiB: past the quota.
-    let seen = run(python(
-        Mode::Explicit,
-        srv.explicit,
-        "quotafolders",
-        PASSWORD,
-        // `tryput` reads the final reply after the server cut the data connection.
-        &["tryput", over, "/inbox/over.bin"],
-    ))
-    .await;
+    // `tryput` reads the final reply after the server cut the data connection.
+    let seen = run(ftplib(&["tryput", over, "/inbox/over.bin"])).await;
     println!(
         "quota 1024 KiB, /inbox holding 600 KiB (+ 2048 KiB in read-only /outbox): 300 KiB upload ok; 200 KiB upload: {}",
         seen.out.lines().last().unwrap_or_default()

@@ -512,7 +512,6 @@ impl Stores {
         self
     }
 
-    /// The home of `user`: their bucket (or the default one) and their key prefix.
     /// What `user` sees: their home at `/` with their permissions, or, for a user with folders,
     /// each folder's bucket and prefix at its path with its permissions.
     pub fn mounts_for(&self, user: &crate::auth::User) -> Mounts {

@@ -95,11 +95,14 @@ impl Mounts {
         self.mounts.iter()
     }
 
-    /// The mounts the user may write into (`write` or `mkdir`): where their uploads can add
-    /// bytes, for per-user accounting (quotas).
+    /// The mounts the user can change (any permission beyond `list` and `read`): where their
+    /// own files are, for per-user accounting (quotas). A read-only folder is left out.
     pub fn writable(&self) -> impl Iterator<Item = &Mount> {
+        use Permission::*;
         self.mounts.iter().filter(|m| {
-            m.permissions.allows(Permission::Write) || m.permissions.allows(Permission::Mkdir)
+            [Write, Overwrite, Delete, Rename, Mkdir]
+                .iter()
+                .any(|p| m.permissions.allows(*p))
         })
     }
 }
@@ -136,7 +139,7 @@ mod tests {
         let m = Mounts::folders(vec![
             mount("/outbox", "out/acme", &[List, Read]),
             mount("/inbox", "in/acme/", &[List, Write]),
-            mount("/deep/a/b", "", &[List]),
+            mount("/deep/a/b", "", &[List, Read]),
         ]);
         assert_eq!(names(m.locate(&p("/"))), ["deep", "inbox", "outbox"]);
         assert_eq!(names(m.locate(&p("/deep"))), ["a"]);

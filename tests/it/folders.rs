@@ -721,3 +721,67 @@ async fn outside_paths_and_virtual_dirs_never_reach_s3() {
     c.expect("QUIT", 221).await;
     s.srv.stop().await;
 }
+
+/// A user with folders and `quota_bytes`: what counts is every folder they can change (files
+/// already in `/inbox` included), not a read-only `/outbox`; past the quota an upload into
+/// `/inbox` gets `552` and leaves nothing.
+#[tokio::test]
+async fn the_quota_of_a_user_with_folders_counts_the_folders_they_can_change() {
+    let sw = seaweedfs::s3().await;
+    let (bucket_a, bucket_b) = (sw.new_bucket().await, sw.new_bucket().await);
+    let s3 = sw.client();
+    const KIB: usize = 1024;
+    // Outbox: 2 MiB the partner may read, not theirs. Inbox: 600 KiB already there.
+    put(&s3, &bucket_b, "out/acme/big.bin", &vec![7; 2048 * KIB]).await;
+    put(&s3, &bucket_a, "in/acme/old.bin", &vec![1; 600 * KIB]).await;
+    let user = UserToml::new("quotafolders")
+        .password(PASSWORD)
+        .limit("quota_bytes", 1024 * KIB as u64)
+        .folder("/inbox", Some(&bucket_a), "in/acme/", &["list", "write"])
+        .folder("/outbox", Some(&bucket_b), "out/acme/", &["list", "read"])
+        .render();
+    let srv = TestServer::start_with_users(&user, |_| {}).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fits, over) = (dir.path().join("fits.bin"), dir.path().join("over.bin"));
+    std::fs::write(&fits, vec![2; 300 * KIB]).expect("write");
+    std::fs::write(&over, vec![3; 200 * KIB]).expect("write");
+    let (fits, over) = (fits.to_str().expect("utf-8"), over.to_str().expect("utf-8"));
+
+    let ftplib = |steps: &[&str]| {
+        python(
+            Mode::Explicit,
+            srv.explicit,
+            "quotafolders",
+            PASSWORD,
+            steps,
+        )
+    };
+    // 600 + 300 KiB of 1024: fits (it would not if the outbox's 2 MiB counted).
+    let seen = run(ftplib(&["put", fits, "/inbox/fits.bin"])).await;
+    assert!(
+        seen.ok,
+        "300 KiB into /inbox under a 1 MiB quota:\n{}",
+        seen.out
+    );
+    // 900 + 200 KiB: past the quota.
+    // `tryput` reads the final reply after the server cut the data connection.
+    let seen = run(ftplib(&["tryput", over, "/inbox/over.bin"])).await;
+    println!(
+        "quota 1024 KiB, /inbox holding 600 KiB (+ 2048 KiB in read-only /outbox): 300 KiB upload ok; 200 KiB upload: {}",
+        seen.out.lines().last().unwrap_or_default()
+    );
+    assert!(
+        seen.out.contains("tryput /inbox/over.bin: 552"),
+        "200 KiB more must pass the quota:\n{}",
+        seen.out
+    );
+    assert_eq!(
+        keys(&s3, &bucket_a).await,
+        BTreeSet::from([
+            "in/acme/fits.bin".to_string(),
+            "in/acme/old.bin".to_string()
+        ])
+    );
+    assert!(seaweedfs::open_uploads(&s3, &bucket_a, "").await.is_empty());
+    srv.stop().await;
+}

@@ -42,6 +42,7 @@ use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
+use crate::background::Background;
 use crate::metrics;
 
 /// How long one storage check may take before it counts as failed.
@@ -229,9 +230,10 @@ impl Readiness {
         probe: StorageProbe,
         interval: Duration,
         stop: CancellationToken,
+        background: &Background,
     ) -> JoinHandle<()> {
         let readiness = self.clone();
-        tokio::spawn(async move {
+        background.spawn(async move {
             let mut was_ok = None;
             loop {
                 let result = tokio::select! {
@@ -380,62 +382,6 @@ fn text(status: u16, body: String) -> Response {
     r
 }
 
-/// The storage check for `/readyz`, built from the server's stores.
-///
-/// TEMPORARY until `vfs::Stores::probe` exists (it will HeadBucket the default bucket, or check
-/// that the local root is a directory): until then, S3 is checked by listing the top level of
-/// the default bucket (one ListObjectsV2; a missing bucket or bad credentials fail it) and the
-/// local backend by `storage.local_root` being a directory.
-pub fn storage_probe(ctx: Arc<crate::server::ServerContext>) -> StorageProbe {
-    let probe_user: Arc<tokio::sync::OnceCell<crate::auth::User>> = Default::default();
-    Arc::new(move || {
-        let ctx = ctx.clone();
-        let probe_user = probe_user.clone();
-        Box::pin(async move {
-            if ctx.config.storage.backend == crate::config::Backend::Local {
-                let root = &ctx.config.storage.local_root;
-                return match tokio::fs::metadata(root).await {
-                    Ok(m) if m.is_dir() => Ok(()),
-                    Ok(_) => Err(format!("{} is not a directory", root.display())),
-                    Err(e) => Err(format!("{}: {e}", root.display())),
-                };
-            }
-            let user = probe_user
-                .get_or_try_init(|| async {
-                    // A user with no permissions and no password anyone knows, only to reach
-                    // the default bucket's root through the public `Stores` API.
-                    let secret: String = {
-                        use rand::Rng;
-                        rand::thread_rng()
-                            .sample_iter(&rand::distributions::Alphanumeric)
-                            .take(32)
-                            .map(char::from)
-                            .collect()
-                    };
-                    tokio::task::spawn_blocking(move || {
-                        crate::auth::User::new(
-                            "readiness-probe",
-                            &secret,
-                            "",
-                            crate::auth::Permissions::from_list(&[]),
-                        )
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                })
-                .await?;
-            let home = ctx.stores.home_for(user);
-            let mut pages = home
-                .storage()
-                .list(&home.key(&crate::vfs::VirtualPath::root()));
-            match futures::StreamExt::next(&mut pages).await {
-                Some(Err(e)) => Err(e.to_string()),
-                Some(Ok(_)) | None => Ok(()),
-            }
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,7 +484,12 @@ mod tests {
             })
         });
         let stop = CancellationToken::new();
-        let task = r.spawn_storage_checks(probe, Duration::from_millis(20), stop.clone());
+        let task = r.spawn_storage_checks(
+            probe,
+            Duration::from_millis(20),
+            stop.clone(),
+            &Background::new(),
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         stop.cancel();
         task.await.expect("check task");

@@ -233,7 +233,7 @@ pub struct Auth {
     pub ban_seconds: u64,
     /// Which budgets failures count against: `"address"`, `"user_at_new_addresses"` (default)
     /// or `"user_and_address"` (README "Login throttling").
-    pub lockout: crate::auth::Lockout,
+    pub lockout: Lockout,
     /// Seconds between checks of `users_file` for new contents. New logins use the new file;
     /// logged-in sessions keep the user as it was at login; a file that does not load is logged
     /// and the old users kept. `0`: load once at start.
@@ -251,6 +251,23 @@ pub struct Auth {
     /// File holding a token sent to the identity endpoint as `Authorization: Bearer <token>`;
     /// surrounding whitespace is ignored. Unset: no `Authorization` header.
     pub http_secret_file: Option<PathBuf>,
+}
+
+/// Which budgets a failed login is counted against (`auth.lockout`). README "Login
+/// throttling" weighs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lockout {
+    /// Per client address only. Nobody can lock a user out from another address; a guesser
+    /// with many addresses gets `max_failures` guesses per address and window.
+    Address,
+    /// Per address, and per user name at addresses the user has not logged in from since the
+    /// server started (the default). Guessing one account from many addresses stops after
+    /// `max_failures`, and the user still gets in from addresses it used before.
+    UserAtNewAddresses,
+    /// Per address and per user name everywhere. Anyone who knows a user name can lock that
+    /// user out of every address for `ban_seconds`.
+    UserAndAddress,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -278,6 +295,10 @@ pub struct Limits {
     /// At least one part (`s3.part_size_mib`); `0`: no global budget, only the per-upload
     /// bound `part_size_mib × (upload_concurrency + 1)`.
     pub upload_memory_mib: u64,
+    /// Seconds a user's counted storage usage (for `quota_bytes` / `quota_files`) is trusted:
+    /// an older count is made again at the next login or upload while none of the user's
+    /// uploads runs in this replica. Between counts, writes by others drift it (README "Quotas and bandwidth limits").
+    pub quota_recount_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -432,7 +453,7 @@ impl Default for Config {
                 failure_delay_ms: 1000,
                 max_failures: 5,
                 ban_seconds: 900,
-                lockout: crate::auth::Lockout::UserAtNewAddresses,
+                lockout: Lockout::UserAtNewAddresses,
                 reload_interval_secs: 10,
                 http_url: None,
                 http_timeout_ms: 5000,
@@ -449,6 +470,7 @@ impl Default for Config {
                 max_sessions_per_ip: 50,
                 max_sessions_per_user: 20,
                 upload_memory_mib: 256,
+                quota_recount_secs: 300,
             },
             shutdown: Shutdown { grace_seconds: 30 },
             log: Log {

@@ -27,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::audit;
+use crate::background::Background;
 use crate::config::{ConfigError, EventFormat, Events as EventsConfig};
+use crate::outbound::{describe, post_client};
 use crate::vfs::{EntryKind, Home, ObjectKey, Storage};
 
 /// The signature header: `sha256=<lowercase hex HMAC-SHA256 of the body>`.
@@ -307,25 +309,6 @@ pub fn from_config(config: &EventsConfig) -> Result<(EventSink, Option<Delivery>
     Ok((EventSink { tx: Some(tx) }, Some(Delivery { rx, webhook })))
 }
 
-/// The client for POSTs to a configured URL (`key`), each bounded by `timeout`. Shared with
-/// `auth.http_url`.
-pub(crate) fn post_client(
-    key: &'static str,
-    timeout: Duration,
-) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        // A redirected POST would become a GET: a 3xx is a failed attempt instead.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ftps-s3/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::Invalid {
-            key,
-            reason: format!("cannot build the HTTP client: {e}"),
-        })
-}
-
 fn invalid_secret(reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: "events.webhook_secret_file",
@@ -336,20 +319,7 @@ fn invalid_secret(reason: impl Into<String>) -> ConfigError {
 /// The secret is the file's contents without surrounding whitespace (a trailing newline from
 /// `echo` or an editor is not part of it).
 fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    read_secret_file("events.webhook_secret_file", path)
-}
-
-/// A secret file's contents without surrounding whitespace; the error names `key`. Shared with
-/// `auth.http_secret_file`.
-pub(crate) fn read_secret_file(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid { key, reason };
-    let text =
-        std::fs::read(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-    let secret = text.trim_ascii();
-    if secret.is_empty() {
-        return Err(invalid(format!("{} is empty", path.display())));
-    }
-    Ok(secret.to_vec())
+    crate::outbound::read_secret_file("events.webhook_secret_file", path)
 }
 
 /// `sha256=<hex>`: HMAC-SHA256 of `body` under `secret`.
@@ -385,9 +355,9 @@ fn uuid_v4() -> String {
 
 impl Delivery {
     /// Starts sending in the background.
-    pub fn spawn(self) -> RunningDelivery {
+    pub fn spawn(self, background: &Background) -> RunningDelivery {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(self.run(stop.clone()));
+        let task = background.spawn(self.run(stop.clone()));
         RunningDelivery { stop, task }
     }
 
@@ -563,18 +533,6 @@ impl Webhook {
             s => Err(format!("HTTP {}", s.as_u16())),
         }
     }
-}
-
-/// reqwest's error with its causes (the top level alone says only "error sending request").
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

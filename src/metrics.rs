@@ -70,6 +70,7 @@ struct Metrics {
     upload_memory_limit: Gauge<u64>,
     upload_memory_in_use: UpDownCounter<i64>,
     upload_memory_waits: Counter<u64>,
+    quota_refusals: Counter<u64>,
     events_queued: UpDownCounter<i64>,
     events_delivered: Counter<u64>,
     events_failed: Counter<u64>,
@@ -227,6 +228,13 @@ impl Metrics {
                 )
                 .with_unit("{wait}")
                 .build(),
+            quota_refusals: meter
+                .u64_counter("ftps.quota.refusals")
+                .with_description(
+                    "Uploads refused (552) by a user's quota_bytes or quota_files, before they started or during the transfer",
+                )
+                .with_unit("{upload}")
+                .build(),
             events_queued: meter
                 .i64_up_down_counter("ftps.events.queued")
                 .with_description("Upload events waiting in memory to be sent to the webhook")
@@ -277,6 +285,14 @@ impl Metrics {
         }
         m.upload_memory_in_use.add(0, &[]);
         m.upload_memory_waits.add(0, &[]);
+        for quota in ["quota_bytes", "quota_files"] {
+            for when in ["start", "transfer"] {
+                m.quota_refusals.add(
+                    0,
+                    &[KeyValue::new("quota", quota), KeyValue::new("when", when)],
+                );
+            }
+        }
         for file in ["certificate", "users"] {
             for result in ["ok", "failed"] {
                 m.reloads.add(
@@ -446,6 +462,15 @@ pub fn upload_memory_changed(delta: i64) {
 /// An upload waits for a part buffer (`ftps_upload_memory_waits_total`).
 pub fn upload_memory_wait() {
     get().upload_memory_waits.add(1, &[]);
+}
+
+/// An upload refused by `quota` (`quota_bytes`, `quota_files`) before it started or during
+/// the transfer (`when`: `start`, `transfer`): `ftps_quota_refusals_total`.
+pub fn quota_refused(quota: &'static str, when: &'static str) {
+    get().quota_refusals.add(
+        1,
+        &[KeyValue::new("quota", quota), KeyValue::new("when", when)],
+    );
 }
 
 // --- Reloads. ---

@@ -18,34 +18,56 @@ use std::{fmt::Debug, sync::Arc, time::Duration};
 
 use tracing::{debug, error, info, warn};
 
-use crate::auth::UserStore;
-use crate::config::ClientAuth;
-use crate::server::ServerContext;
-use crate::tls::TlsFiles;
+use tokio_util::sync::CancellationToken;
 
-/// Starts the polling tasks for what was loaded from files and has a non-zero interval. They
-/// end when the server shuts down.
-pub fn spawn(ctx: &Arc<ServerContext>) {
-    let tls_every = ctx.config.tls.reload_interval_secs;
-    if let (Some((settings, files)), true) = (ctx.tls.source(), tls_every > 0) {
+use crate::admin::Readiness;
+use crate::auth::{Authenticator, UserStore};
+use crate::background::Background;
+use crate::config::{ClientAuth, Config};
+use crate::tls::{TlsAcceptors, TlsFiles};
+
+/// What the reloader swaps, and where it reports: the handles the sessions share, nothing else.
+pub struct ReloadTargets {
+    /// New handshakes get the new certificate, key and client CA bundle.
+    pub tls: Arc<TlsAcceptors>,
+    /// New logins get the new users file.
+    pub auth: Arc<Authenticator>,
+    /// `/readyz` shows a certificate that did not load.
+    pub readiness: Arc<Readiness>,
+}
+
+/// Starts the polling tasks for what was loaded from files and has a non-zero interval
+/// (`tls.reload_interval_secs`, `auth.reload_interval_secs`). They end when `shutdown` is
+/// cancelled.
+pub fn spawn(
+    targets: ReloadTargets,
+    config: &Config,
+    shutdown: &CancellationToken,
+    background: &Background,
+) {
+    let ReloadTargets {
+        tls,
+        auth,
+        readiness,
+    } = targets;
+    let tls_every = config.tls.reload_interval_secs;
+    if let (Some((settings, files)), true) = (tls.source(), tls_every > 0) {
         let settings = Arc::new(settings.clone());
         let read = {
             let settings = settings.clone();
             move || TlsFiles::read(&settings).map_err(|e| e.to_string())
         };
-        let ctx2 = ctx.clone();
-        let apply = move |files: &TlsFiles| {
-            ctx2.tls
-                .replace(&settings, files)
-                .map_err(|e| e.to_string())
-        };
         let watch = Watch::new("certificate", files.clone());
-        let readiness = ctx.readiness.clone();
+        let tls = tls.clone();
+        let apply =
+            move |files: &TlsFiles| tls.replace(&settings, files).map_err(|e| e.to_string());
         let reported = move |r| readiness.record_certificate_reload(r);
-        spawn_polls(ctx, tls_every, watch, read, apply, reported);
+        spawn_polls(
+            shutdown, background, tls_every, watch, read, apply, reported,
+        );
     }
-    let users_every = ctx.config.auth.reload_interval_secs;
-    if let (Some((path, text)), true) = (ctx.auth.users().source(), users_every > 0) {
+    let users_every = config.auth.reload_interval_secs;
+    if let (Some((path, text)), true) = (auth.users().source(), users_every > 0) {
         let path = Arc::new(path.clone());
         let read = {
             let path = path.clone();
@@ -54,15 +76,24 @@ pub fn spawn(ctx: &Arc<ServerContext>) {
                     .map_err(|e| format!("auth.users_file: cannot read {}: {e}", path.display()))
             }
         };
-        let ctx2 = ctx.clone();
+        let client_auth = config.tls.client_auth;
         let apply = move |text: &String| {
             let users = UserStore::parse_file(&path, text.clone()).map_err(|e| e.to_string())?;
-            warn_unusable_certificate_users(&users, ctx2.config.tls.client_auth);
-            ctx2.auth.replace_users(users);
+            warn_unusable_certificate_users(&users, client_auth);
+            warn_ignored_settings(&users);
+            auth.replace_users(users);
             Ok(())
         };
         let watch = Watch::new("users", text.clone());
-        spawn_polls(ctx, users_every, watch, read, apply, |_| {});
+        spawn_polls(
+            shutdown,
+            background,
+            users_every,
+            watch,
+            read,
+            apply,
+            |_| {},
+        );
     }
 }
 
@@ -71,7 +102,8 @@ pub fn spawn(ctx: &Arc<ServerContext>) {
 /// done or a failure reported is passed on to `reported`. Logging stays on the task, inside the
 /// server's tracing context.
 fn spawn_polls<C>(
-    ctx: &Arc<ServerContext>,
+    shutdown: &CancellationToken,
+    background: &Background,
     secs: u64,
     mut watch: Watch<C>,
     read: impl Fn() -> Result<C, String> + Clone + Send + 'static,
@@ -80,8 +112,8 @@ fn spawn_polls<C>(
 ) where
     C: PartialEq + Debug + Send + 'static,
 {
-    let shutdown = ctx.shutdown.clone();
-    tokio::spawn(async move {
+    let shutdown = shutdown.clone();
+    background.spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(secs));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick is immediate, and the files were just loaded.
@@ -112,6 +144,13 @@ pub fn warn_unusable_certificate_users(users: &UserStore, client_auth: ClientAut
             user = name,
             "user has a certificate_cn but tls.client_auth = \"none\": it cannot log in"
         );
+    }
+}
+
+/// Logs what the users file sets but does not use (`home` beside folders).
+pub fn warn_ignored_settings(users: &UserStore) {
+    for w in users.warnings() {
+        warn!("auth.users_file: {w}");
     }
 }
 

@@ -1,8 +1,10 @@
 //! Listeners, accept loops and shutdown.
 //!
-//! [`Server::bind`] loads everything a session needs into one [`ServerContext`] (config, TLS,
-//! users, stores, passive ports) and binds the listeners, so a bad certificate or a busy port
-//! stops the start before anything is accepted. [`Server::spawn`] runs the accept loops; each
+//! [`Server::bind`] loads everything a session needs into one [`SessionEnv`] (TLS, users,
+//! stores, passive ports, limits, the typed [`SessionPolicy`]) and binds the listeners, so a bad
+//! certificate or a busy port stops the start before anything is accepted. The other parts get
+//! only their handles: the reloader its [`ReloadTargets`], the admin listener a [`Readiness`]
+//! and a storage probe ([`Stores::probe`]). [`Server::spawn`] runs the accept loops; each
 //! connection becomes a `session::run` task. Shutdown is one `CancellationToken`: accept loops
 //! stop, idle sessions answer `421`, transfers in flight get `shutdown.grace_seconds` to finish.
 //! When the grace period is over a second token, `end_transfers`, cancels the transfers still
@@ -19,45 +21,31 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-use crate::admin::{self, AdminServer, Readiness};
+use crate::admin::{AdminServer, Readiness, StorageProbe};
 use crate::auth::{Authenticator, UserStore};
+use crate::background::Background;
 use crate::config::Config;
 use crate::datachan::{relay::Relay, PassivePortPool};
-use crate::events::{Delivery, EventSink};
+use crate::events::Delivery;
 use crate::limits::SessionLimits;
-use crate::proxy::ProxyPolicy;
-use crate::session::{self, state::ListenerKind};
+use crate::net::{ListenerKind, ProxyPolicy};
+use crate::quota::Quotas;
+use crate::reload::ReloadTargets;
+use crate::session::{self, SessionEnv, SessionPolicy};
 use crate::tls::TlsAcceptors;
 use crate::vfs::Stores;
 
 /// After the grace period: how long ended transfers get to abort (or keep) their multipart
-/// uploads. An abort is one S3 request; suspending waits for parts already read. Within the
-/// 15 s the Helm chart adds to the grace period before Kubernetes sends SIGKILL.
+/// uploads, and then background work (aborts of dropped uploads, abort retries, listing
+/// prefetches) gets what is left of it; when the sessions ended within the grace period, the
+/// background work gets all of it. An abort is one S3 request; suspending waits for parts
+/// already read. Within the 15 s the Helm chart adds to the grace period before Kubernetes
+/// sends SIGKILL.
 const CLEANUP_WAIT: Duration = Duration::from_secs(10);
-
-/// Everything sessions share.
-pub struct ServerContext {
-    pub config: Config,
-    pub tls: TlsAcceptors,
-    pub auth: Authenticator,
-    pub stores: Stores,
-    pub passive_ports: PassivePortPool,
-    pub limits: Arc<SessionLimits>,
-    /// `listeners.proxy_protocol`: whom to trust for PROXY headers; `None` when off.
-    pub proxy: Option<Arc<ProxyPolicy>>,
-    /// Cancelled when the server shuts down.
-    pub shutdown: CancellationToken,
-    /// Cancelled when the grace period is over: transfers still running end (426) and clean up.
-    pub end_transfers: CancellationToken,
-    /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
-    pub readiness: Arc<Readiness>,
-    /// Upload events to the webhook (`[events]`); does nothing when none is configured.
-    pub events: EventSink,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -80,7 +68,14 @@ pub enum StartError {
 
 /// A server with its listeners bound, not yet accepting.
 pub struct Server {
-    ctx: Arc<ServerContext>,
+    config: Config,
+    /// What each session gets (one `Arc` per session).
+    env: Arc<SessionEnv>,
+    /// What `/readyz` reports (draining as soon as `shutdown` is cancelled).
+    readiness: Arc<Readiness>,
+    /// Work outliving what started it (aborts, retries, reload polls, storage checks, events,
+    /// lingers): stopped after the sessions, waited for within the cleanup wait.
+    background: Background,
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
     admin: Option<AdminServer>,
@@ -126,6 +121,7 @@ impl Server {
             config.limits.max_sessions_per_user,
         );
         crate::reload::warn_unusable_certificate_users(&users, config.tls.client_auth);
+        crate::reload::warn_ignored_settings(&users);
         let auth = Authenticator::new(
             users,
             config.auth.max_failures,
@@ -150,21 +146,28 @@ impl Server {
             None => None,
         };
         let (events, delivery) = crate::events::from_config(&config.events)?;
-        let ctx = Arc::new(ServerContext {
+        let background = Background::new();
+        let stores = stores.with_background(background.clone());
+        let quotas = Quotas::new(Duration::from_secs(config.limits.quota_recount_secs));
+        let env = Arc::new(SessionEnv {
+            policy: SessionPolicy::from_config(&config),
             limits,
             proxy,
-            auth,
-            config,
-            tls,
+            auth: Arc::new(auth),
+            tls: Arc::new(tls),
             stores,
             passive_ports,
             shutdown,
             end_transfers: CancellationToken::new(),
-            readiness,
             events,
+            background: background.clone(),
+            quotas,
         });
         Ok(Server {
-            ctx,
+            config,
+            env,
+            readiness,
+            background,
             explicit,
             implicit,
             admin,
@@ -185,12 +188,17 @@ impl Server {
         self.admin.as_ref().and_then(AdminServer::local_addr)
     }
 
+    /// The tracker shutdown waits on (bounded), for work started next to the server.
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
     /// Starts accepting in the background.
     pub fn spawn(self) -> RunningServer {
         let explicit_addr = self.explicit_addr();
         let implicit_addr = self.implicit_addr();
         let admin_addr = self.admin_addr();
-        let shutdown = self.ctx.shutdown.clone();
+        let shutdown = self.env.shutdown.clone();
         let done = tokio::spawn(self.run());
         RunningServer {
             explicit_addr,
@@ -207,28 +215,37 @@ impl Server {
         // stays up until the sessions are gone.
         let admin_stop = CancellationToken::new();
         let admin = self.admin.map(|admin| {
-            let ctx = &self.ctx;
-            ctx.readiness
-                .set_storage_gate(ctx.config.admin.readiness_storage_failures);
-            ctx.readiness.spawn_storage_checks(
-                admin::storage_probe(ctx.clone()),
-                Duration::from_secs(ctx.config.admin.storage_check_interval_secs),
-                ctx.shutdown.clone(),
+            self.readiness
+                .set_storage_gate(self.config.admin.readiness_storage_failures);
+            self.readiness.spawn_storage_checks(
+                storage_probe(&self.env),
+                Duration::from_secs(self.config.admin.storage_check_interval_secs),
+                self.env.shutdown.clone(),
+                &self.background,
             );
-            tokio::spawn(admin.serve(ctx.readiness.clone(), admin_stop.clone()))
+            tokio::spawn(admin.serve(self.readiness.clone(), admin_stop.clone()))
         });
-        crate::reload::spawn(&self.ctx);
+        crate::reload::spawn(
+            ReloadTargets {
+                tls: self.env.tls.clone(),
+                auth: self.env.auth.clone(),
+                readiness: self.readiness.clone(),
+            },
+            &self.config,
+            &self.env.shutdown,
+            &self.background,
+        );
         // Relays serve transfers in flight on other replicas too: they stop with the process.
         let relay_stop = CancellationToken::new();
         if let Some(relay) = self.relay {
             relay.spawn(
-                self.ctx.passive_ports.clone(),
-                self.ctx.proxy.clone(),
-                self.ctx.config.listeners.tcp_keepalive_secs,
+                self.env.passive_ports.clone(),
+                self.env.proxy.clone(),
+                self.config.listeners.tcp_keepalive_secs,
                 relay_stop.clone(),
             );
         }
-        let events = self.events.map(Delivery::spawn);
+        let events = self.events.map(|d| d.spawn(&self.background));
         let sessions = TaskTracker::new();
         let ids = Arc::new(AtomicU64::new(1));
         let mut loops = Vec::new();
@@ -243,39 +260,26 @@ impl Server {
                 loops.push(tokio::spawn(accept_loop(
                     listener,
                     kind,
-                    self.ctx.clone(),
+                    self.env.clone(),
+                    self.config.listeners.tcp_keepalive_secs,
                     sessions.clone(),
                     ids.clone(),
                 )));
             }
         }
-        self.ctx.readiness.set_listeners_bound(true);
+        self.readiness.set_listeners_bound(true);
         for l in loops {
             let _ = l.await;
         }
-        sessions.close();
-        let grace = Duration::from_secs(self.ctx.config.shutdown.grace_seconds);
-        if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
-            warn!(
-                sessions = sessions.len(),
-                "grace period over; ending the transfers still running"
-            );
-            self.ctx.end_transfers.cancel();
-            if tokio::time::timeout(CLEANUP_WAIT, sessions.wait())
-                .await
-                .is_err()
-            {
-                warn!(
-                    sessions = sessions.len(),
-                    "sessions still running after the cleanup wait; their open multipart \
-                     uploads are left to the bucket lifecycle rule"
-                );
-            }
-        }
+        let grace = Duration::from_secs(self.config.shutdown.grace_seconds);
+        let cleanup_by = drain_sessions(&sessions, grace, &self.env.end_transfers).await;
         // After the sessions: their last events are queued; they get one bounded last attempt.
         if let Some(events) = events {
             events.stop().await;
         }
+        // Then the background work (the event sender's task is over): what is left of the
+        // cleanup wait, so the aborts sessions left behind are sent before the process exits.
+        stop_background(&self.background, cleanup_by).await;
         admin_stop.cancel();
         relay_stop.cancel();
         if let Some(admin) = admin {
@@ -294,6 +298,56 @@ impl RunningServer {
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
+}
+
+/// Closes `sessions` and waits for them: the grace period, then `end_transfers` and the cleanup
+/// wait. Returns when the cleanup wait ends (counted from now when the sessions ended in time).
+async fn drain_sessions(
+    sessions: &TaskTracker,
+    grace: Duration,
+    end_transfers: &CancellationToken,
+) -> Instant {
+    sessions.close();
+    if tokio::time::timeout(grace, sessions.wait()).await.is_ok() {
+        return Instant::now() + CLEANUP_WAIT;
+    }
+    warn!(
+        sessions = sessions.len(),
+        "grace period over; ending the transfers still running"
+    );
+    end_transfers.cancel();
+    let by = Instant::now() + CLEANUP_WAIT;
+    if tokio::time::timeout_at(by, sessions.wait()).await.is_err() {
+        warn!(
+            sessions = sessions.len(),
+            "sessions still running after the cleanup wait; their open multipart \
+             uploads are left to the bucket lifecycle rule"
+        );
+    }
+    by
+}
+
+/// Stops the background work and waits for it until `by`.
+async fn stop_background(background: &Background, by: Instant) {
+    if !background
+        .stop(by.saturating_duration_since(Instant::now()))
+        .await
+    {
+        warn!(
+            tasks = background.len(),
+            "background work still running after the cleanup wait; multipart uploads it \
+             was aborting are left to the bucket lifecycle rule"
+        );
+    }
+}
+
+/// The admin listener's storage check: the stores' own probe.
+fn storage_probe(env: &Arc<SessionEnv>) -> StorageProbe {
+    let env = env.clone();
+    Arc::new(move || {
+        let env = env.clone();
+        Box::pin(async move { env.stores.probe().await })
+    })
 }
 
 async fn bind_opt(
@@ -326,7 +380,8 @@ async fn bind_admin(addr: Option<SocketAddr>) -> Result<Option<AdminServer>, Sta
 async fn accept_loop(
     listener: TcpListener,
     kind: ListenerKind,
-    ctx: Arc<ServerContext>,
+    env: Arc<SessionEnv>,
+    keepalive_secs: u64,
     sessions: TaskTracker,
     ids: Arc<AtomicU64>,
 ) {
@@ -334,14 +389,14 @@ async fn accept_loop(
         let accepted = tokio::select! {
             // Shutdown first: once it has started, no connection queued meanwhile is served.
             biased;
-            _ = ctx.shutdown.cancelled() => return,
+            _ = env.shutdown.cancelled() => return,
             r = listener.accept() => r,
         };
         match accepted {
             Ok((tcp, _)) => {
-                crate::keepalive::apply(&tcp, ctx.config.listeners.tcp_keepalive_secs);
+                crate::keepalive::apply(&tcp, keepalive_secs);
                 let id = ids.fetch_add(1, Ordering::Relaxed);
-                sessions.spawn(session::run(ctx.clone(), tcp, kind, id));
+                sessions.spawn(session::run(env.clone(), tcp, kind, id));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

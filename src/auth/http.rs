@@ -3,8 +3,10 @@
 //!
 //! - request: `POST` JSON `{"user", "password", "certificate_cn"?, "client_addr", "listener"}`,
 //!   with `Authorization: Bearer <auth.http_secret_file>` when that is set;
-//! - `200` with `{"allow": true, "home": …, "permissions": […], "bucket"?, "allowed_ips"?}`:
-//!   logged in as that user (the fields of a `[[user]]`);
+//! - `200` with `{"allow": true, "home": …, "permissions": […], "bucket"?, "allowed_ips"?,
+//!   "quota_bytes"?, "quota_files"?, "max_upload_kib_s"?, "max_download_kib_s"?,
+//!   "folders"?: [{"path", "bucket"?, "prefix", "permissions"}]}`: logged in as that user (the
+//!   fields of a `[[user]]` and its `[[user.folder]]`s; with folders, `home` may be left out);
 //! - `200` with `{"allow": false}`, or `401`/`403`/`404`: refused;
 //! - anything else (another status, a body that is not that JSON, unknown fields, a timeout, no
 //!   connection): an error, refused too (fail closed), logged as such.
@@ -25,7 +27,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{check_home, Permission, Permissions, User};
+use super::{folders::FolderEntry, Permission, Place, User, UserLimits};
 use crate::config::{Auth as AuthConfig, ConfigError};
 use crate::net::{ClientAddr, ListenerKind};
 
@@ -69,7 +71,7 @@ struct Request<'a> {
 }
 
 /// The answer's body. Unknown fields are an error: a field this version does not enforce
-/// (a quota, folders) must not be silently dropped.
+/// (folders, say) must not be silently dropped.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Answer {
@@ -80,6 +82,12 @@ struct Answer {
     permissions: Vec<Permission>,
     #[serde(default)]
     allowed_ips: Vec<IpNet>,
+    quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
+    max_upload_kib_s: Option<u64>,
+    max_download_kib_s: Option<u64>,
+    #[serde(default)]
+    folders: Vec<FolderEntry>,
 }
 
 impl HttpIdentity {
@@ -91,7 +99,7 @@ impl HttpIdentity {
         };
         let bearer = match &config.http_secret_file {
             Some(path) => {
-                let secret = crate::events::read_secret_file("auth.http_secret_file", path)?;
+                let secret = crate::outbound::read_secret_file("auth.http_secret_file", path)?;
                 Some(String::from_utf8(secret).map_err(|_| ConfigError::Invalid {
                     key: "auth.http_secret_file",
                     reason: "must be text (it is sent in a header)".into(),
@@ -101,7 +109,7 @@ impl HttpIdentity {
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
         // Redirects are not followed: a 3xx is an error.
-        let client = crate::events::post_client("auth.http_url", timeout)?;
+        let client = crate::outbound::post_client("auth.http_url", timeout)?;
         Ok(Some(HttpIdentity {
             client,
             url,
@@ -160,7 +168,7 @@ impl HttpIdentity {
         }
         let mut response = match post.send().await {
             Ok(r) => r,
-            Err(e) => return Verdict::Error(crate::events::describe(&e)),
+            Err(e) => return Verdict::Error(crate::outbound::describe(&e)),
         };
         match response.status().as_u16() {
             200 => {}
@@ -175,7 +183,7 @@ impl HttpIdentity {
                 }
                 Ok(Some(_)) => return Verdict::Error(format!("answer over {MAX_BODY} bytes")),
                 Ok(None) => break,
-                Err(e) => return Verdict::Error(crate::events::describe(&e)),
+                Err(e) => return Verdict::Error(crate::outbound::describe(&e)),
             }
         }
         match parse_answer(request.user, &body) {
@@ -234,16 +242,22 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
     if !a.allow {
         return Ok(None);
     }
-    let home = a.home.ok_or("answer: \"home\" is missing")?;
-    check_home(&home).map_err(|e| format!("answer: {e}"))?;
+    let (up, down) = (a.max_upload_kib_s, a.max_download_kib_s);
+    let limits = UserLimits::checked(a.quota_bytes, a.quota_files, up, down)
+        .map_err(|e| format!("answer: {e}"))?;
+    // `permissions` may be left out here (none), unlike in the users file.
+    let permissions = Some(a.permissions).filter(|_| a.folders.is_empty());
+    let place = Place::check(a.home, permissions, a.folders).map_err(|e| format!("answer: {e}"))?;
     Ok(Some(User {
         name: name.to_string(),
         password_hash: None,
         certificate_cn: None,
-        home,
+        home: place.home,
         bucket: a.bucket.filter(|b| !b.is_empty()),
-        permissions: Permissions::from_list(&a.permissions),
+        permissions: place.permissions,
         allowed_ips: a.allowed_ips,
+        limits,
+        folders: place.folders,
     }))
 }
 
@@ -263,14 +277,42 @@ mod tests {
         assert!(u.permissions.allows(Permission::Write));
         assert!(!u.permissions.allows(Permission::Read));
         assert_eq!(u.allowed_ips.len(), 1);
+        assert_eq!(u.limits, UserLimits::default());
+        let u = parse_answer(
+            "a",
+            br#"{"allow": true, "home": "p/a/", "quota_bytes": 3145728, "quota_files": 10, "max_upload_kib_s": 512, "max_download_kib_s": 1024}"#,
+        )
+        .expect("valid")
+        .expect("allowed");
+        assert_eq!(
+            u.limits,
+            UserLimits {
+                quota_bytes: Some(3 << 20),
+                quota_files: Some(10),
+                max_upload_kib_s: Some(512),
+                max_download_kib_s: Some(1024),
+            }
+        );
+        let u = parse_answer(
+            "a",
+            br#"{"allow": true, "folders": [{"path": "/in", "bucket": "b", "prefix": "in/a/", "permissions": ["write"]}]}"#,
+        )
+        .expect("valid")
+        .expect("allowed");
+        assert_eq!(u.folders.len(), 1);
+        assert_eq!(u.folders[0].prefix, "in/a");
+        assert!(u.folders[0].permissions.allows(Permission::Write));
         assert!(parse_answer("a", br#"{"allow": false}"#)
             .expect("valid")
             .is_none());
         for bad in [
             &br#"{"allow": true}"#[..],
             br#"{"allow": true, "home": "../x", "permissions": []}"#,
-            br#"{"allow": true, "home": "x", "permissions": [], "quota_bytes": 5}"#,
+            br#"{"allow": true, "home": "x", "permissions": [], "quota_kib": 5}"#,
+            br#"{"allow": true, "home": "x", "permissions": [], "max_upload_kib_s": 0}"#,
             br#"{"home": "x"}"#,
+            br#"{"allow": true, "folders": [{"path": "in", "prefix": "", "permissions": []}]}"#,
+            br#"{"allow": true, "folders": [{"path": "/a", "prefix": "", "permissions": []}, {"path": "/a/b", "prefix": "", "permissions": []}]}"#,
             b"not json",
         ] {
             assert!(

@@ -23,7 +23,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 /// Entries kept per map before expired ones are swept (bounds memory under a flood).
@@ -33,22 +32,8 @@ const KNOWN_ADDRESSES_PER_USER: usize = 16;
 /// The longest a login waits for checks in flight to free its budget before it is refused.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// Which budgets a failed login is counted against (`auth.lockout`). README "Login
-/// throttling" weighs them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lockout {
-    /// Per client address only. Nobody can lock a user out from another address; a guesser
-    /// with many addresses gets `max_failures` guesses per address and window.
-    Address,
-    /// Per address, and per user name at addresses the user has not logged in from since the
-    /// server started (the default). Guessing one account from many addresses stops after
-    /// `max_failures`, and the user still gets in from addresses it used before.
-    UserAtNewAddresses,
-    /// Per address and per user name everywhere. Anyone who knows a user name can lock that
-    /// user out of every address for `ban_seconds`.
-    UserAndAddress,
-}
+// Defined with the config key it is read from (`auth.lockout`), so config needs nothing of auth.
+pub use crate::config::Lockout;
 
 pub struct LoginThrottle {
     max_failures: u32,

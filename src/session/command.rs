@@ -79,8 +79,9 @@ pub enum Command {
     Help(Option<String>),
     Noop,
     Stat(Option<String>),
-    /// RFC 959 ALLO: storage needs no reservation here.
-    Allo,
+    /// RFC 959 ALLO `size` [`R` `record`]: storage needs no reservation here, but the size
+    /// (when it is a number) is checked against the user's quota at the next upload.
+    Allo(Option<u64>),
     /// RFC 959 SITE with its argument.
     Site(String),
     /// A verb from the RFCs that this server does not implement (yet): answered `502`.
@@ -274,7 +275,7 @@ impl Command {
             "HELP" => Command::Help(opt()),
             "NOOP" => Command::Noop,
             "STAT" => Command::Stat(opt()),
-            "ALLO" => Command::Allo,
+            "ALLO" => Command::Allo(arg.and_then(|a| a.split_whitespace().next()?.parse().ok())),
             "SITE" => Command::Site(need("SITE")?),
             v if NOT_IMPLEMENTED.contains(&v) => Command::NotImplemented(v.to_string()),
             v => return Err(ParseError::Unrecognized(v.to_string())),
@@ -330,7 +331,7 @@ impl Command {
             Command::Help(_) => "HELP",
             Command::Noop => "NOOP",
             Command::Stat(_) => "STAT",
-            Command::Allo => "ALLO",
+            Command::Allo(_) => "ALLO",
             Command::Site(_) => "SITE",
             Command::NotImplemented(v) => v,
         }
@@ -576,6 +577,10 @@ mod tests {
         assert_eq!(p("TYPE i"), Ok(Command::Type(TransferType::Image)));
         assert_eq!(p("TYPE L 8"), Ok(Command::Type(TransferType::Image)));
         assert_eq!(p("REST 1048576"), Ok(Command::Rest(1_048_576)));
+        assert_eq!(p("ALLO 2048"), Ok(Command::Allo(Some(2048))));
+        assert_eq!(p("ALLO 2048 R 512"), Ok(Command::Allo(Some(2048))));
+        assert_eq!(p("ALLO"), Ok(Command::Allo(None)));
+        assert_eq!(p("ALLO lots"), Ok(Command::Allo(None)));
         assert_eq!(p("EPSV ALL"), Ok(Command::Epsv(EpsvArg::All)));
         assert_eq!(p("PROT P"), Ok(Command::Prot(ProtLevel::Private)));
     }

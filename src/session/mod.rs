@@ -9,7 +9,9 @@
 
 pub mod codec;
 pub mod command;
+mod env;
 mod handlers;
+mod policy;
 pub mod reply;
 pub mod state;
 mod status;
@@ -20,17 +22,19 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument, Span};
 
-use crate::auth::Permission;
+use crate::auth::{Permission, Permissions};
 use crate::proxy::ClientAddr;
-use crate::server::ServerContext;
 use crate::tls::{MaybeTls, SessionTls};
-use crate::vfs::{Entry, EntryKind, Home, ObjectKey, StorageError, VirtualPath};
+use crate::vfs::{Entry, EntryKind, Home, ObjectKey, Place, StorageError, VirtualPath};
 use codec::{Connection, Line};
 use command::Command;
 use reply::Reply;
-use state::{ListenerKind, LoggedIn, SessionState};
+use state::{ListenerKind, SessionState};
 use status::StatusListing;
 use transfer::TransferJob;
+
+pub use env::SessionEnv;
+pub use policy::{SessionCaps, SessionPolicy};
 
 /// What a handler asks the loop to do.
 pub(crate) enum Outcome {
@@ -90,7 +94,8 @@ pub(crate) struct Session {
     tls: SessionTls,
     state: SessionState,
     security: ControlSecurity,
-    ctx: Arc<ServerContext>,
+    /// What every session shares: handles and the typed policy.
+    env: Arc<SessionEnv>,
     /// Lines that arrived while a transfer ran, answered after it (RFC 959 allows pipelining).
     pending: VecDeque<Line>,
     /// The session's span: facts learnt later (user, TLS) are recorded on it, not on the
@@ -99,7 +104,7 @@ pub(crate) struct Session {
 }
 
 /// Serves one control connection until QUIT, EOF, timeout or server shutdown.
-pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind, id: u64) {
+pub async fn run(env: Arc<SessionEnv>, mut tcp: TcpStream, kind: ListenerKind, id: u64) {
     let (tcp_peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
         _ => return,
@@ -107,7 +112,7 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
     let _ = tcp.set_nodelay(true);
     // Before anything is sent or read: the header comes first on the wire, and every rule
     // below (limits, logs) needs the client's address from it.
-    let client = match &ctx.proxy {
+    let client = match &env.proxy {
         None => ClientAddr::direct(tcp_peer),
         Some(policy) => match policy.client_of(&mut tcp, tcp_peer).await {
             Ok(client) => client,
@@ -139,7 +144,7 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
     }
     async move {
         // Held for the whole session; dropping it frees the slot however the session ends.
-        let _permit = match ctx.limits.admit(client) {
+        let _permit = match env.limits.admit(client) {
             Ok(p) => p,
             Err(hit) => {
                 info!(reason = %hit, "connection refused: limit reached");
@@ -148,15 +153,15 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
             }
         };
         let _counted = crate::metrics::session_started(kind.name());
-        let conn = Connection::new(MaybeTls::Plain(tcp), ctx.config.limits.max_line_length);
-        let tls = ctx.tls.for_session(id);
+        let conn = Connection::new(MaybeTls::Plain(tcp), env.policy.max_line_length);
+        let tls = env.tls.for_session(id);
         let mut session = Session {
             id,
             conn,
             tls,
             state: SessionState::new(kind, client, local),
             security: ControlSecurity::Plain,
-            ctx,
+            env,
             pending: VecDeque::new(),
             span: session_span,
         };
@@ -170,10 +175,6 @@ pub async fn run(ctx: Arc<ServerContext>, mut tcp: TcpStream, kind: ListenerKind
 }
 
 impl Session {
-    fn secs(&self, s: u64) -> Duration {
-        Duration::from_secs(s)
-    }
-
     async fn serve(&mut self) {
         if self.state.listener == ListenerKind::Implicit && !self.implicit_handshake().await {
             return;
@@ -214,7 +215,7 @@ impl Session {
 
     /// MS-FTPS §3.2.5.1: TLS first, nothing sent before it; then implicit PBSZ 0 + PROT P.
     async fn implicit_handshake(&mut self) -> bool {
-        let timeout = self.secs(self.ctx.config.limits.tls_handshake_timeout_secs);
+        let timeout = self.env.policy.tls_handshake_timeout;
         match self.conn.start_tls(&self.tls.control, timeout).await {
             Ok(()) => {
                 self.security = ControlSecurity::Tls;
@@ -242,8 +243,8 @@ impl Session {
         if let Some(line) = self.pending.pop_front() {
             return Some(line);
         }
-        let idle = self.secs(self.ctx.config.limits.control_idle_timeout_secs);
-        let shutdown = self.ctx.shutdown.clone();
+        let idle = self.env.policy.control_idle_timeout;
+        let shutdown = self.env.shutdown.clone();
         tokio::select! {
             r = tokio::time::timeout(idle, self.conn.read_line()) => match r {
                 Ok(Ok(line)) => Some(line),
@@ -269,7 +270,7 @@ impl Session {
 
     /// Carries out an outcome. `false` ends the session.
     async fn apply(&mut self, outcome: Outcome) -> bool {
-        let timeout = self.secs(self.ctx.config.limits.tls_handshake_timeout_secs);
+        let timeout = self.env.policy.tls_handshake_timeout;
         match outcome {
             Outcome::Reply(r) => self.send(&r).await.is_ok(),
             Outcome::Close(r) => {
@@ -328,10 +329,7 @@ impl Session {
             cmd,
             Command::Auth(_) | Command::Feat | Command::Quit | Command::Host(_)
         );
-        if self.security == ControlSecurity::Plain
-            && self.ctx.config.listeners.require_tls
-            && !pre_tls
-        {
+        if self.security == ControlSecurity::Plain && self.env.policy.require_tls && !pre_tls {
             return Some(Reply::new(
                 530,
                 "This server requires TLS: send AUTH TLS first",
@@ -353,7 +351,7 @@ impl Session {
                     | Command::Opts(_)
                     | Command::Abor
                     | Command::Stat(None)
-                    | Command::Allo
+                    | Command::Allo(_)
                     | Command::NotImplemented(_)
             );
         if self.state.logged_in().is_none() && !pre_login {
@@ -414,7 +412,11 @@ impl Session {
             Command::Noop => Reply::ok("NOOP ok").into(),
             Command::Stat(None) => self.stat(),
             Command::Stat(Some(p)) => self.stat_path(&p).await,
-            Command::Allo => Reply::new(202, "No storage allocation necessary").into(),
+            Command::Allo(size) => {
+                // Kept for the next upload, which checks it against the user's quota.
+                self.state.allo = size;
+                Reply::new(202, "No storage allocation necessary").into()
+            }
             Command::Site(arg) => self.site(&arg),
             Command::NotImplemented(verb) => Reply::not_implemented(&verb).into(),
         }
@@ -422,31 +424,52 @@ impl Session {
 
     // --- Helpers shared by handlers. ---
 
-    /// The logged-in user, if they have permission `p`.
-    fn require(&self, p: Permission) -> Result<&LoggedIn, Reply> {
+    /// Where a client path leads, resolved against the current directory: into one of the
+    /// user's mounts (their home, or a folder), or to a virtual directory above folders. A path
+    /// outside all of them is refused here, before any store is asked.
+    fn locate(&self, arg: &str) -> Result<Located, Reply> {
         let l = self.state.logged_in().ok_or_else(Reply::not_logged_in)?;
-        if l.user.permissions.allows(p) {
-            Ok(l)
-        } else {
-            Err(Reply::permission_denied())
+        let path = VirtualPath::resolve(&self.state.cwd, arg).map_err(|e| Reply::path_error(&e))?;
+        match l.mounts.locate(&path) {
+            Place::Mounted { mount, rel, key } => {
+                // S3 keys are at most 1024 bytes (and a directory listing adds a `/`): refuse
+                // longer names as names, not as a storage failure.
+                if key.as_str().len() >= MAX_KEY_BYTES {
+                    return Err(Reply::new(553, "File name too long"));
+                }
+                Ok(Located::Mounted(Resolved {
+                    path,
+                    rel,
+                    key,
+                    home: mount.home.clone(),
+                    permissions: mount.permissions,
+                }))
+            }
+            Place::Virtual(entries) => Ok(Located::Virtual(VirtualDir { path, entries })),
+            Place::Outside => Err(Reply::outside_folders(path.as_str())),
         }
     }
 
-    /// Resolves a client path against the current directory, for a user with permission `p`.
-    fn resolve(&self, p: Permission, arg: &str) -> Result<Resolved, Reply> {
-        let l = self.require(p)?;
-        let path = VirtualPath::resolve(&self.state.cwd, arg).map_err(|e| Reply::path_error(&e))?;
-        let key = l.home.key(&path);
-        // S3 keys are at most 1024 bytes (and a directory listing adds a `/`): refuse longer
-        // names as names, not as a storage failure.
-        if key.as_str().len() >= MAX_KEY_BYTES {
-            return Err(Reply::new(553, "File name too long"));
+    /// As [`Session::locate`], for commands that look (CWD, listings, MLST, STAT): inside a
+    /// mount the path needs that mount's `list`; virtual directories can always be looked at.
+    fn locate_to_list(&self, arg: &str) -> Result<Located, Reply> {
+        match self.locate(arg)? {
+            Located::Mounted(r) if !r.permissions.allows(Permission::List) => {
+                Err(Reply::permission_denied())
+            }
+            located => Ok(located),
         }
-        Ok(Resolved {
-            path,
-            key,
-            home: l.home.clone(),
-        })
+    }
+
+    /// Resolves a client path to a place in a store where the user has permission `p` (the
+    /// permissions of the folder it is in). Virtual directories are refused: nothing is stored
+    /// there; commands that can look at them use [`Session::locate`].
+    fn resolve(&self, p: Permission, arg: &str) -> Result<Resolved, Reply> {
+        match self.locate(arg)? {
+            Located::Mounted(r) if r.permissions.allows(p) => Ok(r),
+            Located::Mounted(_) => Err(Reply::permission_denied()),
+            Located::Virtual(d) => Err(Reply::virtual_directory(d.path.as_str())),
+        }
     }
 
     /// The client, as every rule sees it (see `proxy.rs`).
@@ -467,11 +490,41 @@ impl Session {
 /// S3's limit on key length, in bytes of UTF-8.
 const MAX_KEY_BYTES: usize = 1024;
 
-/// A client path resolved for one command.
+/// Where a client path leads, for one command.
+pub(crate) enum Located {
+    Mounted(Resolved),
+    Virtual(VirtualDir),
+}
+
+/// A directory above a user's folders: it holds only them (as directories) and nothing can be
+/// stored in it.
+pub(crate) struct VirtualDir {
+    pub path: VirtualPath,
+    /// The next segment of each folder below it, sorted.
+    pub entries: Vec<Entry>,
+}
+
+impl VirtualDir {
+    /// Virtual directories can be entered and listed, nothing else.
+    pub fn permissions() -> Permissions {
+        Permissions::from_list(&[Permission::List])
+    }
+
+    /// Its listing, as a store's pages.
+    pub fn pages(&self) -> crate::vfs::ListPages {
+        futures::StreamExt::boxed(futures::stream::iter([Ok(self.entries.clone())]))
+    }
+}
+
+/// A client path resolved for one command, inside one of the user's mounts.
 pub(crate) struct Resolved {
     pub path: VirtualPath,
+    /// The path as seen from its mount: `/` is the mount point (the home, or a folder).
+    pub rel: VirtualPath,
     pub key: ObjectKey,
     pub home: Home,
+    /// The permissions of the mount (the user's, or the folder's).
+    pub permissions: Permissions,
 }
 
 impl Resolved {
@@ -483,10 +536,16 @@ impl Resolved {
         }
     }
 
-    /// What is at the path. The home itself always exists, even before anything is stored in
+    /// Whether the path is a mount point (the home, a folder): it cannot be removed, renamed or
+    /// written over.
+    pub fn at_mount_point(&self) -> bool {
+        self.rel.is_root()
+    }
+
+    /// What is at the path. A mount point always exists, even before anything is stored in
     /// it (in S3 an empty prefix is nothing at all).
     pub async fn stat(&self) -> Result<Entry, StorageError> {
-        if self.path.is_root() {
+        if self.at_mount_point() {
             return Ok(Entry {
                 name: String::new(),
                 kind: EntryKind::Dir,
@@ -502,10 +561,11 @@ impl Resolved {
     /// should fail, not create directories. `Err` is the reply.
     pub async fn parent_exists(&self) -> Result<(), Reply> {
         let parent = self.path.parent();
-        if parent.is_root() {
+        let rel_parent = self.rel.parent();
+        if self.at_mount_point() || rel_parent.is_root() {
             return Ok(());
         }
-        match self.home.storage().stat(&self.home.key(&parent)).await {
+        match self.home.storage().stat(&self.home.key(&rel_parent)).await {
             Ok(e) if e.kind == EntryKind::Dir => Ok(()),
             Ok(_) | Err(StorageError::NotFound(_)) => {
                 Err(Reply::new(550, format!("{parent}: No such directory")))

@@ -9,8 +9,9 @@ use crate::datachan::DataPlan;
 use crate::limits::UserPermit;
 use crate::listing::MlstFacts;
 use crate::net::ClientAddr;
+use crate::quota::{Root, UserAccount};
 use crate::session::command::TransferType;
-use crate::vfs::{Home, VirtualPath};
+use crate::vfs::{Mounts, VirtualPath};
 
 /// Moved to `net::listener`; this path stays for existing imports.
 pub use crate::net::ListenerKind;
@@ -23,12 +24,26 @@ pub enum Login {
     LoggedIn(LoggedIn),
 }
 
-/// A logged-in user and the home their paths resolve in.
+/// A logged-in user and where their paths lead (their home, or their folders).
 pub struct LoggedIn {
     pub user: Arc<User>,
-    pub home: Home,
+    pub mounts: Mounts,
     /// The user's session slot (`limits.max_sessions_per_user`), freed on logout.
     pub _permit: UserPermit,
+    /// The user's quota and bandwidth account in this replica, shared by their sessions;
+    /// `None` for a user without limits.
+    pub account: Option<Arc<UserAccount>>,
+}
+
+impl LoggedIn {
+    /// Where the user's quota usage is counted: their home, or each folder they may write into
+    /// (what the company puts into a read-only folder is not the user's to pay for).
+    pub fn quota_roots(&self) -> Vec<Root> {
+        self.mounts
+            .writable()
+            .map(|m| (m.home.storage().clone(), m.home.key(&VirtualPath::root())))
+            .collect()
+    }
 }
 
 /// RFC 4217 §8–9: `PBSZ` must come before `PROT`; `PROT` sets whether data connections use TLS.
@@ -55,6 +70,8 @@ pub struct SessionState {
     pub transfer_type: TransferType,
     /// REST offset for the next RETR or STOR; reset by every file transfer (not by listings).
     pub rest: u64,
+    /// The size the last ALLO announced, for the next upload's quota check.
+    pub allo: Option<u64>,
     /// RNFR's source, consumed by the next command.
     pub rename_from: Option<VirtualPath>,
     /// How the next transfer's data connection is made (PASV/EPSV listener or PORT/EPRT
@@ -115,6 +132,7 @@ impl SessionState {
             // files; converting them would corrupt them. Explicit TYPE A converts.
             transfer_type: TransferType::Image,
             rest: 0,
+            allo: None,
             rename_from: None,
             data: None,
             epsv_all: false,

@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{
     check_dir_rename, Entry, EntryKind, ListPages, ObjectKey, ReadStream, RecordedDigests, Storage,
-    StorageError, Upload, UploadError, UploadMode, UploadSpec,
+    StorageError, Upload, UploadError, UploadMode, UploadSpec, Usage,
 };
 
 /// Entries per listing page (as S3's `ListObjectsV2`).
@@ -41,6 +41,8 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct MemoryStorage {
     state: Arc<Mutex<State>>,
     open_uploads: Arc<AtomicUsize>,
+    /// Calls of [`Storage::usage`], for tests that a count is made once.
+    usage_counts: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -65,6 +67,11 @@ impl MemoryStorage {
     /// Uploads begun and not yet committed, aborted, suspended or dropped.
     pub fn open_uploads(&self) -> usize {
         self.open_uploads.load(Ordering::SeqCst)
+    }
+
+    /// How many times [`Storage::usage`] was called.
+    pub fn usage_counts(&self) -> usize {
+        self.usage_counts.load(Ordering::SeqCst)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -322,6 +329,17 @@ impl Storage for MemoryStorage {
             state.files.insert(to.as_str().to_string(), file);
         }
         Ok(())
+    }
+
+    async fn usage(&self, dir: &ObjectKey) -> Result<Usage, StorageError> {
+        self.usage_counts.fetch_add(1, Ordering::SeqCst);
+        let state = self.state();
+        let mut total = Usage::default();
+        for key in state.files_under(&dir.dir_prefix()) {
+            total.bytes += state.files[&key].data.len() as u64;
+            total.files += 1;
+        }
+        Ok(total)
     }
 
     async fn rename_dir(

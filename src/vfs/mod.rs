@@ -1,9 +1,13 @@
 //! The virtual filesystem: what a logged-in user sees, and how it maps onto storage.
 //!
 //! Three layers, each with one job:
-//! - [`VirtualPath`] (in `path.rs`): a client path, normalised and jailed to `/`. It can only be
-//!   built by [`VirtualPath::resolve`], so no code can hand storage an unchecked wire string.
-//! - [`Home`]: a user's root in a store; turns a `VirtualPath` into an [`ObjectKey`].
+//! - [`VirtualPath`] (`src/vpath.rs`, below both `vfs` and `auth`): a client path, normalised and
+//!   jailed to `/`. It can only be built by [`VirtualPath::resolve`], so no code can hand storage
+//!   an unchecked wire string.
+//! - [`Home`]: a root in a store (a user's home, or one of their folders); turns a
+//!   `VirtualPath` into an [`ObjectKey`].
+//! - [`Mounts`] (in `mounts.rs`): a user's namespace, the homes at their virtual paths with
+//!   their permissions (one at `/`, or one per logical folder under a virtual `/`).
 //! - [`Storage`]: the backend contract (S3 in `s3/`, a local directory in `local.rs`, a map in
 //!   `memory.rs` for tests). Backends speak in keys and know their own mapping rules (S3
 //!   directory markers, temp files + rename), so the session engine never does.
@@ -11,16 +15,20 @@
 pub mod budget;
 pub mod local;
 pub mod memory;
-mod path;
+mod mounts;
 pub mod s3;
 
 use std::{io, net::IpAddr, sync::Arc, time::SystemTime};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 use tokio::io::AsyncRead;
 
-pub use path::{PathError, VirtualPath};
+pub use mounts::{Mount, Mounts, Place};
+// Defined below both storage and users (folders name client paths too); re-exported here,
+// where storage takes them.
+pub use crate::vpath::{PathError, VirtualPath};
 
 /// A key in a store: `home` + the virtual path without its leading `/`. Never starts or ends with
 /// `/`; the empty key is the store's root. Directories are keys too (`in` for `/in`); a backend
@@ -91,6 +99,11 @@ impl Home {
     /// The S3 bucket this home lives in; `None` on the local backend.
     pub fn bucket(&self) -> Option<&str> {
         self.bucket.as_deref()
+    }
+
+    /// The key prefix, without slashes at either end; empty is the store's root.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The store this home lives in.
@@ -226,6 +239,38 @@ pub trait Storage: Send + Sync + 'static {
         to: &ObjectKey,
         max_objects: usize,
     ) -> Result<(), StorageError>;
+
+    /// Bytes and files under directory `dir`, at any depth (quotas). Directory markers are not
+    /// files; kept uploads are not counted. A missing directory holds nothing. This default
+    /// walks [`Storage::list`]; S3 lists every key under the prefix in pages instead.
+    async fn usage(&self, dir: &ObjectKey) -> Result<Usage, StorageError> {
+        let mut total = Usage::default();
+        let mut dirs = vec![dir.clone()];
+        while let Some(d) = dirs.pop() {
+            let mut pages = self.list(&d);
+            while let Some(page) = pages.next().await {
+                for e in page? {
+                    match e.kind {
+                        EntryKind::File => {
+                            total.bytes += e.size;
+                            total.files += 1;
+                        }
+                        EntryKind::Dir => {
+                            dirs.push(ObjectKey(format!("{}{}", d.dir_prefix(), e.name)))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// What a user stores: bytes and files (see [`Storage::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub files: u64,
 }
 
 /// The rules every backend applies before renaming a directory: not the root (on either side),
@@ -400,6 +445,8 @@ fn s3_options(config: &crate::config::Config) -> s3::S3Options {
 /// with a [`s3::S3Storage`] per bucket in use (the default bucket and any per-user ones).
 pub struct Stores {
     kind: StoresKind,
+    /// `storage.local_root` when built from the config: what [`Stores::probe`] checks.
+    local_root: Option<std::path::PathBuf>,
 }
 
 enum StoresKind {
@@ -416,8 +463,10 @@ enum StoresKind {
 impl Stores {
     /// Builds the configured backend. S3 credentials come from the standard AWS chain.
     pub async fn from_config(config: &crate::config::Config) -> io::Result<Stores> {
+        let mut local_root = None;
         let kind = match config.storage.backend {
             crate::config::Backend::Local => {
+                local_root = Some(config.storage.local_root.clone());
                 let local = local::LocalStorage::new(config.storage.local_root.clone())?;
                 StoresKind::Local(Arc::new(local))
             }
@@ -428,7 +477,7 @@ impl Stores {
                 buckets: Default::default(),
             },
         };
-        Ok(Stores { kind })
+        Ok(Stores { kind, local_root })
     }
 
     /// One store for every user (each in their home inside it): what the local backend does;
@@ -436,6 +485,7 @@ impl Stores {
     pub fn single(storage: Arc<dyn Storage>) -> Stores {
         Stores {
             kind: StoresKind::Local(storage),
+            local_root: None,
         }
     }
 
@@ -448,42 +498,131 @@ impl Stores {
                 options: s3_options(config),
                 buckets: Default::default(),
             },
+            local_root: None,
         }
     }
 
-    /// The home of `user`: their bucket (or the default one) and their key prefix.
+    /// Runs the stores' background work (aborts, abort retries, listing prefetch) on
+    /// `background`, which the server stops and waits for at shutdown. Before any home is
+    /// handed out: stores made earlier keep the tracker they have.
+    pub fn with_background(mut self, background: crate::background::Background) -> Stores {
+        if let StoresKind::S3 { options, .. } = &mut self.kind {
+            options.background = background;
+        }
+        self
+    }
+
+    /// What `user` sees: their home at `/` with their permissions, or, for a user with folders,
+    /// each folder's bucket and prefix at its path with its permissions.
+    pub fn mounts_for(&self, user: &crate::auth::User) -> Mounts {
+        if user.folders.is_empty() {
+            return Mounts::single(self.home_for(user), user.permissions);
+        }
+        let mounts = user
+            .folders
+            .iter()
+            .map(|f| Mount {
+                path: f.path.clone(),
+                home: self.home_in(f.bucket.as_deref(), &f.prefix),
+                permissions: f.permissions,
+            })
+            .collect();
+        Mounts::folders(mounts)
+    }
+
+    /// The home of `user` (without folders): their bucket (or the default one) and their key
+    /// prefix.
     pub fn home_for(&self, user: &crate::auth::User) -> Home {
+        self.home_in(user.bucket.as_deref(), &user.home)
+    }
+
+    /// `prefix` in `bucket` (`None`: the default bucket; ignored on the local backend).
+    fn home_in(&self, bucket: Option<&str>, prefix: &str) -> Home {
         match &self.kind {
-            StoresKind::Local(storage) => Home::new(storage.clone(), &user.home),
+            StoresKind::Local(storage) => Home::new(storage.clone(), prefix),
             StoresKind::S3 {
                 client,
                 default_bucket,
                 options,
                 buckets,
             } => {
-                let bucket = user.bucket.as_deref().unwrap_or(default_bucket);
-                let mut map = buckets
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let storage = map
-                    .entry(bucket.to_string())
-                    .or_insert_with(|| {
-                        Arc::new(s3::S3Storage::new(
-                            client.clone(),
-                            bucket.to_string(),
-                            options.clone(),
-                        ))
-                    })
-                    .clone();
-                Home::new(storage, &user.home).in_bucket(bucket)
+                let bucket = bucket.unwrap_or(default_bucket);
+                let storage = bucket_storage(client, options, buckets, bucket);
+                Home::new(storage, prefix).in_bucket(bucket)
             }
         }
     }
+
+    /// Whether the default store answers, for `/readyz`: the local root is a directory, or one
+    /// ListObjectsV2 of the default bucket's top level succeeds (a missing bucket or bad
+    /// credentials fail it). `Err` says what went wrong.
+    pub async fn probe(&self) -> Result<(), String> {
+        if let Some(root) = &self.local_root {
+            return match tokio::fs::metadata(root).await {
+                Ok(m) if m.is_dir() => Ok(()),
+                Ok(_) => Err(format!("{} is not a directory", root.display())),
+                Err(e) => Err(format!("{}: {e}", root.display())),
+            };
+        }
+        let storage = match &self.kind {
+            StoresKind::Local(storage) => storage.clone(),
+            StoresKind::S3 {
+                client,
+                default_bucket,
+                options,
+                buckets,
+            } => bucket_storage(client, options, buckets, default_bucket),
+        };
+        let mut pages = storage.list(&ObjectKey::from_trusted(""));
+        match futures::StreamExt::next(&mut pages).await {
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(_)) | None => Ok(()),
+        }
+    }
+}
+
+/// The store of `bucket`, made on first use and kept.
+fn bucket_storage(
+    client: &aws_sdk_s3::Client,
+    options: &s3::S3Options,
+    buckets: &std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Storage>>>,
+    bucket: &str,
+) -> Arc<dyn Storage> {
+    let mut map = buckets
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.entry(bucket.to_string())
+        .or_insert_with(|| {
+            Arc::new(s3::S3Storage::new(
+                client.clone(),
+                bucket.to_string(),
+                options.clone(),
+            ))
+        })
+        .clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_probe_checks_the_local_root_is_a_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::Config::default();
+        config.storage.backend = crate::config::Backend::Local;
+        config.storage.local_root = dir.path().join("files");
+        let stores = Stores::from_config(&config).await.expect("stores");
+        assert_eq!(stores.probe().await, Ok(()));
+        std::fs::remove_dir_all(&config.storage.local_root).expect("rm -r");
+        let err = stores.probe().await.expect_err("root gone");
+        assert!(err.contains("files"), "{err}");
+        std::fs::write(&config.storage.local_root, b"x").expect("a file");
+        let err = stores.probe().await.expect_err("root a file");
+        assert!(err.ends_with("is not a directory"), "{err}");
+        let memory = Stores::single(Arc::new(memory::MemoryStorage::new()));
+        assert_eq!(memory.probe().await, Ok(()));
+    }
 
     #[test]
     fn a_keys_name_is_its_last_segment() {

@@ -27,6 +27,9 @@ Connection options:
 
 Steps, run in order on one session; the first failing step ends the run:
     put LOCAL REMOTE      STOR (binary). LOCAL "-" reads stdin.
+    tryput LOCAL REMOTE   STOR that may be refused: prints "tryput REMOTE: <final reply or error>"
+                          and never fails (a data connection the server closes early is an
+                          error; the reply that follows is then read and printed)
     append LOCAL REMOTE   APPE (binary). LOCAL "-" reads stdin.
     get REMOTE LOCAL      RETR (binary). LOCAL "-" writes to stdout. A failed get removes LOCAL.
     reput LOCAL REMOTE    resume an upload: SIZE REMOTE, then REST n + STOR of LOCAL from byte n
@@ -80,6 +83,7 @@ STEPS = {
     "size": (1, 0),
     "raw": (1, 0),
     "tls": (0, 0),
+    "tryput": (2, 0),
 }
 
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -191,6 +195,20 @@ def run_step(ftp, name, args, out):
     if name == "put":
         with open_local_input(args[0]) as f:
             ftp.storbinary("STOR " + args[1], f)
+    elif name == "tryput":
+        try:
+            with open_local_input(args[0]) as f:
+                reply = ftp.storbinary("STOR " + args[1], f)
+        except ftplib.Error as e:
+            reply = str(e)
+        except (OSError, EOFError) as e:
+            # The server ended the data connection before the client was done sending: its
+            # final reply is still to be read from the control connection.
+            try:
+                reply = "%s; then %s" % (type(e).__name__, ftp.getresp())
+            except ftplib.Error as e2:
+                reply = "%s; then %s" % (type(e).__name__, e2)
+        print("tryput %s: %s" % (args[1], reply), file=out)
     elif name == "append":
         with open_local_input(args[0]) as f:
             ftp.storbinary("APPE " + args[1], f)

@@ -8,6 +8,7 @@ use tokio::process::Command;
 
 use crate::common::clients::{self, assert_ok, curl, random_bytes};
 use crate::common::seaweedfs;
+use crate::common::users::{self, UserToml};
 
 fn bin() -> Command {
     crate::common::binary::server_command()
@@ -85,6 +86,39 @@ async fn check_config_names_a_missing_certificate() {
     );
 }
 
+#[tokio::test]
+async fn check_config_checks_folders_and_warns_about_an_ignored_home() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
+    let user = || {
+        UserToml::new("acme")
+            .certificate_cn("acme.example")
+            .home("p/")
+    };
+    let users_file = dir.path().join("users.toml");
+    users::write(
+        &users_file,
+        &[user().folder("/inbox", None, "in/", &["list"])],
+    );
+    let (ok, text) = check_config(&config).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warning: user[0] (\"acme\"): home is ignored: the user has folders"),
+        "{text}"
+    );
+    let nested =
+        user()
+            .folder("/in", None, "in/", &["list"])
+            .folder("/in/x", None, "x/", &["list"]);
+    users::write(&users_file, &[nested]);
+    let (ok, text) = check_config(&config).await;
+    assert!(!ok, "must fail: {text}");
+    assert!(
+        text.contains("folder[1] (\"/in/x\"): folders cannot be inside one another"),
+        "{text}"
+    );
+}
+
 /// `write_config`'s config with `lines` added to its `[tls]` table.
 fn with_tls(config: &Path, lines: &str) {
     let text = std::fs::read_to_string(config).expect("config");
@@ -96,11 +130,13 @@ fn with_tls(config: &Path, lines: &str) {
 async fn check_config_checks_the_client_certificate_settings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
-    std::fs::write(
-        dir.path().join("users.toml"),
-        "[[user]]\nname = \"partner\"\ncertificate_cn = \"partner.example\"\nhome = \"p/\"\npermissions = [\"list\"]\n",
-    )
-    .expect("users");
+    users::write(
+        &dir.path().join("users.toml"),
+        &[UserToml::new("partner")
+            .certificate_cn("partner.example")
+            .home("p/")
+            .permissions(&["list"])],
+    );
     // A certificate-only user while no certificate is asked for: valid, with a warning.
     let (ok, text) = check_config(&config).await;
     assert!(ok, "{text}");
@@ -149,10 +185,9 @@ async fn hash_password_ignores_the_trailing_newline() {
         .trim()
         .to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let users = ftps_s3::auth::UserStore::parse(&format!(
-        "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
-    ))
-    .expect("users");
+    let users =
+        ftps_s3::auth::UserStore::parse(&UserToml::new("u").password_hash(&hash).home("").render())
+            .expect("users");
     assert!(users.verify("u", "s3cret").await.is_some());
     assert!(users.verify("u", "s3cret\n").await.is_none());
 }
@@ -260,15 +295,13 @@ fn local_config(dir: &Path, extra: &str) -> std::path::PathBuf {
             files.display()
         ),
     );
-    let hash = ftps_s3::auth::hash_password("s3cret-pass").expect("hash");
-    std::fs::write(
-        dir.join("users.toml"),
-        format!(
-            "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"u/\"\n\
-             permissions = [\"list\", \"read\", \"write\"]\n"
-        ),
-    )
-    .expect("users");
+    users::write(
+        &dir.join("users.toml"),
+        &[UserToml::new("u")
+            .password("s3cret-pass")
+            .home("u/")
+            .permissions(&["list", "read", "write"])],
+    );
     config
 }
 
@@ -372,16 +405,52 @@ fn s3_config(dir: &Path, s3: &str) -> std::path::PathBuf {
         dir,
         &format!("[listeners]\nexplicit = \"127.0.0.1:0\"\nimplicit = \"off\"\n[s3]\n{s3}\n"),
     );
-    let hash = ftps_s3::auth::hash_password("pw").expect("hash");
-    std::fs::write(
-        dir.join("users.toml"),
-        format!("[[user]]\nname = \"acme\"\npassword_hash = \"{hash}\"\nhome = \"partners/acme/\"\npermissions = [\"list\"]\n"),
-    )
-    .expect("users");
+    users::write(
+        &dir.join("users.toml"),
+        &[UserToml::new("acme").password("pw").permissions(&["list"])],
+    );
     config
 }
 
 const KEYS: Option<(&str, &str)> = Some((seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY));
+
+/// A folder's bucket is probed like a user's own bucket: a missing one fails `check-config`.
+#[tokio::test]
+async fn check_config_probes_the_buckets_of_folders() {
+    let sw = seaweedfs::s3().await;
+    let (bucket, other) = (sw.new_bucket().await, sw.new_bucket().await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s3 = format!(
+        "bucket = \"{bucket}\"\nendpoint = \"{}\"\nforce_path_style = true",
+        sw.endpoint()
+    );
+    let config = s3_config(dir.path(), &s3);
+    let with_folder = |folder_bucket: &str| {
+        let user = UserToml::new("acme").password("pw").folder(
+            "/in",
+            Some(folder_bucket),
+            "in/",
+            &["list"],
+        );
+        users::write(&dir.path().join("users.toml"), &[user]);
+    };
+    with_folder(&other);
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "s3: bucket \"{other}\" (bucket of user \"acme\"): OK"
+        )),
+        "{text}"
+    );
+    with_folder("no-such-folder-bucket");
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("no-such-folder-bucket") && text.contains("NoSuchBucket"),
+        "{text}"
+    );
+}
 
 /// Each S3 mistake a new user makes is found by `check-config` (exit 1), named with the S3
 /// error and the setting to fix; the right settings pass. Against the real SeaweedFS.
@@ -826,10 +895,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .split_whitespace()
         .find(|w| w.starts_with("$argon2id$"))
         .unwrap_or_else(|| panic!("no hash in {text}"));
-    let users = ftps_s3::auth::UserStore::parse(&format!(
-        "[[user]]\nname = \"u\"\npassword_hash = \"{hash}\"\nhome = \"\"\npermissions = []\n"
-    ))
-    .expect("users");
+    let users =
+        ftps_s3::auth::UserStore::parse(&UserToml::new("u").password_hash(hash).home("").render())
+            .expect("users");
     assert!(users.verify("u", "pty-secret").await.is_some());
 
     let out = clients::run(run("one", "other")).await;

@@ -11,10 +11,10 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use crate::admin::metric;
+use crate::common::users::{self, UserToml};
 use crate::common::{
     clients::{self, assert_ok, curl, lftp, python_with, random_bytes, Mode},
     free_port_block,
@@ -189,15 +189,15 @@ async fn three_replicas_round_robin(reuse: bool) {
     let bucket = sw.new_bucket().await;
     let dir = tempfile::tempdir().expect("tempdir");
     ftps_s3::tls::ensure_self_signed(dir.path()).expect("certificate");
-    let mut users = String::new();
-    for user in USERS {
-        let hash = ftps_s3::auth::hash_password(&format!("{user}-password")).expect("hash");
-        users.push_str(&format!(
-            "[[user]]\nname = \"{user}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{user}/\"\n\
-             permissions = [\"list\", \"read\", \"write\", \"overwrite\"]\n\n"
-        ));
-    }
-    std::fs::write(dir.path().join("users.toml"), users).expect("users");
+    let users: Vec<UserToml> = USERS
+        .iter()
+        .map(|user| {
+            UserToml::new(user)
+                .password(&format!("{user}-password"))
+                .permissions(&["list", "read", "write", "overwrite"])
+        })
+        .collect();
+    users::write(&dir.path().join("users.toml"), &users);
     let ips: Vec<&str> = std::iter::once(PROXY_IP).chain(REPLICAS).collect();
     let base = free_port_block(&ips, 4 + PASSIVE_PORTS);
     let ports = Ports {
@@ -227,13 +227,7 @@ async fn three_replicas_round_robin(reuse: bool) {
     )
     .await;
     let front = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
-    for _ in 0..100 {
-        haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());
-        if tokio::net::TcpStream::connect(front).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    haproxy.wait_accepting(&haproxy_err, front).await;
 
     // Every client and mode, `files` times, as both users from the same address at once.
     let mut jobs = Vec::new();

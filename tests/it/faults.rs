@@ -25,6 +25,7 @@ use tokio::{
     process::Child,
 };
 
+use crate::common::users::{self, UserToml};
 use crate::common::{
     clients::{self, random_bytes},
     faultproxy::{Action, FaultProxy, Kind, Match},
@@ -552,27 +553,8 @@ async fn s3_gone_for_the_rest(
     let body = random_bytes(BODY);
     for i in 0..runs() {
         let (name, previous) = prepare(&srv, file, i).await;
-        let before = proxy.seen(Kind::UploadPart);
-        let (mut c, mut data) = begin_upload(&srv, &name, &body[..5 * MIB + 1]).await;
-        // Part 1 is full and on its way: from here on S3 is gone.
-        for _ in 0..100 {
-            if proxy.seen(Kind::UploadPart) > before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        go_down(&proxy).await;
-        data.write_all(&body[5 * MIB + 1..])
-            .await
-            .expect("send the rest");
-        data.finish().await.expect("close_notify");
-        let started = Instant::now();
-        let r = c.reply().await;
-        assert_eq!(r.code, 451, "{}", r.text);
-        println!(
-            "{scenario}: run {i}: 451 {:?} after the last byte",
-            started.elapsed()
-        );
+        let took = upload_as_s3_goes(&srv, &proxy, &name, &body, &go_down).await;
+        println!("{scenario}: run {i}: 451 {took:?} after the last byte");
         proxy.heal().await;
         let key = srv.key(&name);
         assert_eq!(
@@ -586,6 +568,67 @@ async fn s3_gone_for_the_rest(
     }
     tally.finish();
     srv.stop().await;
+}
+
+/// Uploads `body` to `name` and takes S3 away (`go_down`) once part 1 is on its way: the reply
+/// is `451`. Returns how long it took after the last byte.
+async fn upload_as_s3_goes(
+    srv: &TestServer,
+    proxy: &FaultProxy,
+    name: &str,
+    body: &[u8],
+    go_down: &impl AsyncFn(&FaultProxy),
+) -> Duration {
+    let before = proxy.seen(Kind::UploadPart);
+    let (mut c, mut data) = begin_upload(srv, name, &body[..5 * MIB + 1]).await;
+    // Part 1 is full and on its way: from here on S3 is gone.
+    for _ in 0..100 {
+        if proxy.seen(Kind::UploadPart) > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    go_down(proxy).await;
+    data.write_all(&body[5 * MIB + 1..])
+        .await
+        .expect("send the rest");
+    data.finish().await.expect("close_notify");
+    let started = Instant::now();
+    let r = c.reply().await;
+    assert_eq!(r.code, 451, "{}", r.text);
+    started.elapsed()
+}
+
+/// As above, but the server is stopped as soon as S3 is back, while the failed abort waits for
+/// its first retry (5 s after the failure): shutdown makes that try at once (the background
+/// work's last try, within the cleanup wait), so no upload is left open when `stop` returns.
+#[tokio::test]
+async fn stopping_the_server_makes_a_failed_aborts_retry_at_once() {
+    let (srv, proxy) = start(false).await;
+    let body = random_bytes(BODY);
+    let (name, _) = prepare(&srv, "abort-at-stop", 0).await;
+    let key = srv.key(&name);
+    upload_as_s3_goes(&srv, &proxy, &name, &body, &async |p: &FaultProxy| {
+        p.refuse_connections().await
+    })
+    .await;
+    proxy.heal().await;
+    assert_eq!(
+        srv.open_multipart_uploads_for(&key).await,
+        1,
+        "the abort could not reach S3"
+    );
+    let bucket = srv.bucket.clone();
+    let started = Instant::now();
+    srv.stop().await;
+    let stopped_in = started.elapsed();
+    let client = seaweedfs::s3().await.client();
+    let open = seaweedfs::open_uploads(&client, &bucket, &key).await.len();
+    assert_eq!(open, 0, "{key}: aborted by the time the server stopped");
+    assert!(
+        stopped_in < Duration::from_secs(4),
+        "stopped in {stopped_in:?}: the retry was made at once, not after its 5 s delay"
+    );
 }
 
 /// Every connection to S3 reset (no HTTP answer at all).
@@ -669,16 +712,14 @@ fn write_binary_config(
     extra: &str,
 ) -> PathBuf {
     let (cert, key) = ftps_s3::tls::ensure_self_signed(dir).expect("cert");
-    let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
     let users = dir.join("users.toml");
-    std::fs::write(
+    users::write(
         &users,
-        format!(
-            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\nhome = \"{HOME}\"\n\
-             permissions = [\"list\", \"read\", \"write\", \"overwrite\", \"delete\"]\n"
-        ),
-    )
-    .expect("users file");
+        &[UserToml::new(USER)
+            .password(PASSWORD)
+            .home(HOME)
+            .permissions(&["list", "read", "write", "overwrite", "delete"])],
+    );
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -807,6 +848,37 @@ impl Binary {
             .len()
     }
 
+    /// After the process exited: `key` holds exactly `body` and no multipart upload is open.
+    async fn tally_completed(&self, tally: &mut Tally, key: &str, body: &[u8]) {
+        tally.runs += 1;
+        let got = self.object(key).await;
+        let ok = got.as_deref() == Some(body);
+        tally.correct += usize::from(ok);
+        tally.partial += usize::from(got.is_some() && !ok);
+        let open = self.open_uploads().await;
+        tally.leaked += open;
+        if !ok || open != 0 {
+            tally.failures.push(format!(
+                "{key}: sha256 {:?}, want {}; {open} open uploads",
+                got.as_deref().map(sha256_hex),
+                sha256_hex(body)
+            ));
+        }
+    }
+
+    /// Waits (up to 30 s) until `n` parts of `key`'s open uploads are stored.
+    async fn wait_for_stored_parts(&self, key: &str, n: usize) {
+        // Polled: a fixed sleep was too short on a slow machine.
+        let stored_by = Instant::now() + Duration::from_secs(30);
+        while self.stored_parts(key).await < n {
+            assert!(
+                Instant::now() < stored_by,
+                "{key}: {n} parts stored within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Parts stored so far in the open multipart uploads of exactly `key`.
     async fn stored_parts(&self, key: &str) -> usize {
         let client = seaweedfs::s3().await.client();
@@ -887,21 +959,8 @@ async fn sigterm_drains_an_upload_in_flight_within_the_grace_period() {
         assert_eq!(c.try_reply().await.map(|r| r.code), Some(421));
         assert_eq!(bin.exit_code(Duration::from_secs(30)).await, Some(0));
 
-        let key = bin.key(&name);
-        tally.runs += 1;
-        let got = bin.object(&key).await;
-        let ok = got.as_deref() == Some(&body[..]);
-        tally.correct += usize::from(ok);
-        tally.partial += usize::from(got.is_some() && !ok);
-        let open = bin.open_uploads().await;
-        tally.leaked += open;
-        if !ok || open != 0 {
-            tally.failures.push(format!(
-                "{key}: sha256 {:?}, want {}; {open} open uploads",
-                got.as_deref().map(sha256_hex),
-                sha256_hex(&body)
-            ));
-        }
+        bin.tally_completed(&mut tally, &bin.key(&name), &body)
+            .await;
     }
     tally.finish();
 }
@@ -921,17 +980,9 @@ async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) 
         assert_eq!(c.reply().await.code, 150);
         let mut data = c.data_connect(port, true).await;
         data.write_all(&body[..CUT_AT]).await.expect("first part");
-        // Two full parts are read; wait until they are stored so "kept" has something to keep
-        // (polled: a fixed sleep was too short on a slow machine).
+        // Two full parts are read; wait until they are stored so "kept" has something to keep.
         let key = bin.key(&name);
-        let stored_by = Instant::now() + Duration::from_secs(30);
-        while bin.stored_parts(&key).await < 2 {
-            assert!(
-                Instant::now() < stored_by,
-                "{key}: two parts stored within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        bin.wait_for_stored_parts(&key, 2).await;
         let started = Instant::now();
         bin.sigterm();
         let r = tokio::time::timeout(Duration::from_secs(30), c.reply())
@@ -972,4 +1023,60 @@ async fn sigterm_past_the_grace_period_aborts_the_unfinished_upload() {
 async fn sigterm_past_the_grace_period_keeps_the_unfinished_upload_for_resume() {
     sigterm_cuts_an_unfinished_upload("SIGTERM, upload cannot finish in grace (resume on)", 86_400)
         .await;
+}
+
+/// A STOR from byte 0 over a file with an upload kept for resume aborts the kept upload in the
+/// background once it completes (`226` does not wait for it). SIGTERM right after the `226`,
+/// while that abort is on its way (S3 takes 2 s to answer it, through the fault proxy):
+/// shutdown waits for the background abort (the server's one tracker, bounded), so when the
+/// process has exited no multipart upload is left open. Repeated [`runs`] times.
+#[tokio::test]
+async fn sigterm_right_after_a_replacing_stor_waits_for_the_background_abort() {
+    let mut tally = Tally::new("SIGTERM right after a STOR replaced a kept upload");
+    let body = random_bytes(BODY);
+    let proxy = FaultProxy::start(seaweedfs::s3().await.endpoint()).await;
+    proxy.always(
+        Match::Kind(Kind::AbortMultipartUpload),
+        Action::Delay(Duration::from_secs(2)),
+    );
+    let endpoint = proxy.url();
+    for i in 0..runs() {
+        let env = [("FTPS_S3_S3__ENDPOINT", endpoint.as_str())];
+        let mut bin = Binary::start_with(30, 86_400, None, &env, "").await;
+        let name = format!("replaced-{i}.bin");
+        let key = bin.key(&name);
+        let mut c = RawClient::login_explicit(bin.explicit, USER, PASSWORD).await;
+        // A cut upload, kept for resume: two full parts stored, then a reset.
+        let port = c.epsv().await;
+        c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+        assert_eq!(c.reply().await.code, 150);
+        let mut data = c.data_connect(port, true).await;
+        data.write_all(&body[..CUT_AT]).await.expect("first parts");
+        bin.wait_for_stored_parts(&key, 2).await;
+        data.reset();
+        let r = c.reply().await;
+        assert_eq!(r.code, 426, "{}", r.text);
+        assert_eq!(bin.open_uploads().await, 1, "{key}: the cut upload is kept");
+        // S3's upload times are whole seconds: only uploads started in an earlier second than
+        // the replacing STOR are aborted.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+
+        // The whole file again from byte 0 (no REST): it replaces the kept upload.
+        let small = &body[..64 * 1024];
+        let port = c.epsv().await;
+        c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+        assert_eq!(c.reply().await.code, 150);
+        let mut data = c.data_connect(port, true).await;
+        data.write_all(small).await.expect("body");
+        data.finish().await.expect("close_notify");
+        let r = c.reply().await;
+        assert_eq!(r.code, 226, "{}", r.text);
+        bin.sigterm();
+        assert_eq!(bin.exit_code(Duration::from_secs(30)).await, Some(0));
+
+        bin.tally_completed(&mut tally, &key, small).await;
+    }
+    tally.finish();
+    // Through the proxy, delayed: each run really had an abort on its way at SIGTERM.
+    assert_eq!(proxy.seen(Kind::AbortMultipartUpload), runs());
 }

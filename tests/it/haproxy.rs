@@ -22,6 +22,7 @@ use std::{
 
 use tokio::process::{Child, Command};
 
+use crate::common::users::{self, UserToml};
 use crate::common::{
     clients::{self, assert_ok, curl, python_with, random_bytes, Mode},
     free_port_block,
@@ -69,6 +70,18 @@ impl Process {
     pub(crate) fn assert_running(&mut self, log: &str) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("{} exited early ({status}):\n{log}", self.name);
+        }
+    }
+
+    /// Waits (up to 10 s) until `addr` accepts connections, panicking with `log` if the
+    /// process exits first.
+    pub(crate) async fn wait_accepting(&mut self, log: &Path, addr: SocketAddr) {
+        for _ in 0..100 {
+            self.assert_running(&std::fs::read_to_string(log).unwrap_or_default());
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -310,15 +323,13 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
     let bucket = sw.new_bucket().await;
     let dir = tempfile::tempdir().expect("tempdir");
     ftps_s3::tls::ensure_self_signed(dir.path()).expect("certificate");
-    let hash = ftps_s3::auth::hash_password(PASSWORD).expect("hash");
-    std::fs::write(
-        dir.path().join("users.toml"),
-        format!(
-            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\nhome = \"partners/acme/\"\n\
-             permissions = [\"list\", \"read\", \"write\", \"overwrite\"]\n"
-        ),
-    )
-    .expect("users");
+    users::write(
+        &dir.path().join("users.toml"),
+        &[UserToml::new(USER)
+            .password(PASSWORD)
+            .home("partners/acme/")
+            .permissions(&["list", "read", "write", "overwrite"])],
+    );
     let ports = Ports::new();
 
     let mut replicas = Vec::new();
@@ -340,13 +351,7 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
     )
     .await;
     let proxy = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
-    for _ in 0..100 {
-        haproxy.assert_running(&std::fs::read_to_string(&haproxy_err).unwrap_or_default());
-        if tokio::net::TcpStream::connect(proxy).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    haproxy.wait_accepting(&haproxy_err, proxy).await;
 
     let clients = [
         "python-explicit",

@@ -408,7 +408,26 @@ contract!(
     suspended_upload_leaves_no_object,
     rename_dir_moves_a_tree_and_refuses_above_the_limit,
     set_modified_is_reported_and_survives_rename,
+    usage_counts_files_at_any_depth_under_the_prefix_only,
 );
+
+/// `usage` (quotas): every file under a directory at any depth, directory markers and
+/// neighbours sharing the name's prefix not counted; a kept upload is not a file.
+async fn usage_counts_files_at_any_depth_under_the_prefix_only(b: &Backend) {
+    b.storage.make_dir(&k("u")).await.expect("make_dir");
+    b.storage.make_dir(&k("u/empty")).await.expect("make_dir");
+    b.put("u/a.txt", b"a").await;
+    b.put("u/sub/b.txt", b"bb").await;
+    b.put("u/sub/deep/c.txt", b"ccc").await;
+    b.put("ux", b"a sibling with the same prefix").await;
+    b.put("other/d.txt", b"dddd").await;
+    let usage = b.storage.usage(&k("u")).await.expect("usage");
+    assert_eq!((usage.bytes, usage.files), (6, 3));
+    let all = b.storage.usage(&k("")).await.expect("usage of the root");
+    assert_eq!((all.bytes, all.files), (6 + 30 + 4, 5));
+    let none = b.storage.usage(&k("missing")).await.expect("missing dir");
+    assert_eq!((none.bytes, none.files), (0, 0));
+}
 
 /// MFMT: a file's time as the client set it, reported by `stat` (MDTM, MLST), kept by a rename
 /// and the content left alone; an append is a new write and takes the time of the write.
@@ -1304,6 +1323,36 @@ async fn s3_suspended_upload_resumes_byte_for_byte_after_a_restart() {
     );
 }
 
+/// A dropped upload's abort runs in the background (`Drop` cannot wait), on the tracker the
+/// storage was given: once that tracker is stopped and waited for — what the server does at
+/// shutdown — the multipart upload is gone, with no polling.
+#[tokio::test]
+async fn s3_a_dropped_uploads_abort_is_done_when_its_background_is_stopped() {
+    let background = ftps_s3::background::Background::new();
+    let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
+        o.background = background.clone()
+    })
+    .await;
+    let mut upload = b
+        .storage
+        .begin_upload(&k("dropped.bin"), spec(UploadMode::Replace))
+        .await
+        .expect("begin");
+    let mut body = TestBody::new(pattern(5 * MIB + 1, 8), Then::End);
+    upload.copy_from(&mut body).await.expect("copy");
+    assert_eq!(b.pending_uploads().await, 1, "one part stored");
+    drop(upload);
+    assert!(
+        background.stop(Duration::from_secs(10)).await,
+        "the abort ended within 10 s"
+    );
+    assert_eq!(
+        b.pending_uploads().await,
+        0,
+        "stopped: the dropped upload's abort has been sent"
+    );
+}
+
 #[tokio::test]
 async fn s3_resume_window_zero_aborts_on_suspend() {
     let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
@@ -1519,13 +1568,7 @@ async fn s3_uploads_record_uploader_address_and_digests() {
         .expect("begin");
     upload.copy_from(&mut &b"z"[..]).await.expect("copy");
     upload.commit().await.expect("commit");
-    let head = client
-        .head_object()
-        .bucket(bucket)
-        .key("zoe.txt")
-        .send()
-        .await
-        .expect("HeadObject");
+    let head = head_object(client, bucket, "zoe.txt").await;
     let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
     assert_eq!(uploader.as_deref(), Some("zo%C3%AB 100%25"));
 
@@ -1559,13 +1602,7 @@ async fn s3_large_objects_are_copied_in_parts() {
     .await;
     let (client, bucket) = b.s3_parts().expect("s3");
     let etag_parts = |key: &'static str| async move {
-        let head = client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .expect("HeadObject");
+        let head = head_object(client, bucket, key).await;
         let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
         assert_eq!(uploader.as_deref(), Some(UPLOADER), "{key}: metadata kept");
         let etag = head
@@ -1690,13 +1727,7 @@ async fn s3_set_modified_above_the_copy_limit_copies_in_parts() {
     let digests = b.storage.recorded_digests(&k("big.bin")).await;
     assert_eq!(digests.expect("digests"), whole(&data), "digests kept");
     let (client, bucket) = b.s3_parts().expect("s3");
-    let head = client
-        .head_object()
-        .bucket(bucket)
-        .key("big.bin")
-        .send()
-        .await
-        .expect("HeadObject");
+    let head = head_object(client, bucket, "big.bin").await;
     let uploader = head.metadata().and_then(|m| m.get("uploader")).cloned();
     assert_eq!(uploader.as_deref(), Some(UPLOADER), "metadata kept");
     assert!(
@@ -1707,4 +1738,19 @@ async fn s3_set_modified_above_the_copy_limit_copies_in_parts() {
         "copied in parts: {:?}",
         head.e_tag()
     );
+}
+
+/// HeadObject of `key`, which must exist.
+async fn head_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("HeadObject")
 }

@@ -18,6 +18,7 @@ use tokio::{
 
 use crate::common::clients::{self, assert_ok, curl, random_bytes};
 use crate::common::seaweedfs;
+use crate::common::users::{self, UserToml};
 
 /// Bodies received, by request path.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -99,16 +100,14 @@ async fn otlp_exports_the_session_command_and_s3_spans_and_the_metrics() {
     let (otlp, received) = receiver().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key) = ftps_s3::tls::ensure_self_signed(dir.path()).expect("cert");
-    let hash = ftps_s3::auth::hash_password("otel-pass").expect("hash");
     let users = dir.path().join("users.toml");
-    std::fs::write(
+    users::write(
         &users,
-        format!(
-            "[[user]]\nname = \"otel\"\npassword_hash = \"{hash}\"\nhome = \"otel/\"\n\
-             permissions = [\"list\", \"read\", \"write\"]\n"
-        ),
-    )
-    .expect("users");
+        &[UserToml::new("otel")
+            .password("otel-pass")
+            .home("otel/")
+            .permissions(&["list", "read", "write"])],
+    );
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,

@@ -11,17 +11,19 @@ use crate::common::logs::Logs;
 use crate::common::pki::Ca;
 use crate::common::raw::{ClientCert, RawClient};
 use crate::common::server::{TestServer, PASSWORD, USER};
-
-const PERMS: &str = r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#;
+use crate::common::users::{self, UserToml};
 
 /// `partner`: certificate only (CN `partner.example`); `both`: certificate (CN `both.example`)
 /// and password `both-password`.
 fn cert_users() -> String {
-    let hash = ftps_s3::auth::hash_password("both-password").expect("hash");
-    format!(
-        "[[user]]\nname = \"partner\"\ncertificate_cn = \"partner.example\"\nhome = \"partners/partner/\"\npermissions = {PERMS}\n\n\
-         [[user]]\nname = \"both\"\ncertificate_cn = \"both.example\"\npassword_hash = \"{hash}\"\nhome = \"partners/both/\"\npermissions = {PERMS}\n\n"
-    )
+    let partner = UserToml::new("partner")
+        .certificate_cn("partner.example")
+        .permissions(users::ALL);
+    let both = UserToml::new("both")
+        .certificate_cn("both.example")
+        .password("both-password")
+        .permissions(users::ALL);
+    partner.render() + &both.render()
 }
 
 /// A server asking for client certificates issued by `ca` (written into `dir`).
@@ -446,11 +448,11 @@ async fn the_users_file_is_reloaded_and_a_bad_one_keeps_the_old_users() {
     c.expect("PASS newbie-password", 530).await;
 
     // Add a user, replacing the file in one rename as a careful tool (or the kubelet) does.
-    let hash = ftps_s3::auth::hash_password("newbie-password").expect("hash");
     let mut text = std::fs::read_to_string(&srv.users_file).expect("users");
-    text.push_str(&format!(
-        "[[user]]\nname = \"newbie\"\npassword_hash = \"{hash}\"\nhome = \"partners/newbie/\"\npermissions = [\"list\"]\n"
-    ));
+    let newbie = UserToml::new("newbie")
+        .password("newbie-password")
+        .permissions(&["list"]);
+    text.push_str(&newbie.render());
     let tmp = srv.users_file.with_extension("tmp");
     std::fs::write(&tmp, &text).expect("write");
     std::fs::rename(&tmp, &srv.users_file).expect("rename");

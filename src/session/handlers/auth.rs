@@ -1,7 +1,7 @@
 //! Login and security: USER, PASS, AUTH, PBSZ, PROT, CCC, REIN, HOST (RFC 959 §4.1.1, RFC 4217,
 //! MS-FTPS §3.2.5, RFC 7151).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use crate::audit;
 use crate::auth::User;
@@ -19,15 +19,17 @@ impl Session {
         // and proves nothing about who sends the next commands.
         let cn = self.conn.client_cert_cn();
         if let Some(user) =
-            self.ctx
+            self.env
                 .auth
                 .login_by_certificate(self.state.client.ip(), &name, cn.as_deref())
         {
-            return self.logged_in(
-                user,
-                cn.as_deref(),
-                Reply::new(232, "User logged in, authorized by client certificate"),
-            );
+            return self
+                .logged_in(
+                    user,
+                    cn.as_deref(),
+                    Reply::new(232, "User logged in, authorized by client certificate"),
+                )
+                .await;
         }
         // The same reply whether or not the user exists.
         self.state.login = Login::UserGiven(name);
@@ -50,7 +52,7 @@ impl Session {
         };
         let cn = self.conn.client_cert_cn();
         match self
-            .ctx
+            .env
             .auth
             .login(
                 self.state.client,
@@ -61,7 +63,10 @@ impl Session {
             )
             .await
         {
-            Ok(user) => self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful")),
+            Ok(user) => {
+                self.logged_in(user, cn.as_deref(), Reply::new(230, "Login successful"))
+                    .await
+            }
             Err(why) => {
                 crate::metrics::login(why.metric_result());
                 let actor = audit::Actor {
@@ -69,16 +74,16 @@ impl Session {
                     ..self.actor()
                 };
                 audit::login(actor, audit::Outcome::Failed(why.reason()), cn.as_deref());
-                let delay = Duration::from_millis(self.ctx.config.auth.failure_delay_ms);
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(self.env.policy.login_failure_delay).await;
                 Reply::new(530, "Login incorrect").into()
             }
         }
     }
 
-    /// A login the authenticator accepted: take a per-user session slot, record it, reply.
-    fn logged_in(&mut self, user: Arc<User>, cert_cn: Option<&str>, reply: Reply) -> Outcome {
-        let permit = match self.ctx.limits.admit_user(&user.name) {
+    /// A login the authenticator accepted: take a per-user session slot, count the user's
+    /// quota usage (once for all their sessions, see `quota`), record it, reply.
+    async fn logged_in(&mut self, user: Arc<User>, cert_cn: Option<&str>, reply: Reply) -> Outcome {
+        let permit = match self.env.limits.admit_user(&user.name) {
             Ok(p) => p,
             Err(hit) => {
                 crate::metrics::login("refused");
@@ -88,12 +93,7 @@ impl Session {
                 };
                 audit::login(actor, audit::Outcome::Failed(limit_reason(hit)), cert_cn);
                 // Named with its key and value: curl and others show only this line.
-                let limits = &self.ctx.config.limits;
-                let max = match hit {
-                    LimitHit::Total => limits.max_sessions,
-                    LimitHit::PerAddress => limits.max_sessions_per_ip,
-                    LimitHit::PerUser => limits.max_sessions_per_user,
-                };
+                let max = self.env.policy.max_sessions.of(hit);
                 let text = format!(
                     "{hit}: at most {max} at once (limits.{}), try again later",
                     limit_reason(hit)
@@ -101,7 +101,7 @@ impl Session {
                 return Outcome::Close(Reply::closing(text));
             }
         };
-        let home = self.ctx.stores.home_for(&user);
+        let mounts = self.env.stores.mounts_for(&user);
         self.span.record("user", user.name.as_str());
         crate::metrics::login("ok");
         let actor = audit::Actor {
@@ -109,11 +109,21 @@ impl Session {
             ..self.actor()
         };
         audit::login(actor, audit::Outcome::Ok, cert_cn);
-        self.state.login = Login::LoggedIn(LoggedIn {
+        let account = self.env.quotas.account(&user.name, user.limits);
+        let logged_in = LoggedIn {
             user,
-            home,
+            mounts,
             _permit: permit,
-        });
+            account,
+        };
+        if let Some(account) = &logged_in.account {
+            // A failed count does not stop the login (downloads need none); uploads count
+            // again before they start, and are refused while the store cannot be counted.
+            if let Err(e) = account.count(&logged_in.quota_roots()).await {
+                tracing::warn!(error = %e, "quota: cannot count the user's usage");
+            }
+        }
+        self.state.login = Login::LoggedIn(logged_in);
         self.state.cwd = crate::vfs::VirtualPath::root();
         reply.into()
     }
@@ -168,7 +178,7 @@ impl Session {
                 self.state.protection = DataProtection::Private;
                 Reply::ok("Protection level set to P").into()
             }
-            ProtLevel::Clear if self.ctx.config.listeners.require_tls => {
+            ProtLevel::Clear if self.env.policy.require_tls => {
                 Reply::tls_required("Data connections must be protected: use PROT P").into()
             }
             ProtLevel::Clear => {
@@ -189,7 +199,7 @@ impl Session {
         if !self.conn.is_tls() {
             return Reply::new(533, "The control connection is not protected").into();
         }
-        if !self.ctx.config.tls.allow_ccc {
+        if !self.env.policy.allow_ccc {
             return Reply::tls_required("CCC is not allowed by server policy").into();
         }
         self.security = ControlSecurity::Cleared;

@@ -36,10 +36,9 @@ impl Session {
             return Reply::bad_sequence("EPSV ALL is in effect: use EPSV").into();
         }
         let ip = match self
-            .ctx
-            .config
-            .passive
-            .advertise_address
+            .env
+            .policy
+            .passive_address
             .unwrap_or(self.state.local.ip())
             .to_canonical()
         {
@@ -97,15 +96,14 @@ impl Session {
         self.state.data = None;
         let local = self.state.local.ip();
         let client = self.state.client.ip();
-        let wait = Duration::from_secs(self.ctx.config.limits.data_connect_timeout_secs)
-            .min(MAX_PORT_WAIT);
-        match self.ctx.passive_ports.acquire(local, client, wait).await {
+        let wait = self.env.policy.data_connect_timeout.min(MAX_PORT_WAIT);
+        match self.env.passive_ports.acquire(local, client, wait).await {
             Ok(l) => {
                 // Accept, and under PROT P start the TLS handshake, as soon as the client
                 // connects: some clients finish the handshake before sending the command.
                 let tls = (self.state.protection == DataProtection::Private)
                     .then(|| self.tls.data.clone());
-                let timeout = Duration::from_secs(self.ctx.config.limits.data_connect_timeout_secs);
+                let timeout = self.env.policy.data_connect_timeout;
                 let eager = EagerPassive::start(l, tls, timeout);
                 let port = eager.port();
                 self.state.data = Some(DataPlan::Passive(eager));
@@ -135,7 +133,7 @@ impl Session {
         if self.state.epsv_all {
             return Reply::bad_sequence("EPSV ALL is in effect: use EPSV").into();
         }
-        let enabled = self.ctx.config.active.enabled;
+        let enabled = self.env.policy.active_enabled;
         match active_target(target, self.state.client, enabled) {
             Ok(target) => {
                 self.state.data = Some(DataPlan::Active(target));

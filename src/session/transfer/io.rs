@@ -14,11 +14,13 @@ use crate::auth::Permissions;
 use crate::datachan::ascii::{FromCrlf, ToCrlf};
 use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, Metered};
 use crate::listing::{self, MlstFacts};
+use crate::quota::{self, rate::RateLimiter, DataLimits, Inbound};
 use crate::tls::MaybeTls;
 use crate::vfs::{Entry, ReadStream, StorageError, Upload, UploadError};
 
 use super::job::{ListFormat, ListingSource, Work};
 use super::outcome::JobResult;
+use crate::background::Background;
 
 /// How long a finished data connection waits for the client to close it (see [`linger`]).
 const LINGER: Duration = Duration::from_secs(2);
@@ -35,6 +37,8 @@ pub(super) struct DataParams {
     pub(super) keepalive_secs: u64,
     pub(super) connect_timeout: Duration,
     pub(super) idle_timeout: Duration,
+    /// Where the linger after a transfer runs (shutdown waits for it).
+    pub(super) background: Background,
 }
 
 /// Opens the data connection and runs the work; every step stops at `cancel`. Owns everything
@@ -45,6 +49,7 @@ pub(super) async fn execute(
     params: DataParams,
     work: Work,
     ascii: bool,
+    limits: DataLimits,
     cancel: CancellationToken,
 ) -> (JobResult, u64) {
     let security = DataSecurity {
@@ -80,8 +85,10 @@ pub(super) async fn execute(
     let mut data = Metered::new(IdleTimeout::new(data, params.idle_timeout));
     let inbound = matches!(work, Work::Upload(_));
     let result = match work {
-        Work::Download(reader) => download(&mut data, reader, ascii, &cancel).await,
-        Work::Upload(upload) => upload_to(&mut data, upload, ascii, &cancel).await,
+        Work::Download(reader) => {
+            download(&mut data, reader, ascii, limits.rate.as_deref(), &cancel).await
+        }
+        Work::Upload(upload) => upload_to(&mut data, upload, ascii, limits, &cancel).await,
         Work::Listing {
             source,
             format,
@@ -105,7 +112,7 @@ pub(super) async fn execute(
     if matches!(result, JobResult::Done { .. }) {
         // Our side is closed (close_notify + FIN). Some clients close theirs only after the
         // 226: wait for that in the background, not before the reply.
-        tokio::spawn(linger(data).in_current_span());
+        params.background.spawn(linger(data).in_current_span());
     }
     (result, moved)
 }
@@ -116,6 +123,7 @@ async fn download(
     data: &mut DataConn,
     mut reader: ReadStream,
     ascii: bool,
+    rate: Option<&RateLimiter>,
     cancel: &CancellationToken,
 ) -> JobResult {
     let copy = async {
@@ -143,6 +151,10 @@ async fn download(
             };
             data.write_all(out).await.map_err(JobResult::Client)?;
             total += out.len() as u64;
+            // max_download_kib_s: the user's sessions share one bucket.
+            if let Some(rate) = rate {
+                rate.pace(out.len()).await;
+            }
         }
         Ok(total)
     };
@@ -157,12 +169,15 @@ async fn upload_to(
     data: &mut DataConn,
     mut upload: Box<dyn Upload>,
     ascii: bool,
+    mut limits: DataLimits,
     cancel: &CancellationToken,
 ) -> JobResult {
     let copy = async {
+        // The quota share and upload rate apply to bytes as they arrive, below TYPE A.
+        let mut body = Inbound::new(&mut *data, &mut limits);
         match ascii {
-            true => upload.copy_from(&mut FromCrlf::new(&mut *data)).await,
-            false => upload.copy_from(&mut *data).await,
+            true => upload.copy_from(&mut FromCrlf::new(&mut body)).await,
+            false => upload.copy_from(&mut body).await,
         }
     };
     let copied = tokio::select! {
@@ -175,16 +190,29 @@ async fn upload_to(
             let _ = close(data).await;
             let sha256 = upload.sha256();
             match upload.commit().await {
-                Ok(bytes) => JobResult::Done { bytes, sha256 },
+                Ok(bytes) => {
+                    if let Some(hold) = limits.hold.take() {
+                        hold.commit(bytes);
+                    }
+                    JobResult::Done { bytes, sha256 }
+                }
                 Err(e) => JobResult::Storage(e),
             }
         }
         // The client side failed (reset, TLS error, timeout): keep what the store holds so the
         // client can resume with REST + STOR (s3.resume_window_secs; 0 aborts instead).
-        Some(Err(UploadError::Body(e))) => {
-            upload.suspend().await;
-            JobResult::Client(e)
-        }
+        Some(Err(UploadError::Body(e))) => match quota::exceeded_in(&e) {
+            // Past the user's quota: nothing of it may remain, not even for a resume.
+            Some(q) => {
+                let _ = close(data).await;
+                upload.abort().await;
+                JobResult::QuotaExceeded(q)
+            }
+            None => {
+                upload.suspend().await;
+                JobResult::Client(e)
+            }
+        },
         Some(Err(UploadError::Storage(e))) => {
             upload.abort().await;
             JobResult::Storage(e)

@@ -3,6 +3,7 @@
 
 use crate::auth::Permissions;
 use crate::listing::MlstFacts;
+use crate::quota::DataLimits;
 use crate::vfs::{Entry, ListPages, ObjectKey, ReadStream, Upload, VirtualPath};
 
 /// The three upload commands.
@@ -57,6 +58,8 @@ pub(crate) struct TransferJob {
     pub(super) work: Work,
     /// TYPE A: convert line endings (RETR: LF → CRLF, STOR: CRLF → LF).
     pub(super) ascii: bool,
+    /// The user's quota share (uploads) and rate in this direction.
+    pub(super) limits: DataLimits,
 }
 
 pub(super) enum Work {

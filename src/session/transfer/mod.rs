@@ -19,7 +19,7 @@ mod outcome;
 mod prepare;
 mod report;
 
-use std::{io as stdio, time::Duration, time::Instant};
+use std::{io as stdio, time::Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,7 @@ impl Session {
             self.data_params(),
             job.work,
             job.ascii,
+            job.limits,
             cancel.clone(),
         );
         tokio::pin!(fut);
@@ -84,7 +85,7 @@ impl Session {
             EndedByShutdown,
         }
         let mut interruption: Option<Interruption> = None;
-        let end_transfers = self.ctx.end_transfers.clone();
+        let end_transfers = self.env.end_transfers.clone();
         let (result, moved) = loop {
             let control_open = interruption != Some(Interruption::ControlLost);
             let event = tokio::select! {
@@ -131,18 +132,19 @@ impl Session {
 
     /// What opening this session's data connection needs, from its state and the config.
     fn data_params(&self) -> DataParams {
-        let limits = &self.ctx.config.limits;
+        let policy = &self.env.policy;
         DataParams {
             local_ip: self.state.local.ip(),
             source_port: match self.state.listener {
-                ListenerKind::Implicit => self.ctx.config.active.implicit_source_port,
+                ListenerKind::Implicit => policy.implicit_source_port,
                 ListenerKind::Explicit => None,
             },
             tls: (self.state.protection == DataProtection::Private).then(|| self.tls.data.clone()),
-            require_resumption: self.ctx.config.tls.require_session_reuse,
-            keepalive_secs: self.ctx.config.listeners.tcp_keepalive_secs,
-            connect_timeout: Duration::from_secs(limits.data_connect_timeout_secs),
-            idle_timeout: Duration::from_secs(limits.data_idle_timeout_secs),
+            require_resumption: policy.require_session_reuse,
+            keepalive_secs: policy.tcp_keepalive_secs,
+            connect_timeout: policy.data_connect_timeout,
+            idle_timeout: policy.data_idle_timeout,
+            background: self.env.background.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::datachan::OpenError;
+use crate::quota::Exceeded;
 use crate::session::reply::Reply;
 use crate::vfs::{StorageError, VirtualPath};
 
@@ -22,6 +23,8 @@ pub(super) enum JobResult {
     /// The data connection failed: reset, TLS error, timeout.
     Client(io::Error),
     Storage(StorageError),
+    /// An upload that crossed the user's quota: aborted, nothing stored (`552`).
+    QuotaExceeded(Exceeded),
 }
 
 /// Why the session stopped a running job. A failing data connection is not one of these: it
@@ -89,6 +92,7 @@ pub(super) fn final_replies(
         }
         (JobResult::Client(e), _) => vec![Reply::transfer_aborted(&e.to_string())],
         (JobResult::Storage(e), _) => vec![Reply::storage_error(&e, path.as_str())],
+        (JobResult::QuotaExceeded(e), _) => vec![Reply::quota_exceeded(&e, path.as_str())],
     }
 }
 
@@ -157,6 +161,16 @@ mod tests {
                 None,
                 "522 the data connection did not resume the control connection's TLS session: \
                  enable TLS session reuse in the client\r\n",
+            ),
+            (
+                JobResult::QuotaExceeded(Exceeded {
+                    kind: crate::quota::QuotaKind::Bytes,
+                    limit: 10,
+                    used: 4,
+                }),
+                None,
+                "552 /: Exceeded storage allocation: quota exceeded: 10 bytes allowed \
+                 (quota_bytes), 4 used\r\n",
             ),
         ];
         let path = VirtualPath::root();

@@ -2,12 +2,16 @@
 //! permission, path and the data connection, and open the object to read or the upload to
 //! write, all *before* `150`, so errors such as `550` come without opening a data connection.
 
+use std::time::Duration;
+
+use crate::audit;
 use crate::auth::Permission;
+use crate::quota::{ledger::UploadPlan, DataLimits, UploadHold};
 use crate::session::command::TransferType;
 use crate::session::handlers::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::state::DataProtection;
-use crate::session::{Outcome, Session};
+use crate::session::{Located, Outcome, Resolved, Session, VirtualDir};
 use crate::vfs::{Entry, EntryKind, StorageError, UploadMode, UploadSpec};
 
 use super::job::{ListFormat, ListingSource, StoreKind, TransferJob, TransferKind, Work};
@@ -22,6 +26,12 @@ fn unique_name(base: Option<&str>) -> String {
     }
 }
 
+/// NLST's argument when it names something (not empty, not `.`): its lines are then paths as
+/// the client wrote them.
+fn nlst_dir_arg(arg: Option<&str>) -> Option<&str> {
+    arg.map(str::trim).filter(|a| !a.is_empty() && *a != ".")
+}
+
 impl Session {
     /// 425/521 before a transfer: is there a data connection to use, protected as policy wants?
     pub(super) fn data_ready(&self) -> Result<(), Reply> {
@@ -29,14 +39,76 @@ impl Session {
             return Err(Reply::no_data_target());
         }
         // RFC 4217 §10: 521 when the PROT level is not acceptable for data.
-        if self.ctx.config.listeners.require_tls && self.state.protection != DataProtection::Private
-        {
+        if self.env.policy.require_tls && self.state.protection != DataProtection::Private {
             return Err(Reply::new(
                 521,
                 "Data connections must be protected: send PBSZ 0 and PROT P",
             ));
         }
         Ok(())
+    }
+
+    /// What the user's account limits a transfer by (`upload`: its direction), with an
+    /// upload's quota share.
+    fn data_limits(&self, upload: bool, hold: Option<UploadHold>) -> DataLimits {
+        match self.state.logged_in().and_then(|l| l.account.as_ref()) {
+            Some(account) => account.data_limits(upload, hold),
+            None => DataLimits::default(),
+        }
+    }
+
+    /// The quota's say on an upload about to start at `r` (`existing`: the size of the file
+    /// there; `announced`: an ALLO size): its share, `None` without a quota, or the `552`
+    /// (audited) that refuses it.
+    async fn quota_hold(
+        &self,
+        r: &Resolved,
+        mode: UploadMode,
+        existing: Option<u64>,
+        announced: Option<u64>,
+    ) -> Result<Option<UploadHold>, Outcome> {
+        let Some(l) = self.state.logged_in() else {
+            return Ok(None);
+        };
+        let Some(account) = l.account.as_ref().filter(|a| a.has_quota()) else {
+            return Ok(None);
+        };
+        // Counted at login; again here if that failed or is older than quota_recount_secs.
+        if let Err(e) = account.count(&l.quota_roots()).await {
+            return Err(storage_reply("quota count", &e, &r.path));
+        }
+        let new_file = existing.is_none();
+        let plan = match mode {
+            UploadMode::Replace => UploadPlan {
+                credit: existing.unwrap_or(0),
+                new_file,
+                ..UploadPlan::default()
+            },
+            UploadMode::Resume { offset } => UploadPlan {
+                base: offset,
+                credit: existing.unwrap_or(0),
+                new_file,
+                ..UploadPlan::default()
+            },
+            UploadMode::Append => UploadPlan {
+                new_file,
+                ..UploadPlan::default()
+            },
+        };
+        let plan = UploadPlan {
+            hint: announced,
+            ..plan
+        };
+        account.start_upload(plan).map(Some).map_err(|e| {
+            let refused = audit::Transfer {
+                bytes: 0,
+                duration: Duration::ZERO,
+                sha256: None,
+            };
+            let why = audit::Outcome::Failed("quota_exceeded");
+            audit::upload(self.actor(), r.object(), refused, why);
+            Reply::quota_exceeded(&e, r.path.as_str()).into()
+        })
     }
 
     pub(in crate::session) async fn retr(&mut self, arg: &str) -> Outcome {
@@ -56,6 +128,7 @@ impl Session {
                 path: r.path,
                 work: Work::Download(reader),
                 ascii: self.state.transfer_type == TransferType::Ascii,
+                limits: self.data_limits(false, None),
             }),
             Err(e) => storage_reply("read", &e, &r.path),
         }
@@ -70,6 +143,7 @@ impl Session {
         kind: StoreKind,
     ) -> Outcome {
         let offset = std::mem::take(&mut self.state.rest);
+        let announced = self.state.allo.take();
         if let Err(reply) = self.data_ready() {
             return reply.into();
         }
@@ -82,17 +156,18 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        if r.path.is_root() {
-            return Reply::is_a_directory("/").into();
+        if r.at_mount_point() {
+            return Reply::is_a_directory(r.path.as_str()).into();
         }
-        let exists = match r.stat().await {
+        let existing = match r.stat().await {
             Ok(e) if e.kind == EntryKind::Dir => {
                 return Reply::is_a_directory(r.path.as_str()).into()
             }
-            Ok(_) => true,
-            Err(StorageError::NotFound(_)) => false,
+            Ok(e) => Some(e.size),
+            Err(StorageError::NotFound(_)) => None,
             Err(e) => return storage_reply("stat", &e, &r.path),
         };
+        let exists = existing.is_some();
         if kind == StoreKind::Unique && exists {
             return Reply::new(553, "Could not find a unique name, try again").into();
         }
@@ -104,12 +179,17 @@ impl Session {
         // A resume of a kept upload adds to nothing visible; everything else that finds a
         // file there changes it.
         let changes_existing = exists && !matches!(mode, UploadMode::Resume { .. });
-        if changes_existing && self.require(Permission::Overwrite).is_err() {
+        if changes_existing && !r.permissions.allows(Permission::Overwrite) {
             return Reply::may_not_overwrite(r.path.as_str()).into();
         }
         if let Err(reply) = r.parent_exists().await {
             return reply.into();
         }
+        let hold = match self.quota_hold(&r, mode, existing, announced).await {
+            Ok(hold) => hold,
+            Err(outcome) => return outcome,
+        };
+        let limits = self.data_limits(true, hold);
         let storage = r.home.storage().clone();
         let spec = UploadSpec {
             mode,
@@ -128,6 +208,7 @@ impl Session {
                 path: r.path,
                 work: Work::Upload(upload),
                 ascii: self.state.transfer_type == TransferType::Ascii,
+                limits,
             }),
             Err(e) => storage_reply("upload", &e, &r.path),
         }
@@ -138,14 +219,12 @@ impl Session {
         arg: Option<&str>,
         format: ListFormat,
     ) -> Outcome {
-        let r = match self.resolve(Permission::List, arg.unwrap_or(".")) {
-            Ok(r) => r,
+        let r = match self.locate_to_list(arg.unwrap_or(".")) {
+            Ok(Located::Mounted(r)) => r,
+            Ok(Located::Virtual(d)) => return self.list_virtual(d, format, arg),
             Err(reply) => return reply.into(),
         };
-        let perms = match self.state.logged_in() {
-            Some(l) => l.user.permissions,
-            None => return Reply::not_logged_in().into(),
-        };
+        let perms = r.permissions;
         if let Err(reply) = self.data_ready() {
             return reply.into();
         }
@@ -157,7 +236,7 @@ impl Session {
         // NLST answers paths as the client wrote them (`NLST d` → `d/a.txt`), as vsftpd,
         // ProFTPD and Pure-FTPd do, so each line can be sent back in a RETR; without an
         // argument (or `.`) bare names.
-        let named = arg.map(str::trim).filter(|a| !a.is_empty() && *a != ".");
+        let named = nlst_dir_arg(arg);
         let nlst_prefix = match (format, entry.kind, named) {
             (ListFormat::Nlst, EntryKind::Dir, Some(a)) => format!("{}/", a.trim_end_matches('/')),
             _ => String::new(),
@@ -194,6 +273,35 @@ impl Session {
             },
             // Listings are CRLF text already.
             ascii: false,
+            limits: DataLimits::default(),
+        })
+    }
+
+    /// LIST/NLST/MLSD of a directory above the user's folders: the folders (or the directories
+    /// leading to them), from memory.
+    fn list_virtual(&mut self, d: VirtualDir, format: ListFormat, arg: Option<&str>) -> Outcome {
+        if let Err(reply) = self.data_ready() {
+            return reply.into();
+        }
+        let nlst_prefix = match nlst_dir_arg(arg) {
+            Some(a) if format == ListFormat::Nlst => format!("{}/", a.trim_end_matches('/')),
+            _ => String::new(),
+        };
+        Outcome::Transfer(TransferJob {
+            // No store behind it: the audit line shows an empty key.
+            key: crate::vfs::ObjectKey::from_trusted(""),
+            opening: None,
+            kind: TransferKind::Listing(format),
+            work: Work::Listing {
+                source: ListingSource::Pages(d.pages()),
+                format,
+                perms: VirtualDir::permissions(),
+                facts: self.state.mlst_facts,
+                nlst_prefix,
+            },
+            path: d.path,
+            ascii: false,
+            limits: DataLimits::default(),
         })
     }
 }

@@ -12,7 +12,7 @@ use super::bucket::Bucket;
 use super::error::s3_error;
 use super::mtime;
 use super::{size_of, system_time, unix_secs, S3Storage};
-use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError};
+use crate::vfs::{Entry, EntryKind, ListPages, ObjectKey, StorageError, Usage};
 
 /// What one listing stream needs, shared by its page fetches.
 pub(super) struct Lister {
@@ -202,7 +202,7 @@ impl S3Storage {
         };
         let kept_of = self.list_kept_uploads.then(|| self.clone());
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(
+        self.bucket.background().spawn(
             async move {
                 let mut kept = match kept_of {
                     Some(storage) => storage.kept_in_dir(&lister.prefix).await,
@@ -242,6 +242,21 @@ impl S3Storage {
         .boxed()
     }
 
+    /// Bytes and objects under `dir` at any depth (quotas), directory markers (`…/`) not
+    /// counted.
+    pub(super) async fn usage_under(&self, dir: &ObjectKey) -> Result<Usage, StorageError> {
+        let mut total = Usage::default();
+        self.each_key_under(dir, |key, size| {
+            if !key.ends_with('/') {
+                total.bytes += size;
+                total.files += 1;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(total)
+    }
+
     /// Every key under `prefix` with its size, refusing (before listing further) once there are
     /// more than `limit`.
     pub(super) async fn keys_under(
@@ -249,8 +264,29 @@ impl S3Storage {
         dir: &ObjectKey,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, StorageError> {
-        let prefix = dir.dir_prefix();
         let mut keys = Vec::new();
+        self.each_key_under(dir, |key, size| {
+            keys.push((key.to_string(), size));
+            match keys.len() > limit {
+                true => Err(StorageError::TooManyObjects {
+                    key: dir.to_string(),
+                    limit,
+                }),
+                false => Ok(()),
+            }
+        })
+        .await?;
+        Ok(keys)
+    }
+
+    /// Calls `each` with every key under `dir`'s prefix and its size, a `ListObjectsV2` page
+    /// (1000 keys) at a time; an error from `each` stops the listing.
+    async fn each_key_under(
+        &self,
+        dir: &ObjectKey,
+        mut each: impl FnMut(&str, u64) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let prefix = dir.dir_prefix();
         let mut token = None::<String>;
         loop {
             let out = self
@@ -263,18 +299,12 @@ impl S3Storage {
                 .map_err(|e| s3_error("ListObjectsV2", dir.as_str(), e))?;
             for o in out.contents() {
                 if let Some(k) = o.key() {
-                    keys.push((k.to_string(), size_of(o.size())));
+                    each(k, size_of(o.size()))?;
                 }
-            }
-            if keys.len() > limit {
-                return Err(StorageError::TooManyObjects {
-                    key: dir.to_string(),
-                    limit,
-                });
             }
             match (out.is_truncated(), out.next_continuation_token()) {
                 (Some(true), Some(next)) => token = Some(next.to_string()),
-                _ => return Ok(keys),
+                _ => return Ok(()),
             }
         }
     }

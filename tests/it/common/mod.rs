@@ -18,6 +18,7 @@ pub mod pki;
 pub mod raw;
 pub mod seaweedfs;
 pub mod server;
+pub mod users;
 
 /// A block of `len` ports free on every one of `ips` (loopback addresses). Taken below Linux's
 /// ephemeral range (32768+), which other tests' servers and clients use, so nothing else grabs

@@ -13,7 +13,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use aws_sdk_s3::Client;
 use ftps_s3::{
-    auth::{hash_password, UserStore},
+    auth::UserStore,
     config::{Backend, Config},
     server::{RunningServer, Server},
     tls::{ensure_self_signed, TlsAcceptors},
@@ -21,6 +21,7 @@ use ftps_s3::{
 };
 
 use super::seaweedfs;
+use super::users::{self, UserToml};
 
 pub const USER: &str = "acme";
 pub const PASSWORD: &str = "acme-password";
@@ -113,20 +114,14 @@ pub fn base_config(dir: &std::path::Path, extra_users: &str) -> Config {
     let users_file = dir.join("users.toml");
     let mut users = String::new();
     for (name, perms) in [
-        (
-            "acme",
-            r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
-        ),
-        (
-            "other",
-            r#"["list", "read", "write", "overwrite", "delete", "rename", "mkdir"]"#,
-        ),
-        ("drop", r#"["list", "write"]"#),
+        ("acme", users::ALL),
+        ("other", users::ALL),
+        ("drop", &["list", "write"][..]),
     ] {
-        let hash = hash_password(&format!("{name}-password")).expect("hash");
-        users.push_str(&format!(
-                "[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nhome = \"partners/{name}/\"\npermissions = {perms}\n\n"
-            ));
+        let user = UserToml::new(name)
+            .password(&format!("{name}-password"))
+            .permissions(perms);
+        users.push_str(&user.render());
     }
     users.push_str(extra_users);
     std::fs::write(&users_file, users).expect("users file");

@@ -42,6 +42,7 @@ use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
+use crate::background::Background;
 use crate::metrics;
 
 /// How long one storage check may take before it counts as failed.
@@ -229,9 +230,10 @@ impl Readiness {
         probe: StorageProbe,
         interval: Duration,
         stop: CancellationToken,
+        background: &Background,
     ) -> JoinHandle<()> {
         let readiness = self.clone();
-        tokio::spawn(async move {
+        background.spawn(async move {
             let mut was_ok = None;
             loop {
                 let result = tokio::select! {
@@ -482,7 +484,12 @@ mod tests {
             })
         });
         let stop = CancellationToken::new();
-        let task = r.spawn_storage_checks(probe, Duration::from_millis(20), stop.clone());
+        let task = r.spawn_storage_checks(
+            probe,
+            Duration::from_millis(20),
+            stop.clone(),
+            &Background::new(),
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         stop.cancel();
         task.await.expect("check task");

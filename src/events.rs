@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::audit;
+use crate::background::Background;
 use crate::config::{ConfigError, EventFormat, Events as EventsConfig};
 use crate::outbound::{describe, post_client};
 use crate::vfs::{EntryKind, Home, ObjectKey, Storage};
@@ -354,9 +355,9 @@ fn uuid_v4() -> String {
 
 impl Delivery {
     /// Starts sending in the background.
-    pub fn spawn(self) -> RunningDelivery {
+    pub fn spawn(self, background: &Background) -> RunningDelivery {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(self.run(stop.clone()));
+        let task = background.spawn(self.run(stop.clone()));
         RunningDelivery { stop, task }
     }
 

@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod datachan;
 pub mod events;

@@ -251,8 +251,14 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             let server = Server::bind(config).await?;
             if let Some(config) = probe {
                 // Not awaited: S3 may be down now and back later; the server serves meanwhile.
-                tokio::spawn(async move {
-                    for report in preflight::s3::probe(&config, &users).await {
+                // On the server's tracker; given up when shutdown starts.
+                let stopping = server.background().stopping().clone();
+                server.background().spawn(async move {
+                    let reports = tokio::select! {
+                        r = preflight::s3::probe(&config, &users) => r,
+                        _ = stopping.cancelled() => return,
+                    };
+                    for report in reports {
                         match &report.problem {
                             None => tracing::info!("{report}"),
                             Some(_) => tracing::error!("{report}"),

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Readiness;
 use crate::auth::{Authenticator, UserStore};
+use crate::background::Background;
 use crate::config::{ClientAuth, Config};
 use crate::tls::{TlsAcceptors, TlsFiles};
 
@@ -38,7 +39,12 @@ pub struct ReloadTargets {
 /// Starts the polling tasks for what was loaded from files and has a non-zero interval
 /// (`tls.reload_interval_secs`, `auth.reload_interval_secs`). They end when `shutdown` is
 /// cancelled.
-pub fn spawn(targets: ReloadTargets, config: &Config, shutdown: &CancellationToken) {
+pub fn spawn(
+    targets: ReloadTargets,
+    config: &Config,
+    shutdown: &CancellationToken,
+    background: &Background,
+) {
     let ReloadTargets {
         tls,
         auth,
@@ -56,7 +62,9 @@ pub fn spawn(targets: ReloadTargets, config: &Config, shutdown: &CancellationTok
         let apply =
             move |files: &TlsFiles| tls.replace(&settings, files).map_err(|e| e.to_string());
         let reported = move |r| readiness.record_certificate_reload(r);
-        spawn_polls(shutdown, tls_every, watch, read, apply, reported);
+        spawn_polls(
+            shutdown, background, tls_every, watch, read, apply, reported,
+        );
     }
     let users_every = config.auth.reload_interval_secs;
     if let (Some((path, text)), true) = (auth.users().source(), users_every > 0) {
@@ -76,7 +84,15 @@ pub fn spawn(targets: ReloadTargets, config: &Config, shutdown: &CancellationTok
             Ok(())
         };
         let watch = Watch::new("users", text.clone());
-        spawn_polls(shutdown, users_every, watch, read, apply, |_| {});
+        spawn_polls(
+            shutdown,
+            background,
+            users_every,
+            watch,
+            read,
+            apply,
+            |_| {},
+        );
     }
 }
 
@@ -86,6 +102,7 @@ pub fn spawn(targets: ReloadTargets, config: &Config, shutdown: &CancellationTok
 /// server's tracing context.
 fn spawn_polls<C>(
     shutdown: &CancellationToken,
+    background: &Background,
     secs: u64,
     mut watch: Watch<C>,
     read: impl Fn() -> Result<C, String> + Clone + Send + 'static,
@@ -95,7 +112,7 @@ fn spawn_polls<C>(
     C: PartialEq + Debug + Send + 'static,
 {
     let shutdown = shutdown.clone();
-    tokio::spawn(async move {
+    background.spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(secs));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick is immediate, and the files were just loaded.

@@ -2,8 +2,9 @@
 //!
 //! Built once by the server and handed to each session behind an `Arc`. It holds the handles a
 //! session uses (authenticator, TLS acceptors, stores, passive ports, limits, the PROXY policy,
-//! the shutdown signals, the events sink, the users' quota accounts) and the typed [`SessionPolicy`]; the raw `Config`
-//! stays with the server, so no handler reads a config key.
+//! the shutdown signals, the events sink, the background tracker, the users' quota accounts) and
+//! the typed [`SessionPolicy`]; the raw `Config` stays with the server, so no handler reads a
+//! config key.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::policy::SessionPolicy;
 use crate::auth::Authenticator;
+use crate::background::Background;
 use crate::datachan::PassivePortPool;
 use crate::events::EventSink;
 use crate::limits::SessionLimits;
@@ -37,6 +39,8 @@ pub struct SessionEnv {
     pub end_transfers: CancellationToken,
     /// Upload events to the webhook (`[events]`); does nothing when none is configured.
     pub events: EventSink,
+    /// Where work outliving a command runs (a data connection's linger), so shutdown waits.
+    pub background: Background,
     /// Users' quota usage and bandwidth buckets in this replica (`quota_*`, `max_*_kib_s`).
     pub quotas: Quotas,
 }

@@ -490,6 +490,16 @@ impl Stores {
         }
     }
 
+    /// Runs the stores' background work (aborts, abort retries, listing prefetch) on
+    /// `background`, which the server stops and waits for at shutdown. Before any home is
+    /// handed out: stores made earlier keep the tracker they have.
+    pub fn with_background(mut self, background: crate::background::Background) -> Stores {
+        if let StoresKind::S3 { options, .. } = &mut self.kind {
+            options.background = background;
+        }
+        self
+    }
+
     /// The home of `user`: their bucket (or the default one) and their key prefix.
     pub fn home_for(&self, user: &crate::auth::User) -> Home {
         match &self.kind {

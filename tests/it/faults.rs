@@ -806,6 +806,37 @@ impl Binary {
             .len()
     }
 
+    /// After the process exited: `key` holds exactly `body` and no multipart upload is open.
+    async fn tally_completed(&self, tally: &mut Tally, key: &str, body: &[u8]) {
+        tally.runs += 1;
+        let got = self.object(key).await;
+        let ok = got.as_deref() == Some(body);
+        tally.correct += usize::from(ok);
+        tally.partial += usize::from(got.is_some() && !ok);
+        let open = self.open_uploads().await;
+        tally.leaked += open;
+        if !ok || open != 0 {
+            tally.failures.push(format!(
+                "{key}: sha256 {:?}, want {}; {open} open uploads",
+                got.as_deref().map(sha256_hex),
+                sha256_hex(body)
+            ));
+        }
+    }
+
+    /// Waits (up to 30 s) until `n` parts of `key`'s open uploads are stored.
+    async fn wait_for_stored_parts(&self, key: &str, n: usize) {
+        // Polled: a fixed sleep was too short on a slow machine.
+        let stored_by = Instant::now() + Duration::from_secs(30);
+        while self.stored_parts(key).await < n {
+            assert!(
+                Instant::now() < stored_by,
+                "{key}: {n} parts stored within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Parts stored so far in the open multipart uploads of exactly `key`.
     async fn stored_parts(&self, key: &str) -> usize {
         let client = seaweedfs::s3().await.client();
@@ -886,21 +917,8 @@ async fn sigterm_drains_an_upload_in_flight_within_the_grace_period() {
         assert_eq!(c.try_reply().await.map(|r| r.code), Some(421));
         assert_eq!(bin.exit_code(Duration::from_secs(30)).await, Some(0));
 
-        let key = bin.key(&name);
-        tally.runs += 1;
-        let got = bin.object(&key).await;
-        let ok = got.as_deref() == Some(&body[..]);
-        tally.correct += usize::from(ok);
-        tally.partial += usize::from(got.is_some() && !ok);
-        let open = bin.open_uploads().await;
-        tally.leaked += open;
-        if !ok || open != 0 {
-            tally.failures.push(format!(
-                "{key}: sha256 {:?}, want {}; {open} open uploads",
-                got.as_deref().map(sha256_hex),
-                sha256_hex(&body)
-            ));
-        }
+        bin.tally_completed(&mut tally, &bin.key(&name), &body)
+            .await;
     }
     tally.finish();
 }
@@ -920,17 +938,9 @@ async fn sigterm_cuts_an_unfinished_upload(scenario: &'static str, resume: u64) 
         assert_eq!(c.reply().await.code, 150);
         let mut data = c.data_connect(port, true).await;
         data.write_all(&body[..CUT_AT]).await.expect("first part");
-        // Two full parts are read; wait until they are stored so "kept" has something to keep
-        // (polled: a fixed sleep was too short on a slow machine).
+        // Two full parts are read; wait until they are stored so "kept" has something to keep.
         let key = bin.key(&name);
-        let stored_by = Instant::now() + Duration::from_secs(30);
-        while bin.stored_parts(&key).await < 2 {
-            assert!(
-                Instant::now() < stored_by,
-                "{key}: two parts stored within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        bin.wait_for_stored_parts(&key, 2).await;
         let started = Instant::now();
         bin.sigterm();
         let r = tokio::time::timeout(Duration::from_secs(30), c.reply())
@@ -971,4 +981,60 @@ async fn sigterm_past_the_grace_period_aborts_the_unfinished_upload() {
 async fn sigterm_past_the_grace_period_keeps_the_unfinished_upload_for_resume() {
     sigterm_cuts_an_unfinished_upload("SIGTERM, upload cannot finish in grace (resume on)", 86_400)
         .await;
+}
+
+/// A STOR from byte 0 over a file with an upload kept for resume aborts the kept upload in the
+/// background once it completes (`226` does not wait for it). SIGTERM right after the `226`,
+/// while that abort is on its way (S3 takes 2 s to answer it, through the fault proxy):
+/// shutdown waits for the background abort (the server's one tracker, bounded), so when the
+/// process has exited no multipart upload is left open. Repeated [`runs`] times.
+#[tokio::test]
+async fn sigterm_right_after_a_replacing_stor_waits_for_the_background_abort() {
+    let mut tally = Tally::new("SIGTERM right after a STOR replaced a kept upload");
+    let body = random_bytes(BODY);
+    let proxy = FaultProxy::start(seaweedfs::s3().await.endpoint()).await;
+    proxy.always(
+        Match::Kind(Kind::AbortMultipartUpload),
+        Action::Delay(Duration::from_secs(2)),
+    );
+    let endpoint = proxy.url();
+    for i in 0..runs() {
+        let env = [("FTPS_S3_S3__ENDPOINT", endpoint.as_str())];
+        let mut bin = Binary::start_with(30, 86_400, None, &env, "").await;
+        let name = format!("replaced-{i}.bin");
+        let key = bin.key(&name);
+        let mut c = RawClient::login_explicit(bin.explicit, USER, PASSWORD).await;
+        // A cut upload, kept for resume: two full parts stored, then a reset.
+        let port = c.epsv().await;
+        c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+        assert_eq!(c.reply().await.code, 150);
+        let mut data = c.data_connect(port, true).await;
+        data.write_all(&body[..CUT_AT]).await.expect("first parts");
+        bin.wait_for_stored_parts(&key, 2).await;
+        data.reset();
+        let r = c.reply().await;
+        assert_eq!(r.code, 426, "{}", r.text);
+        assert_eq!(bin.open_uploads().await, 1, "{key}: the cut upload is kept");
+        // S3's upload times are whole seconds: only uploads started in an earlier second than
+        // the replacing STOR are aborted.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+
+        // The whole file again from byte 0 (no REST): it replaces the kept upload.
+        let small = &body[..64 * 1024];
+        let port = c.epsv().await;
+        c.send_raw(format!("STOR {name}\r\n").as_bytes()).await;
+        assert_eq!(c.reply().await.code, 150);
+        let mut data = c.data_connect(port, true).await;
+        data.write_all(small).await.expect("body");
+        data.finish().await.expect("close_notify");
+        let r = c.reply().await;
+        assert_eq!(r.code, 226, "{}", r.text);
+        bin.sigterm();
+        assert_eq!(bin.exit_code(Duration::from_secs(30)).await, Some(0));
+
+        bin.tally_completed(&mut tally, &key, small).await;
+    }
+    tally.finish();
+    // Through the proxy, delayed: each run really had an abort on its way at SIGTERM.
+    assert_eq!(proxy.seen(Kind::AbortMultipartUpload), runs());
 }

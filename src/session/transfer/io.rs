@@ -20,6 +20,7 @@ use crate::vfs::{Entry, ReadStream, StorageError, Upload, UploadError};
 
 use super::job::{ListFormat, ListingSource, Work};
 use super::outcome::JobResult;
+use crate::background::Background;
 
 /// How long a finished data connection waits for the client to close it (see [`linger`]).
 const LINGER: Duration = Duration::from_secs(2);
@@ -36,6 +37,8 @@ pub(super) struct DataParams {
     pub(super) keepalive_secs: u64,
     pub(super) connect_timeout: Duration,
     pub(super) idle_timeout: Duration,
+    /// Where the linger after a transfer runs (shutdown waits for it).
+    pub(super) background: Background,
 }
 
 /// Opens the data connection and runs the work; every step stops at `cancel`. Owns everything
@@ -109,7 +112,7 @@ pub(super) async fn execute(
     if matches!(result, JobResult::Done { .. }) {
         // Our side is closed (close_notify + FIN). Some clients close theirs only after the
         // 226: wait for that in the background, not before the reply.
-        tokio::spawn(linger(data).in_current_span());
+        params.background.spawn(linger(data).in_current_span());
     }
     (result, moved)
 }

@@ -144,6 +144,7 @@ impl Session {
             keepalive_secs: policy.tcp_keepalive_secs,
             connect_timeout: policy.data_connect_timeout,
             idle_timeout: policy.data_idle_timeout,
+            background: self.env.background.clone(),
         }
     }
 }

@@ -19,8 +19,9 @@ pub(super) const ABORT_RETRY_DELAYS: [Duration; 6] = [
 
 /// Aborts a multipart upload. If S3 cannot be reached (after the SDK's own retries), tries again
 /// in the background after each of [`ABORT_RETRY_DELAYS`]: an S3 outage of minutes then leaves no
-/// upload open once S3 is back, rather than until the lifecycle rule runs (a day later). A
-/// process that stops meanwhile leaves the rest to that rule.
+/// upload open once S3 is back, rather than until the lifecycle rule runs (a day later). When
+/// the server stops meanwhile, the retry waiting is made at once (within the server's bounded
+/// wait for background work); what still fails is left to that rule.
 pub(super) async fn abort_multipart(bucket: &Bucket, key: &str, upload_id: &str) {
     let Err(e) = try_abort(bucket, key, upload_id).await else {
         tracing::debug!(key, upload_id, "multipart upload aborted");
@@ -29,9 +30,14 @@ pub(super) async fn abort_multipart(bucket: &Bucket, key: &str, upload_id: &str)
     tracing::warn!(key, upload_id, error = %e,
         "could not abort a multipart upload; trying again in the background");
     let (bucket, key, upload_id) = (bucket.clone(), key.to_string(), upload_id.to_string());
-    tokio::spawn(async move {
+    let background = bucket.background().clone();
+    let stopping = background.stopping().clone();
+    background.spawn(async move {
         for delay in ABORT_RETRY_DELAYS {
-            tokio::time::sleep(delay).await;
+            let last = tokio::select! {
+                _ = tokio::time::sleep(delay) => false,
+                _ = stopping.cancelled() => true,
+            };
             match try_abort(&bucket, &key, &upload_id).await {
                 Ok(()) => {
                     tracing::info!(key, upload_id, "multipart upload aborted on a later try");
@@ -40,6 +46,9 @@ pub(super) async fn abort_multipart(bucket: &Bucket, key: &str, upload_id: &str)
                 // Gone already (completed by nobody, so aborted elsewhere or expired).
                 Err(e) if is_store_code(&e, "NoSuchUpload") => return,
                 Err(e) => tracing::debug!(key, upload_id, error = %e, "abort failed again"),
+            }
+            if last {
+                break;
             }
         }
         tracing::warn!(

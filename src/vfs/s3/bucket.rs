@@ -7,6 +7,7 @@ use aws_sdk_s3::{primitives::ByteStream, Client};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::error::s3_error;
+use crate::background::Background;
 use crate::vfs::StorageError;
 
 /// `x-amz-copy-source` is `bucket/key`, URL-encoded: everything but RFC 3986 unreserved
@@ -23,6 +24,9 @@ pub(super) const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
 pub(super) struct Bucket {
     client: Client,
     name: Arc<str>,
+    /// Where work that outlives a request runs (aborts, retries, listing prefetch), so the
+    /// server's shutdown waits for it.
+    background: Background,
 }
 
 /// Request builders with the bucket already set, one per S3 operation the backend uses.
@@ -59,11 +63,16 @@ bound_requests! {
 }
 
 impl Bucket {
-    pub(super) fn new(client: Client, name: String) -> Self {
+    pub(super) fn new(client: Client, name: String, background: Background) -> Self {
         Bucket {
             client,
             name: name.into(),
+            background,
         }
+    }
+
+    pub(super) fn background(&self) -> &Background {
+        &self.background
     }
 
     pub(super) fn name(&self) -> &str {

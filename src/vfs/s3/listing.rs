@@ -202,7 +202,7 @@ impl S3Storage {
         };
         let kept_of = self.list_kept_uploads.then(|| self.clone());
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(
+        self.bucket.background().spawn(
             async move {
                 let mut kept = match kept_of {
                     Some(storage) => storage.kept_in_dir(&lister.prefix).await,

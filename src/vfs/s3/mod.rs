@@ -124,6 +124,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_s3::{config::RequestChecksumCalculation, primitives::DateTime, Client};
 
+use crate::background::Background;
 use crate::config;
 use crate::vfs::budget::MemoryBudget;
 use crate::vfs::{
@@ -175,6 +176,10 @@ pub struct S3Options {
     pub listing_times: bool,
     /// Send bodies as `UNSIGNED-PAYLOAD` (HTTPS endpoints with part checksums, `client.rs`).
     pub unsigned_payload: bool,
+    /// Where aborts, abort retries and listing prefetches run: the server's, so its shutdown
+    /// waits for them ([`Stores::with_background`](crate::vfs::Stores::with_background)); by
+    /// default one nobody waits for.
+    pub background: Background,
 }
 
 impl S3Options {
@@ -189,6 +194,7 @@ impl S3Options {
             memory_budget: None,
             listing_times: cfg.listing_times,
             unsigned_payload: client::unsigned_payload(cfg),
+            background: Background::default(),
         }
     }
 }
@@ -221,7 +227,7 @@ impl S3Storage {
             Some(RequestChecksumCalculation::WhenRequired)
         );
         S3Storage {
-            bucket: Bucket::new(client, bucket),
+            bucket: Bucket::new(client, bucket, options.background),
             part_size: options.part_size.max(1),
             upload_concurrency: options.upload_concurrency.max(1),
             resume_window: options.resume_window,

@@ -104,7 +104,7 @@ impl S3Storage {
                     "aborting a kept upload older than s3.resume_window_secs"
                 );
                 let (bucket, key) = (self.bucket.clone(), key.clone());
-                tokio::spawn(async move {
+                self.bucket.background().spawn(async move {
                     abort_multipart(&bucket, key.as_str(), &upload_id).await;
                 });
                 continue;
@@ -266,7 +266,7 @@ pub(super) async fn uploads_of(
 /// An upload of the same key started later (another client's) is left alone. In the
 /// background: the `226` does not wait for it.
 pub(super) fn abort_replaced_uploads(bucket: Bucket, key: Arc<str>, started: SystemTime) {
-    tokio::spawn(async move {
+    bucket.background().clone().spawn(async move {
         let uploads = match uploads_of(&bucket, &key).await {
             Ok(u) => u,
             Err(e) => {

@@ -482,11 +482,13 @@ impl Drop for S3Upload {
         let mut copies = std::mem::take(&mut self.copies);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move {
+                let abort = async move {
                     in_flight.shutdown().await;
                     copies.shutdown().await;
                     multipart.abort().await;
-                });
+                };
+                // Tracked: the server's shutdown waits for it.
+                self.store.bucket.background().spawn_on(abort, &runtime);
             }
             Err(_) => tracing::warn!(
                 key = &*self.key,

@@ -14,7 +14,8 @@
 //! [`Action::Error`] answers an S3 XML error without forwarding the request (`503 SlowDown`,
 //! `500 InternalError`), [`Action::Reset`] forwards the head and `K` body bytes and then resets
 //! both connections (SO_LINGER 0 → RST), [`Action::Stall`] reads the head and then neither reads
-//! nor answers until the proxy is dropped. A rule applies `n` times or forever.
+//! nor answers until the proxy is dropped, [`Action::Delay`] forwards the request after a wait.
+//! A rule applies `n` times or forever.
 //! [`FaultProxy::refuse_connections`] takes S3 down altogether (connection refused) until
 //! [`FaultProxy::heal`]. Every request is counted by kind, so tests can assert that a retry
 //! really happened.
@@ -76,6 +77,9 @@ pub enum Action {
     Reset { after_body_bytes: usize },
     /// Read the head, then hold the connection without reading or answering.
     Stall,
+    /// Wait this long, then forward the request as usual (even if the client has gone
+    /// meanwhile): an S3 request that takes its time.
+    Delay(Duration),
 }
 
 impl Action {
@@ -275,7 +279,10 @@ async fn serve(client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>
             .unwrap_or_else(|p| p.into_inner())
             .decide(head.kind, head.part);
         match action {
-            None => {
+            None | Some(Action::Delay(_)) => {
+                if let Some(Action::Delay(wait)) = action {
+                    tokio::time::sleep(wait).await;
+                }
                 let body = match read_body(&mut reader, &head.body).await {
                     Some(b) => b,
                     None => break,

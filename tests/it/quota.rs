@@ -90,7 +90,12 @@ async fn an_upload_past_quota_bytes_gets_552_and_leaves_no_object_and_no_multipa
         !out.status.success(),
         "curl's upload past the quota succeeded"
     );
-    assert!(reply.starts_with("< 552"), "no 552 for curl:\n{stderr}");
+    // curl reads the 552 when its last bytes fit in the socket buffers before the server closed
+    // the data connection; otherwise it stops at the send error (exit 55) without reading it.
+    assert!(
+        reply.starts_with("< 552") || out.status.code() == Some(55),
+        "curl saw neither the 552 nor a send error:\n{stderr}"
+    );
 
     // The same session keeps working after its own refused upload.
     let session = ftplib(
@@ -136,9 +141,10 @@ async fn an_upload_past_quota_bytes_gets_552_and_leaves_no_object_and_no_multipa
     assert!(refused >= 2.0, "{refused} refusals counted, 2 made");
 }
 
-/// Two uploads of one user at once, 4 MiB each, `quota_bytes` = 6 MiB: together they may not
-/// pass it, so one gets `552` (when their bytes together cross the line, or at the start if the
-/// other was done), the other completes, and nothing of the refused one remains.
+/// Two uploads of one user at once (two ftplib sessions), 4 MiB each, `quota_bytes` = 6 MiB:
+/// together they may not pass it, so one gets `552` (when their bytes together cross the line,
+/// or at the start if the other was done), the other completes, and nothing of the refused one
+/// remains.
 #[tokio::test]
 async fn concurrent_uploads_of_one_user_do_not_pass_the_quota_together() {
     let srv = TestServer::start_with_users(&user("c", "quota_bytes", 6 * MIB as u64), |c| {
@@ -146,40 +152,24 @@ async fn concurrent_uploads_of_one_user_do_not_pass_the_quota_together() {
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let up = |i: usize| {
-        let src = write(dir.path(), &format!("{i}.bin"), 4 * MIB);
-        let mut c = curl("c", "c-password");
-        c.arg("-v")
-            .arg("-T")
-            .arg(src)
-            .arg(format!("ftp://{}/{i}.bin", srv.explicit));
-        c
-    };
-    let (a, b) = tokio::join!(clients::run(up(1)), clients::run(up(2)));
-    let refused = |o: &std::process::Output| {
-        String::from_utf8_lossy(&o.stderr)
-            .lines()
-            .any(|l| l.starts_with("< 552"))
-    };
+    let one = write(dir.path(), "1.bin", 4 * MIB);
+    let two = write(dir.path(), "2.bin", 4 * MIB);
+    let (one, two) = (one.to_string_lossy(), two.to_string_lossy());
+    let (steps_a, steps_b) = (["tryput", &one, "1.bin"], ["tryput", &two, "2.bin"]);
+    let (a, b) = tokio::join!(ftplib(&srv, "c", &steps_a), ftplib(&srv, "c", &steps_b));
     let keys = keys_of(&srv, "c").await;
     let multipart = srv.open_multipart_uploads().await;
     eprintln!(
-        "two 4 MiB uploads at once, quota 6 MiB: ok {}/{}, 552 {}/{}; objects {keys:?}; \
+        "two 4 MiB uploads at once, quota 6 MiB: {:?} / {:?}; objects {keys:?}; \
          multipart uploads left {multipart}",
-        a.status.success(),
-        b.status.success(),
-        refused(&a),
-        refused(&b)
+        a.trim(),
+        b.trim()
     );
+    let ok = |out: &str| out.contains(": 226");
+    let refused = |out: &str| out.contains(": 552") || out.contains("then 552");
     assert!(
-        a.status.success() != b.status.success(),
-        "exactly one may complete"
-    );
-    let failed = if a.status.success() { &b } else { &a };
-    assert!(
-        refused(failed),
-        "the other gets 552:\n{}",
-        String::from_utf8_lossy(&failed.stderr)
+        (ok(&a) && refused(&b)) || (refused(&a) && ok(&b)),
+        "one completes, the other gets 552:\n{a}\n{b}"
     );
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert_eq!(multipart, 0);

@@ -104,6 +104,9 @@ fn check_config(path: &Path, offline: bool) -> anyhow::Result<()> {
             users.len(),
             config.auth.users_file.display()
         );
+        for w in users.warnings() {
+            println!("warning: {w}");
+        }
         if config.tls.client_auth == ClientAuth::None {
             for name in users.certificate_users() {
                 println!(

@@ -80,6 +80,7 @@ pub fn spawn(
         let apply = move |text: &String| {
             let users = UserStore::parse_file(&path, text.clone()).map_err(|e| e.to_string())?;
             warn_unusable_certificate_users(&users, client_auth);
+            warn_ignored_settings(&users);
             auth.replace_users(users);
             Ok(())
         };
@@ -143,6 +144,13 @@ pub fn warn_unusable_certificate_users(users: &UserStore, client_auth: ClientAut
             user = name,
             "user has a certificate_cn but tls.client_auth = \"none\": it cannot log in"
         );
+    }
+}
+
+/// Logs what the users file sets but does not use (`home` beside folders).
+pub fn warn_ignored_settings(users: &UserStore) {
+    for w in users.warnings() {
+        warn!("auth.users_file: {w}");
     }
 }
 

@@ -121,6 +121,7 @@ impl Server {
             config.limits.max_sessions_per_user,
         );
         crate::reload::warn_unusable_certificate_users(&users, config.tls.client_auth);
+        crate::reload::warn_ignored_settings(&users);
         let auth = Authenticator::new(
             users,
             config.auth.max_failures,

@@ -4,8 +4,9 @@
 //! - request: `POST` JSON `{"user", "password", "certificate_cn"?, "client_addr", "listener"}`,
 //!   with `Authorization: Bearer <auth.http_secret_file>` when that is set;
 //! - `200` with `{"allow": true, "home": …, "permissions": […], "bucket"?, "allowed_ips"?,
-//!   "quota_bytes"?, "quota_files"?, "max_upload_kib_s"?, "max_download_kib_s"?}`: logged in as
-//!   that user (the fields of a `[[user]]`);
+//!   "quota_bytes"?, "quota_files"?, "max_upload_kib_s"?, "max_download_kib_s"?,
+//!   "folders"?: [{"path", "bucket"?, "prefix", "permissions"}]}`: logged in as that user (the
+//!   fields of a `[[user]]` and its `[[user.folder]]`s; with folders, `home` may be left out);
 //! - `200` with `{"allow": false}`, or `401`/`403`/`404`: refused;
 //! - anything else (another status, a body that is not that JSON, unknown fields, a timeout, no
 //!   connection): an error, refused too (fail closed), logged as such.
@@ -26,7 +27,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{check_home, Permission, Permissions, User, UserLimits};
+use super::{folders::FolderEntry, Permission, Place, User, UserLimits};
 use crate::config::{Auth as AuthConfig, ConfigError};
 use crate::net::{ClientAddr, ListenerKind};
 
@@ -85,6 +86,8 @@ struct Answer {
     quota_files: Option<u64>,
     max_upload_kib_s: Option<u64>,
     max_download_kib_s: Option<u64>,
+    #[serde(default)]
+    folders: Vec<FolderEntry>,
 }
 
 impl HttpIdentity {
@@ -239,20 +242,22 @@ fn parse_answer(name: &str, body: &[u8]) -> Result<Option<User>, String> {
     if !a.allow {
         return Ok(None);
     }
-    let home = a.home.ok_or("answer: \"home\" is missing")?;
-    check_home(&home).map_err(|e| format!("answer: {e}"))?;
     let (up, down) = (a.max_upload_kib_s, a.max_download_kib_s);
     let limits = UserLimits::checked(a.quota_bytes, a.quota_files, up, down)
         .map_err(|e| format!("answer: {e}"))?;
+    // `permissions` may be left out here (none), unlike in the users file.
+    let permissions = Some(a.permissions).filter(|_| a.folders.is_empty());
+    let place = Place::check(a.home, permissions, a.folders).map_err(|e| format!("answer: {e}"))?;
     Ok(Some(User {
         name: name.to_string(),
         password_hash: None,
         certificate_cn: None,
-        home,
+        home: place.home,
         bucket: a.bucket.filter(|b| !b.is_empty()),
-        permissions: Permissions::from_list(&a.permissions),
+        permissions: place.permissions,
         allowed_ips: a.allowed_ips,
         limits,
+        folders: place.folders,
     }))
 }
 
@@ -288,6 +293,15 @@ mod tests {
                 max_download_kib_s: Some(1024),
             }
         );
+        let u = parse_answer(
+            "a",
+            br#"{"allow": true, "folders": [{"path": "/in", "bucket": "b", "prefix": "in/a/", "permissions": ["write"]}]}"#,
+        )
+        .expect("valid")
+        .expect("allowed");
+        assert_eq!(u.folders.len(), 1);
+        assert_eq!(u.folders[0].prefix, "in/a");
+        assert!(u.folders[0].permissions.allows(Permission::Write));
         assert!(parse_answer("a", br#"{"allow": false}"#)
             .expect("valid")
             .is_none());
@@ -297,6 +311,8 @@ mod tests {
             br#"{"allow": true, "home": "x", "permissions": [], "quota_kib": 5}"#,
             br#"{"allow": true, "home": "x", "permissions": [], "max_upload_kib_s": 0}"#,
             br#"{"home": "x"}"#,
+            br#"{"allow": true, "folders": [{"path": "in", "prefix": "", "permissions": []}]}"#,
+            br#"{"allow": true, "folders": [{"path": "/a", "prefix": "", "permissions": []}, {"path": "/a/b", "prefix": "", "permissions": []}]}"#,
             b"not json",
         ] {
             assert!(

@@ -8,7 +8,15 @@
 //! home = "partners/acme/"          # key prefix
 //! bucket = "acme-inbox"            # optional: instead of s3.bucket
 //! permissions = ["list", "read", "write", "delete", "rename", "mkdir"]
+//!
+//! [[user.folder]]                  # optional, repeatable: logical folders (see `folders.rs`)
+//! path = "/inbox"
+//! bucket = "acme-in"               # optional: instead of s3.bucket
+//! prefix = "in/acme/"
+//! permissions = ["list", "write"]
 //! ```
+//! A user with folders sees only them, under a virtual `/`; `home` and the user's own
+//! `permissions` are then not used (`home` may be left out; given, it is ignored with a warning).
 //! Passwords are stored only as argon2 PHC strings (`ftps-s3 hash-password` makes one). A login
 //! for an unknown user still verifies against a fixed hash, so the reply and its timing are the
 //! same as for a wrong password.
@@ -24,6 +32,7 @@
 //! The store can be replaced while the server runs ([`Authenticator::replace_users`], the
 //! reloader): new logins see the new users, logged-in sessions keep the `User` they logged in as.
 
+mod folders;
 mod http;
 mod limits;
 mod password;
@@ -47,6 +56,7 @@ use argon2::{
 use serde::Deserialize;
 
 use crate::net::{ClientAddr, ListenerKind};
+pub use folders::Folder;
 pub use http::HttpIdentity;
 pub use limits::UserLimits;
 pub use permissions::{Permission, Permissions};
@@ -70,6 +80,8 @@ pub struct User {
     /// Quotas and bandwidth limits (`quota_bytes`, `quota_files`, `max_upload_kib_s`,
     /// `max_download_kib_s`); all `None`: none.
     pub limits: UserLimits,
+    /// Logical folders; empty: the user sees their home at `/`.
+    pub folders: Vec<Folder>,
 }
 
 #[derive(Deserialize)]
@@ -85,15 +97,19 @@ struct UserEntry {
     name: String,
     password_hash: Option<String>,
     certificate_cn: Option<String>,
-    home: String,
+    /// Optional only for a user with folders.
+    home: Option<String>,
     bucket: Option<String>,
-    permissions: Vec<Permission>,
+    /// Optional only for a user with folders.
+    permissions: Option<Vec<Permission>>,
     #[serde(default)]
     allowed_ips: Vec<IpNet>,
     quota_bytes: Option<u64>,
     quota_files: Option<u64>,
     max_upload_kib_s: Option<u64>,
     max_download_kib_s: Option<u64>,
+    #[serde(default)]
+    folder: Vec<folders::FolderEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +131,8 @@ pub struct UserStore {
     /// The file it was loaded from and its contents; `None` when built in code (nothing to
     /// reload).
     source: Option<(PathBuf, String)>,
+    /// Settings that load but do nothing (`check-config` prints them, the server logs them).
+    warnings: Vec<String>,
 }
 
 /// Verified against when the user does not exist, so unknown users cost the same as known ones.
@@ -148,6 +166,11 @@ impl UserStore {
         self.source.as_ref()
     }
 
+    /// Settings that load but are ignored, one sentence each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Every user, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &User> {
         self.users.values().map(|u| u.as_ref())
@@ -166,6 +189,7 @@ impl UserStore {
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: UsersFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut users = HashMap::new();
+        let mut warnings = Vec::new();
         for (i, e) in file.user.into_iter().enumerate() {
             let at = format!("user[{i}] ({:?})", e.name);
             if e.name.is_empty() || e.name.chars().any(|c| c.is_control() || c == ' ') {
@@ -197,19 +221,22 @@ impl UserStore {
                     )
                 })?;
             }
-            check_home(&e.home).map_err(|e| format!("{at}: {e}"))?;
             let (up, down) = (e.max_upload_kib_s, e.max_download_kib_s);
             let limits = UserLimits::checked(e.quota_bytes, e.quota_files, up, down)
                 .map_err(|e| format!("{at}: {e}"))?;
+            let place = Place::check(e.home, e.permissions, e.folder)
+                .map_err(|why| format!("{at}: {why}"))?;
+            warnings.extend(place.ignored.iter().map(|w| format!("{at}: {w}")));
             let user = User {
                 name: e.name.clone(),
                 password_hash: e.password_hash,
                 certificate_cn: e.certificate_cn,
-                home: e.home,
+                home: place.home,
                 bucket: e.bucket.filter(|b| !b.is_empty()),
-                permissions: Permissions::from_list(&e.permissions),
+                permissions: place.permissions,
                 allowed_ips: e.allowed_ips,
                 limits,
+                folders: place.folders,
             };
             if users.insert(e.name, Arc::new(user)).is_some() {
                 return Err(format!("{at}: duplicate user name"));
@@ -218,6 +245,7 @@ impl UserStore {
         Ok(UserStore {
             users: Arc::new(users),
             source: None,
+            warnings,
         })
     }
 
@@ -230,6 +258,7 @@ impl UserStore {
         UserStore {
             users: Arc::new(users),
             source: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -262,6 +291,55 @@ fn check_home(home: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a user's paths lead, checked: their home and permissions, or their folders. Shared by
+/// the users file and the identity endpoint's answers.
+struct Place {
+    home: String,
+    permissions: Permissions,
+    folders: Vec<Folder>,
+    /// Fields given but not used (a user with folders has no home), and folders that overlap
+    /// in storage: for warnings.
+    ignored: Vec<String>,
+}
+
+impl Place {
+    fn check(
+        home: Option<String>,
+        permissions: Option<Vec<Permission>>,
+        folders: Vec<folders::FolderEntry>,
+    ) -> Result<Place, String> {
+        if folders.is_empty() {
+            let home = home.ok_or("home is missing (or give folders)")?;
+            check_home(&home)?;
+            let permissions = permissions.ok_or("permissions is missing (or give folders)")?;
+            return Ok(Place {
+                home,
+                permissions: Permissions::from_list(&permissions),
+                folders: Vec::new(),
+                ignored: Vec::new(),
+            });
+        }
+        let mut ignored: Vec<&str> = Vec::new();
+        if home.is_some() {
+            ignored.push("home is ignored: the user has folders");
+        }
+        if permissions.is_some() {
+            ignored.push("permissions is ignored: the user has folders (each has its own)");
+        }
+        let folders = folders::check(folders)?;
+        Ok(Place {
+            home: String::new(),
+            permissions: Permissions::default(),
+            ignored: ignored
+                .into_iter()
+                .map(str::to_string)
+                .chain(folders::overlaps(&folders))
+                .collect(),
+            folders,
+        })
+    }
+}
+
 /// Whether `password` is `user`'s. Always one argon2 verification, against a fixed hash when
 /// there is no user or no password: every answer costs the same.
 async fn password_matches(user: Option<&User>, password: &str) -> bool {
@@ -289,7 +367,14 @@ impl User {
             permissions,
             allowed_ips: Vec::new(),
             limits: UserLimits::default(),
+            folders: Vec::new(),
         })
+    }
+
+    /// The same user, seeing `folders` instead of their home (tests).
+    pub fn with_folders(mut self, folders: Vec<Folder>) -> Self {
+        self.folders = folders;
+        self
     }
 
     /// Logs in by certificate alone (no password to give).
@@ -712,5 +797,56 @@ mod tests {
         ))
         .expect_err("fail");
         assert!(e.contains("home"), "{e}");
+    }
+
+    #[test]
+    fn users_with_folders() {
+        let h = hash_password("p").expect("hash");
+        let text = format!(
+            "[[user]]\nname = \"acme\"\npassword_hash = \"{h}\"\n\
+             [[user.folder]]\npath = \"/inbox\"\nbucket = \"a\"\nprefix = \"in/acme/\"\npermissions = [\"list\", \"write\"]\n\
+             [[user.folder]]\npath = \"/outbox\"\nprefix = \"out/acme\"\npermissions = [\"list\", \"read\"]\n\n\
+             [[user]]\nname = \"old\"\npassword_hash = \"{h}\"\nhome = \"x/\"\npermissions = [\"list\"]\n\
+             [[user.folder]]\npath = \"/in\"\npermissions = []\n"
+        );
+        let store = UserStore::parse(&text).expect("parse");
+        let acme = store.get("acme").expect("acme");
+        assert_eq!(acme.folders.len(), 2);
+        assert_eq!(acme.folders[0].bucket.as_deref(), Some("a"));
+        assert_eq!(acme.folders[0].prefix, "in/acme");
+        assert_eq!(acme.folders[1].bucket, None);
+        assert!(acme.folders[1].permissions.allows(Permission::Read));
+        assert!(!acme.folders[1].permissions.allows(Permission::Write));
+        // `home` (and the user's own permissions) beside folders: loaded, with warnings.
+        assert_eq!(store.warnings().len(), 2, "{:?}", store.warnings());
+        assert!(store.warnings().iter().all(|w| w.contains("\"old\"")));
+        assert!(store.warnings()[0].contains("home is ignored"));
+
+        // Without folders, home and permissions are still required; bad folders are named.
+        for (body, want) in [
+            ("permissions = []\n", "home is missing"),
+            ("home = \"\"\n", "permissions is missing"),
+            (
+                "[[user.folder]]\npath = \"/a\"\npermissions = []\n[[user.folder]]\npath = \"/a/b\"\npermissions = []\n",
+                "folder[1] (\"/a/b\"): folders cannot be inside one another",
+            ),
+            (
+                "[[user.folder]]\npath = \"a\"\npermissions = []\n",
+                "folder[0] (\"a\"): path must be absolute",
+            ),
+            (
+                "[[user.folder]]\npath = \"/a\"\npermissions = []\nprefix = \"x/../y\"\n",
+                "prefix must be a plain key prefix",
+            ),
+            (
+                "[[user.folder]]\npath = \"/a\"\npermissions = []\nhome = \"x\"\n",
+                "unknown field `home`",
+            ),
+        ] {
+            let text = format!("[[user]]\nname = \"u\"\npassword_hash = \"{h}\"\n{body}");
+            let e = UserStore::parse(&text).expect_err(want);
+            assert!(e.contains(want), "{want}: {e}");
+            assert!(e.contains("user[0] (\"u\")") || e.contains("unknown field"), "{e}");
+        }
     }
 }

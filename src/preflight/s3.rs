@@ -38,7 +38,7 @@ impl std::fmt::Display for BucketReport {
     }
 }
 
-/// Probes the default bucket and every user's bucket and home.
+/// Probes the default bucket and every user's bucket and home (or each folder's).
 pub async fn probe(config: &Config, users: &UserStore) -> Vec<BucketReport> {
     let mut s3 = config.s3.clone();
     s3.max_attempts = 1;
@@ -50,12 +50,22 @@ pub async fn probe(config: &Config, users: &UserStore) -> Vec<BucketReport> {
         ("s3.bucket".to_string(), Vec::new()),
     );
     for user in users.iter() {
-        // The default bucket is in the map already, so only a user's own bucket is inserted.
-        let bucket = user.bucket.as_ref().unwrap_or(&config.s3.bucket);
-        let entry = buckets
-            .entry(bucket.clone())
-            .or_insert_with(|| (format!("bucket of user {:?}", user.name), Vec::new()));
-        entry.1.push(user.home.clone());
+        // A user's home, or each of their folders (a user with folders has no home).
+        let roots: Vec<(Option<&String>, &String)> = if user.folders.is_empty() {
+            vec![(user.bucket.as_ref(), &user.home)]
+        } else {
+            (user.folders.iter())
+                .map(|f| (f.bucket.as_ref(), &f.prefix))
+                .collect()
+        };
+        for (bucket, home) in roots {
+            // The default bucket is in the map already, so only a user's own bucket is inserted.
+            let bucket = bucket.unwrap_or(&config.s3.bucket);
+            let entry = buckets
+                .entry(bucket.clone())
+                .or_insert_with(|| (format!("bucket of user {:?}", user.name), Vec::new()));
+            entry.1.push(home.clone());
+        }
     }
     let mut reports = Vec::new();
     for (bucket, (named_by, mut homes)) in buckets {

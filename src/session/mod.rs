@@ -22,14 +22,14 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument, Span};
 
-use crate::auth::Permission;
+use crate::auth::{Permission, Permissions};
 use crate::proxy::ClientAddr;
 use crate::tls::{MaybeTls, SessionTls};
-use crate::vfs::{Entry, EntryKind, Home, ObjectKey, StorageError, VirtualPath};
+use crate::vfs::{Entry, EntryKind, Home, ObjectKey, Place, StorageError, VirtualPath};
 use codec::{Connection, Line};
 use command::Command;
 use reply::Reply;
-use state::{ListenerKind, LoggedIn, SessionState};
+use state::{ListenerKind, SessionState};
 use status::StatusListing;
 use transfer::TransferJob;
 
@@ -424,31 +424,52 @@ impl Session {
 
     // --- Helpers shared by handlers. ---
 
-    /// The logged-in user, if they have permission `p`.
-    fn require(&self, p: Permission) -> Result<&LoggedIn, Reply> {
+    /// Where a client path leads, resolved against the current directory: into one of the
+    /// user's mounts (their home, or a folder), or to a virtual directory above folders. A path
+    /// outside all of them is refused here, before any store is asked.
+    fn locate(&self, arg: &str) -> Result<Located, Reply> {
         let l = self.state.logged_in().ok_or_else(Reply::not_logged_in)?;
-        if l.user.permissions.allows(p) {
-            Ok(l)
-        } else {
-            Err(Reply::permission_denied())
+        let path = VirtualPath::resolve(&self.state.cwd, arg).map_err(|e| Reply::path_error(&e))?;
+        match l.mounts.locate(&path) {
+            Place::Mounted { mount, rel, key } => {
+                // S3 keys are at most 1024 bytes (and a directory listing adds a `/`): refuse
+                // longer names as names, not as a storage failure.
+                if key.as_str().len() >= MAX_KEY_BYTES {
+                    return Err(Reply::new(553, "File name too long"));
+                }
+                Ok(Located::Mounted(Resolved {
+                    path,
+                    rel,
+                    key,
+                    home: mount.home.clone(),
+                    permissions: mount.permissions,
+                }))
+            }
+            Place::Virtual(entries) => Ok(Located::Virtual(VirtualDir { path, entries })),
+            Place::Outside => Err(Reply::outside_folders(path.as_str())),
         }
     }
 
-    /// Resolves a client path against the current directory, for a user with permission `p`.
-    fn resolve(&self, p: Permission, arg: &str) -> Result<Resolved, Reply> {
-        let l = self.require(p)?;
-        let path = VirtualPath::resolve(&self.state.cwd, arg).map_err(|e| Reply::path_error(&e))?;
-        let key = l.home.key(&path);
-        // S3 keys are at most 1024 bytes (and a directory listing adds a `/`): refuse longer
-        // names as names, not as a storage failure.
-        if key.as_str().len() >= MAX_KEY_BYTES {
-            return Err(Reply::new(553, "File name too long"));
+    /// As [`Session::locate`], for commands that look (CWD, listings, MLST, STAT): inside a
+    /// mount the path needs that mount's `list`; virtual directories can always be looked at.
+    fn locate_to_list(&self, arg: &str) -> Result<Located, Reply> {
+        match self.locate(arg)? {
+            Located::Mounted(r) if !r.permissions.allows(Permission::List) => {
+                Err(Reply::permission_denied())
+            }
+            located => Ok(located),
         }
-        Ok(Resolved {
-            path,
-            key,
-            home: l.home.clone(),
-        })
+    }
+
+    /// Resolves a client path to a place in a store where the user has permission `p` (the
+    /// permissions of the folder it is in). Virtual directories are refused: nothing is stored
+    /// there; commands that can look at them use [`Session::locate`].
+    fn resolve(&self, p: Permission, arg: &str) -> Result<Resolved, Reply> {
+        match self.locate(arg)? {
+            Located::Mounted(r) if r.permissions.allows(p) => Ok(r),
+            Located::Mounted(_) => Err(Reply::permission_denied()),
+            Located::Virtual(d) => Err(Reply::virtual_directory(d.path.as_str())),
+        }
     }
 
     /// The client, as every rule sees it (see `proxy.rs`).
@@ -469,11 +490,41 @@ impl Session {
 /// S3's limit on key length, in bytes of UTF-8.
 const MAX_KEY_BYTES: usize = 1024;
 
-/// A client path resolved for one command.
+/// Where a client path leads, for one command.
+pub(crate) enum Located {
+    Mounted(Resolved),
+    Virtual(VirtualDir),
+}
+
+/// A directory above a user's folders: it holds only them (as directories) and nothing can be
+/// stored in it.
+pub(crate) struct VirtualDir {
+    pub path: VirtualPath,
+    /// The next segment of each folder below it, sorted.
+    pub entries: Vec<Entry>,
+}
+
+impl VirtualDir {
+    /// Virtual directories can be entered and listed, nothing else.
+    pub fn permissions() -> Permissions {
+        Permissions::from_list(&[Permission::List])
+    }
+
+    /// Its listing, as a store's pages.
+    pub fn pages(&self) -> crate::vfs::ListPages {
+        futures::StreamExt::boxed(futures::stream::iter([Ok(self.entries.clone())]))
+    }
+}
+
+/// A client path resolved for one command, inside one of the user's mounts.
 pub(crate) struct Resolved {
     pub path: VirtualPath,
+    /// The path as seen from its mount: `/` is the mount point (the home, or a folder).
+    pub rel: VirtualPath,
     pub key: ObjectKey,
     pub home: Home,
+    /// The permissions of the mount (the user's, or the folder's).
+    pub permissions: Permissions,
 }
 
 impl Resolved {
@@ -485,10 +536,16 @@ impl Resolved {
         }
     }
 
-    /// What is at the path. The home itself always exists, even before anything is stored in
+    /// Whether the path is a mount point (the home, a folder): it cannot be removed, renamed or
+    /// written over.
+    pub fn at_mount_point(&self) -> bool {
+        self.rel.is_root()
+    }
+
+    /// What is at the path. A mount point always exists, even before anything is stored in
     /// it (in S3 an empty prefix is nothing at all).
     pub async fn stat(&self) -> Result<Entry, StorageError> {
-        if self.path.is_root() {
+        if self.at_mount_point() {
             return Ok(Entry {
                 name: String::new(),
                 kind: EntryKind::Dir,
@@ -504,10 +561,11 @@ impl Resolved {
     /// should fail, not create directories. `Err` is the reply.
     pub async fn parent_exists(&self) -> Result<(), Reply> {
         let parent = self.path.parent();
-        if parent.is_root() {
+        let rel_parent = self.rel.parent();
+        if self.at_mount_point() || rel_parent.is_root() {
             return Ok(());
         }
-        match self.home.storage().stat(&self.home.key(&parent)).await {
+        match self.home.storage().stat(&self.home.key(&rel_parent)).await {
             Ok(e) if e.kind == EntryKind::Dir => Ok(()),
             Ok(_) | Err(StorageError::NotFound(_)) => {
                 Err(Reply::new(550, format!("{parent}: No such directory")))

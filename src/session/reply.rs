@@ -137,6 +137,35 @@ impl Reply {
         Reply::new(550, format!("{path}: not a plain file"))
     }
 
+    /// 550 for a path outside every folder of a user with folders: as if nothing were there.
+    pub fn outside_folders(path: &str) -> Self {
+        Reply::new(550, format!("{path}: No such file or directory"))
+    }
+
+    /// 550 for a change in (or a file read of) a virtual directory, one above a user's folders.
+    pub fn virtual_directory(path: &str) -> Self {
+        Reply::new(
+            550,
+            format!("{path}: virtual directory, read-only: use one of its folders"),
+        )
+    }
+
+    /// 550 for removing, renaming or writing over a mount point (the home, a folder).
+    pub fn mount_point(path: &str) -> Self {
+        Reply::new(
+            550,
+            format!("{path}: the root of the home or of a folder cannot be changed"),
+        )
+    }
+
+    /// 553 for a rename between folders in different buckets (a server-side copy cannot cross).
+    pub fn across_buckets(to: &str) -> Self {
+        Reply::new(
+            553,
+            format!("{to}: cannot rename across folders in different buckets"),
+        )
+    }
+
     pub fn file_exists(path: &str) -> Self {
         Reply::new(550, format!("{path}: File exists"))
     }

@@ -11,7 +11,7 @@ use crate::listing::MlstFacts;
 use crate::net::ClientAddr;
 use crate::quota::{Root, UserAccount};
 use crate::session::command::TransferType;
-use crate::vfs::{Home, VirtualPath};
+use crate::vfs::{Mounts, VirtualPath};
 
 /// Moved to `net::listener`; this path stays for existing imports.
 pub use crate::net::ListenerKind;
@@ -24,10 +24,10 @@ pub enum Login {
     LoggedIn(LoggedIn),
 }
 
-/// A logged-in user and the home their paths resolve in.
+/// A logged-in user and where their paths lead (their home, or their folders).
 pub struct LoggedIn {
     pub user: Arc<User>,
-    pub home: Home,
+    pub mounts: Mounts,
     /// The user's session slot (`limits.max_sessions_per_user`), freed on logout.
     pub _permit: UserPermit,
     /// The user's quota and bandwidth account in this replica, shared by their sessions;
@@ -36,12 +36,13 @@ pub struct LoggedIn {
 }
 
 impl LoggedIn {
-    /// Where the user's quota usage is counted: their home (each root of a user who has several).
+    /// Where the user's quota usage is counted: their home, or each folder they may write into
+    /// (what the company puts into a read-only folder is not the user's to pay for).
     pub fn quota_roots(&self) -> Vec<Root> {
-        vec![(
-            self.home.storage().clone(),
-            self.home.key(&VirtualPath::root()),
-        )]
+        self.mounts
+            .writable()
+            .map(|m| (m.home.storage().clone(), m.home.key(&VirtualPath::root())))
+            .collect()
     }
 }
 

@@ -3,7 +3,10 @@
 //! Three layers, each with one job:
 //! - [`VirtualPath`] (in `path.rs`): a client path, normalised and jailed to `/`. It can only be
 //!   built by [`VirtualPath::resolve`], so no code can hand storage an unchecked wire string.
-//! - [`Home`]: a user's root in a store; turns a `VirtualPath` into an [`ObjectKey`].
+//! - [`Home`]: a root in a store (a user's home, or one of their folders); turns a
+//!   `VirtualPath` into an [`ObjectKey`].
+//! - [`Mounts`] (in `mounts.rs`): a user's namespace, the homes at their virtual paths with
+//!   their permissions (one at `/`, or one per logical folder under a virtual `/`).
 //! - [`Storage`]: the backend contract (S3 in `s3/`, a local directory in `local.rs`, a map in
 //!   `memory.rs` for tests). Backends speak in keys and know their own mapping rules (S3
 //!   directory markers, temp files + rename), so the session engine never does.
@@ -11,6 +14,7 @@
 pub mod budget;
 pub mod local;
 pub mod memory;
+mod mounts;
 mod path;
 pub mod s3;
 
@@ -21,6 +25,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::io::AsyncRead;
 
+pub use mounts::{Mount, Mounts, Place};
 pub use path::{PathError, VirtualPath};
 
 /// A key in a store: `home` + the virtual path without its leading `/`. Never starts or ends with
@@ -92,6 +97,11 @@ impl Home {
     /// The S3 bucket this home lives in; `None` on the local backend.
     pub fn bucket(&self) -> Option<&str> {
         self.bucket.as_deref()
+    }
+
+    /// The key prefix, without slashes at either end; empty is the store's root.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The store this home lives in.
@@ -500,19 +510,43 @@ impl Stores {
         self
     }
 
-    /// The home of `user`: their bucket (or the default one) and their key prefix.
+    /// What `user` sees: their home at `/` with their permissions, or, for a user with folders,
+    /// each folder's bucket and prefix at its path with its permissions.
+    pub fn mounts_for(&self, user: &crate::auth::User) -> Mounts {
+        if user.folders.is_empty() {
+            return Mounts::single(self.home_for(user), user.permissions);
+        }
+        let mounts = user
+            .folders
+            .iter()
+            .map(|f| Mount {
+                path: f.path.clone(),
+                home: self.home_in(f.bucket.as_deref(), &f.prefix),
+                permissions: f.permissions,
+            })
+            .collect();
+        Mounts::folders(mounts)
+    }
+
+    /// The home of `user` (without folders): their bucket (or the default one) and their key
+    /// prefix.
     pub fn home_for(&self, user: &crate::auth::User) -> Home {
+        self.home_in(user.bucket.as_deref(), &user.home)
+    }
+
+    /// `prefix` in `bucket` (`None`: the default bucket; ignored on the local backend).
+    fn home_in(&self, bucket: Option<&str>, prefix: &str) -> Home {
         match &self.kind {
-            StoresKind::Local(storage) => Home::new(storage.clone(), &user.home),
+            StoresKind::Local(storage) => Home::new(storage.clone(), prefix),
             StoresKind::S3 {
                 client,
                 default_bucket,
                 options,
                 buckets,
             } => {
-                let bucket = user.bucket.as_deref().unwrap_or(default_bucket);
+                let bucket = bucket.unwrap_or(default_bucket);
                 let storage = bucket_storage(client, options, buckets, bucket);
-                Home::new(storage, &user.home).in_bucket(bucket)
+                Home::new(storage, prefix).in_bucket(bucket)
             }
         }
     }

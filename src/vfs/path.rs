@@ -79,6 +79,28 @@ impl VirtualPath {
         self.segments().last()
     }
 
+    /// Whether `other` is this path or below it (the root contains every path).
+    pub fn contains(&self, other: &VirtualPath) -> bool {
+        self.is_root()
+            || other.0 == self.0
+            || (other.0.starts_with(&self.0) && other.0.as_bytes().get(self.0.len()) == Some(&b'/'))
+    }
+
+    /// `self` as seen from inside `base` (`/in/a.txt` from `/in` is `/a.txt`; `/in` is `/`),
+    /// or `None` when `base` does not contain it.
+    pub fn relative_to(&self, base: &VirtualPath) -> Option<VirtualPath> {
+        if !base.contains(self) {
+            return None;
+        }
+        if base.is_root() {
+            return Some(self.clone());
+        }
+        match &self.0[base.0.len()..] {
+            "" => Some(VirtualPath::root()),
+            rest => Some(VirtualPath(rest.to_string())),
+        }
+    }
+
     /// The parent directory; the root is its own parent.
     pub fn parent(&self) -> VirtualPath {
         match self.0.rfind('/') {
@@ -161,6 +183,20 @@ mod tests {
         assert_eq!(p.file_name(), Some("b"));
         assert_eq!(p.parent().parent(), VirtualPath::root());
         assert_eq!(VirtualPath::root().file_name(), None);
+    }
+
+    #[test]
+    fn containment_is_by_whole_segments() {
+        let p = |s: &str| VirtualPath::resolve(&VirtualPath::root(), s).expect("path");
+        assert!(p("/in").contains(&p("/in")));
+        assert!(p("/in").contains(&p("/in/a")));
+        assert!(!p("/in").contains(&p("/inbox")));
+        assert!(!p("/in/a").contains(&p("/in")));
+        assert!(VirtualPath::root().contains(&p("/x")));
+        assert_eq!(p("/in/a/b").relative_to(&p("/in")), Some(p("/a/b")));
+        assert_eq!(p("/in").relative_to(&p("/in")), Some(VirtualPath::root()));
+        assert_eq!(p("/x").relative_to(&VirtualPath::root()), Some(p("/x")));
+        assert_eq!(p("/inbox").relative_to(&p("/in")), None);
     }
 
     proptest! {

@@ -86,6 +86,39 @@ async fn check_config_names_a_missing_certificate() {
     );
 }
 
+#[tokio::test]
+async fn check_config_checks_folders_and_warns_about_an_ignored_home() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "[s3]\nbucket = \"b\"\n");
+    let user = || {
+        UserToml::new("acme")
+            .certificate_cn("acme.example")
+            .home("p/")
+    };
+    let users_file = dir.path().join("users.toml");
+    users::write(
+        &users_file,
+        &[user().folder("/inbox", None, "in/", &["list"])],
+    );
+    let (ok, text) = check_config(&config).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warning: user[0] (\"acme\"): home is ignored: the user has folders"),
+        "{text}"
+    );
+    let nested =
+        user()
+            .folder("/in", None, "in/", &["list"])
+            .folder("/in/x", None, "x/", &["list"]);
+    users::write(&users_file, &[nested]);
+    let (ok, text) = check_config(&config).await;
+    assert!(!ok, "must fail: {text}");
+    assert!(
+        text.contains("folder[1] (\"/in/x\"): folders cannot be inside one another"),
+        "{text}"
+    );
+}
+
 /// `write_config`'s config with `lines` added to its `[tls]` table.
 fn with_tls(config: &Path, lines: &str) {
     let text = std::fs::read_to_string(config).expect("config");
@@ -380,6 +413,44 @@ fn s3_config(dir: &Path, s3: &str) -> std::path::PathBuf {
 }
 
 const KEYS: Option<(&str, &str)> = Some((seaweedfs::ACCESS_KEY, seaweedfs::SECRET_KEY));
+
+/// A folder's bucket is probed like a user's own bucket: a missing one fails `check-config`.
+#[tokio::test]
+async fn check_config_probes_the_buckets_of_folders() {
+    let sw = seaweedfs::s3().await;
+    let (bucket, other) = (sw.new_bucket().await, sw.new_bucket().await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s3 = format!(
+        "bucket = \"{bucket}\"\nendpoint = \"{}\"\nforce_path_style = true",
+        sw.endpoint()
+    );
+    let config = s3_config(dir.path(), &s3);
+    let with_folder = |folder_bucket: &str| {
+        let user = UserToml::new("acme").password("pw").folder(
+            "/in",
+            Some(folder_bucket),
+            "in/",
+            &["list"],
+        );
+        users::write(&dir.path().join("users.toml"), &[user]);
+    };
+    with_folder(&other);
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "s3: bucket \"{other}\" (bucket of user \"acme\"): OK"
+        )),
+        "{text}"
+    );
+    with_folder("no-such-folder-bucket");
+    let (ok, text) = check_config_online(&config, KEYS).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("no-such-folder-bucket") && text.contains("NoSuchBucket"),
+        "{text}"
+    );
+}
 
 /// Each S3 mistake a new user makes is found by `check-config` (exit 1), named with the S3
 /// error and the setting to fix; the right settings pass. Against the real SeaweedFS.

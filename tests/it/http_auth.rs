@@ -26,6 +26,9 @@ enum Behaviour {
     Record(&'static str),
     /// As `Record`, with these fields (a JSON object) added to the record.
     RecordWith(&'static str, &'static str),
+    /// As `Record`, with two folders instead of a home: `/inbox` (list, write) at
+    /// `<prefix>in/` and `/outbox` (list, read) at `<prefix>out/`, in the default bucket.
+    Folders(&'static str),
     Status(u16),
     /// Read the request, then never answer.
     Hang,
@@ -88,6 +91,17 @@ impl Endpoint {
                         Some(Behaviour::RecordWith(home, extra)) if password == GOOD => {
                             (200, record(home, extra))
                         }
+                        Some(Behaviour::Folders(prefix)) if password == GOOD => (
+                            200,
+                            serde_json::json!({
+                                "allow": true,
+                                "folders": [
+                                    {"path": "/inbox", "prefix": format!("{prefix}in/"), "permissions": ["list", "write"]},
+                                    {"path": "/outbox", "prefix": format!("{prefix}out/"), "permissions": ["list", "read"]},
+                                ],
+                            })
+                            .to_string(),
+                        ),
                         Some(Behaviour::Status(code)) => (code, "{}".to_string()),
                         Some(Behaviour::Hang) => {
                             tokio::time::sleep(Duration::from_secs(600)).await;
@@ -237,6 +251,39 @@ async fn http_user_uploads_into_the_home_the_endpoint_returned_and_is_cached() {
         "http user: upload at idp/carol/report.csv, endpoint asked {} time(s) for 2 logins + 1 file login",
         endpoint.received().len()
     );
+}
+
+/// An endpoint's answer with `folders`: the user sees only them, each with its permissions.
+#[tokio::test]
+async fn http_user_with_folders_sees_only_them() {
+    let endpoint = Endpoint::start(&[("dave", Behaviour::Folders("idp/dave/"))]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server_asking(&endpoint, dir.path(), |_| {}).await;
+    let base = url(Mode::Explicit, srv.explicit);
+    let file = dir.path().join("a.txt");
+    std::fs::write(&file, b"for the inbox\n").expect("file");
+
+    let mut c = curl("dave", GOOD);
+    c.arg("-l").arg(format!("{base}/"));
+    let out = run(c).await;
+    assert_ok(&out, "curl NLST / as the HTTP user with folders");
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(names, ["inbox", "outbox"]);
+
+    let mut c = curl("dave", GOOD);
+    c.arg("-T").arg(&file).arg(format!("{base}/inbox/a.txt"));
+    assert_ok(&run(c).await, "curl upload into /inbox");
+    let mut c = curl("dave", GOOD);
+    c.arg("-T").arg(&file).arg(format!("{base}/outbox/a.txt"));
+    let out = run(c).await;
+    assert!(
+        !out.status.success(),
+        "upload into the read-only /outbox must fail"
+    );
+    assert_eq!(srv.keys().await, ["idp/dave/in/a.txt"]);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod cluster;
 mod common;
 mod events;
 mod faults;
+mod folders;
 mod haproxy;
 mod hostile;
 mod http_auth;

@@ -101,7 +101,7 @@ impl Session {
                 return Outcome::Close(Reply::closing(text));
             }
         };
-        let home = self.env.stores.home_for(&user);
+        let mounts = self.env.stores.mounts_for(&user);
         self.span.record("user", user.name.as_str());
         crate::metrics::login("ok");
         let actor = audit::Actor {
@@ -112,7 +112,7 @@ impl Session {
         let account = self.env.quotas.account(&user.name, user.limits);
         let logged_in = LoggedIn {
             user,
-            home,
+            mounts,
             _permit: permit,
             account,
         };

@@ -1,10 +1,12 @@
 //! File operations: DELE, MKD, RMD, RNFR, RNTO (RFC 959 §4.1.3).
 
+use std::sync::Arc;
+
 use crate::audit;
 use crate::auth::Permission;
 use crate::session::handlers::navigation::quote;
 use crate::session::reply::Reply;
-use crate::session::{log_storage_error, Outcome, Session};
+use crate::session::{log_storage_error, Located, Outcome, Session};
 use crate::vfs::{EntryKind, StorageError, VirtualPath};
 
 impl Session {
@@ -13,6 +15,9 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
+        if r.at_mount_point() {
+            return Reply::is_a_directory(r.path.as_str()).into();
+        }
         // With a quota, the size the delete frees (one HEAD more; the store's delete says none).
         let account = self.quota_account();
         let size = match &account {
@@ -47,8 +52,8 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        if r.path.is_root() {
-            return Reply::file_exists("/").into();
+        if r.at_mount_point() {
+            return Reply::file_exists(r.path.as_str()).into();
         }
         if let Err(reply) = r.parent_exists().await {
             return reply.into();
@@ -74,8 +79,8 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        if r.path.is_root() {
-            return Reply::new(550, "/: The home directory cannot be removed").into();
+        if r.at_mount_point() {
+            return Reply::mount_point(r.path.as_str()).into();
         }
         match r.home.storage().remove_dir(&r.key).await {
             Ok(()) => {
@@ -99,6 +104,9 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
+        if r.at_mount_point() {
+            return Reply::mount_point(r.path.as_str()).into();
+        }
         match r.stat().await {
             Ok(_) => {
                 self.state.rename_from = Some(r.path);
@@ -116,15 +124,26 @@ impl Session {
         let Some(from) = from else {
             return Reply::bad_sequence("RNFR required first").into();
         };
-        let to = match self.resolve(Permission::Rename, arg) {
+        // RNFR checked the source; it is looked up again since it is kept as a path.
+        let from = match self.resolve(Permission::Rename, from.as_str()) {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        if from.is_root() || to.path.is_root() {
-            return Reply::new(550, "The home directory cannot be renamed").into();
+        let to = match self.locate(arg) {
+            // Between folders only within one store (bucket): a rename is a server-side copy.
+            Ok(Located::Mounted(to)) if !Arc::ptr_eq(from.home.storage(), to.home.storage()) => {
+                return Reply::across_buckets(to.path.as_str()).into()
+            }
+            Ok(Located::Mounted(to)) if to.permissions.allows(Permission::Rename) => to,
+            Ok(Located::Mounted(_)) => return Reply::permission_denied().into(),
+            Ok(Located::Virtual(d)) => return Reply::virtual_directory(d.path.as_str()).into(),
+            Err(reply) => return reply.into(),
+        };
+        if from.at_mount_point() || to.at_mount_point() {
+            return Reply::mount_point(to.path.as_str()).into();
         }
         let storage = to.home.storage().clone();
-        let from_key = to.home.key(&from);
+        let (from_key, from) = (from.key, from.path);
         let source = match storage.stat(&from_key).await {
             Ok(e) => e,
             Err(e) => return storage_reply("stat", &e, &from),
@@ -133,7 +152,7 @@ impl Session {
         let replaced = match to.stat().await {
             // Renaming onto an existing file replaces it: that is overwriting.
             Ok(e) if e.kind == EntryKind::File && source.kind == EntryKind::File => {
-                if self.require(Permission::Overwrite).is_err() {
+                if !to.permissions.allows(Permission::Overwrite) {
                     return Reply::may_not_overwrite(to.path.as_str()).into();
                 }
                 Some(e.size)

@@ -8,7 +8,7 @@ use crate::session::handlers::files::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::state::HashAlgorithm;
 use crate::session::status::{StatusListing, StatusSource};
-use crate::session::{Outcome, Session};
+use crate::session::{Located, Outcome, Session, VirtualDir};
 use crate::vfs::{EntryKind, ObjectKey, Storage, StorageError};
 
 impl Session {
@@ -20,7 +20,7 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        if !r.path.is_root() {
+        if !r.at_mount_point() {
             match r.home.storage().pending_upload_size(&r.key).await {
                 Ok(Some(held)) => return Reply::file_status(held.to_string()).into(),
                 Ok(None) => {}
@@ -112,28 +112,21 @@ impl Session {
 
     /// RFC 3659 §7.2: facts about one path, on the control connection.
     pub(in crate::session) async fn mlst(&mut self, arg: Option<&str>) -> Outcome {
-        let r = match self.resolve(Permission::List, arg.unwrap_or(".")) {
-            Ok(r) => r,
+        let r = match self.locate_to_list(arg.unwrap_or(".")) {
+            Ok(Located::Mounted(r)) => r,
+            Ok(Located::Virtual(d)) => {
+                let entry = crate::vfs::Entry::dir("");
+                let facts =
+                    listing::mlsx_facts(&entry, VirtualDir::permissions(), self.state.mlst_facts);
+                return mlst_reply(&d.path, facts);
+            }
             Err(reply) => return reply.into(),
         };
-        let perms = match self.state.logged_in() {
-            Some(l) => l.user.permissions,
-            None => return Reply::not_logged_in().into(),
-        };
         match r.stat().await {
-            Ok(entry) => Reply::multi(
-                250,
-                vec![
-                    format!("Listing {}", r.path),
-                    format!(
-                        "{} {}",
-                        listing::mlsx_facts(&entry, perms, self.state.mlst_facts),
-                        r.path
-                    ),
-                    "End".to_string(),
-                ],
-            )
-            .into(),
+            Ok(entry) => {
+                let facts = listing::mlsx_facts(&entry, r.permissions, self.state.mlst_facts);
+                mlst_reply(&r.path, facts)
+            }
             Err(e) => storage_reply("stat", &e, &r.path),
         }
     }
@@ -229,8 +222,14 @@ impl Session {
     /// RFC 959 STAT with a path: the LIST of it, on the control connection (213), which the
     /// session loop writes (see `session/status.rs`).
     pub(in crate::session) async fn stat_path(&mut self, arg: &str) -> Outcome {
-        let r = match self.resolve(Permission::List, arg) {
-            Ok(r) => r,
+        let r = match self.locate_to_list(arg) {
+            Ok(Located::Mounted(r)) => r,
+            Ok(Located::Virtual(d)) => {
+                return Outcome::Status(StatusListing {
+                    source: StatusSource::Pages(d.pages()),
+                    path: d.path,
+                })
+            }
             Err(reply) => return reply.into(),
         };
         let entry = match r.stat().await {
@@ -291,6 +290,19 @@ impl Session {
         )
         .into()
     }
+}
+
+/// MLST's 250: the facts of one path.
+fn mlst_reply(path: &crate::vfs::VirtualPath, facts: String) -> Outcome {
+    Reply::multi(
+        250,
+        vec![
+            format!("Listing {path}"),
+            format!("{facts} {path}"),
+            "End".to_string(),
+        ],
+    )
+    .into()
 }
 
 /// One STAT line: a LIST line, indented by one space (names with control characters never

@@ -1,8 +1,7 @@
 //! Where the user is: PWD, CWD, CDUP (RFC 959 §4.1.1).
 
-use crate::auth::Permission;
 use crate::session::reply::Reply;
-use crate::session::{log_storage_error, Outcome, Session};
+use crate::session::{log_storage_error, Located, Outcome, Session};
 use crate::vfs::EntryKind;
 
 impl Session {
@@ -19,11 +18,16 @@ impl Session {
 
     /// CWD (and CDUP as `CWD ..`): the target must be an existing directory.
     pub(in crate::session) async fn cwd(&mut self, arg: &str) -> Outcome {
-        let r = match self.resolve(Permission::List, arg) {
-            Ok(r) => r,
+        let r = match self.locate_to_list(arg) {
+            Ok(Located::Mounted(r)) => r,
+            // Above folders: a directory that always exists.
+            Ok(Located::Virtual(d)) => {
+                self.state.cwd = d.path;
+                return Reply::file_ok(format!("Directory changed to {}", self.state.cwd)).into();
+            }
             Err(reply) => return reply.into(),
         };
-        if !r.path.is_root() {
+        if !r.at_mount_point() {
             match r.stat().await {
                 Ok(e) if e.kind == EntryKind::Dir => {}
                 Ok(_) => return Reply::new(550, format!("{}: Not a directory", r.path)).into(),

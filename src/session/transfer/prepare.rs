@@ -11,7 +11,7 @@ use crate::session::command::TransferType;
 use crate::session::handlers::storage_reply;
 use crate::session::reply::Reply;
 use crate::session::state::DataProtection;
-use crate::session::{Outcome, Resolved, Session};
+use crate::session::{Located, Outcome, Resolved, Session, VirtualDir};
 use crate::vfs::{Entry, EntryKind, StorageError, UploadMode, UploadSpec};
 
 use super::job::{ListFormat, ListingSource, StoreKind, TransferJob, TransferKind, Work};
@@ -24,6 +24,12 @@ fn unique_name(base: Option<&str>) -> String {
         Some(b) => format!("{b}.{suffix:016x}"),
         None => format!("ftps-s3-{suffix:016x}"),
     }
+}
+
+/// NLST's argument when it names something (not empty, not `.`): its lines are then paths as
+/// the client wrote them.
+fn nlst_dir_arg(arg: Option<&str>) -> Option<&str> {
+    arg.map(str::trim).filter(|a| !a.is_empty() && *a != ".")
 }
 
 impl Session {
@@ -150,8 +156,8 @@ impl Session {
             Ok(r) => r,
             Err(reply) => return reply.into(),
         };
-        if r.path.is_root() {
-            return Reply::is_a_directory("/").into();
+        if r.at_mount_point() {
+            return Reply::is_a_directory(r.path.as_str()).into();
         }
         let existing = match r.stat().await {
             Ok(e) if e.kind == EntryKind::Dir => {
@@ -173,7 +179,7 @@ impl Session {
         // A resume of a kept upload adds to nothing visible; everything else that finds a
         // file there changes it.
         let changes_existing = exists && !matches!(mode, UploadMode::Resume { .. });
-        if changes_existing && self.require(Permission::Overwrite).is_err() {
+        if changes_existing && !r.permissions.allows(Permission::Overwrite) {
             return Reply::may_not_overwrite(r.path.as_str()).into();
         }
         if let Err(reply) = r.parent_exists().await {
@@ -213,14 +219,12 @@ impl Session {
         arg: Option<&str>,
         format: ListFormat,
     ) -> Outcome {
-        let r = match self.resolve(Permission::List, arg.unwrap_or(".")) {
-            Ok(r) => r,
+        let r = match self.locate_to_list(arg.unwrap_or(".")) {
+            Ok(Located::Mounted(r)) => r,
+            Ok(Located::Virtual(d)) => return self.list_virtual(d, format, arg),
             Err(reply) => return reply.into(),
         };
-        let perms = match self.state.logged_in() {
-            Some(l) => l.user.permissions,
-            None => return Reply::not_logged_in().into(),
-        };
+        let perms = r.permissions;
         if let Err(reply) = self.data_ready() {
             return reply.into();
         }
@@ -232,7 +236,7 @@ impl Session {
         // NLST answers paths as the client wrote them (`NLST d` → `d/a.txt`), as vsftpd,
         // ProFTPD and Pure-FTPd do, so each line can be sent back in a RETR; without an
         // argument (or `.`) bare names.
-        let named = arg.map(str::trim).filter(|a| !a.is_empty() && *a != ".");
+        let named = nlst_dir_arg(arg);
         let nlst_prefix = match (format, entry.kind, named) {
             (ListFormat::Nlst, EntryKind::Dir, Some(a)) => format!("{}/", a.trim_end_matches('/')),
             _ => String::new(),
@@ -268,6 +272,34 @@ impl Session {
                 nlst_prefix,
             },
             // Listings are CRLF text already.
+            ascii: false,
+            limits: DataLimits::default(),
+        })
+    }
+
+    /// LIST/NLST/MLSD of a directory above the user's folders: the folders (or the directories
+    /// leading to them), from memory.
+    fn list_virtual(&mut self, d: VirtualDir, format: ListFormat, arg: Option<&str>) -> Outcome {
+        if let Err(reply) = self.data_ready() {
+            return reply.into();
+        }
+        let nlst_prefix = match nlst_dir_arg(arg) {
+            Some(a) if format == ListFormat::Nlst => format!("{}/", a.trim_end_matches('/')),
+            _ => String::new(),
+        };
+        Outcome::Transfer(TransferJob {
+            // No store behind it: the audit line shows an empty key.
+            key: crate::vfs::ObjectKey::from_trusted(""),
+            opening: None,
+            kind: TransferKind::Listing(format),
+            work: Work::Listing {
+                source: ListingSource::Pages(d.pages()),
+                format,
+                perms: VirtualDir::permissions(),
+                facts: self.state.mlst_facts,
+                nlst_prefix,
+            },
+            path: d.path,
             ascii: false,
             limits: DataLimits::default(),
         })

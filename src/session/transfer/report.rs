@@ -75,8 +75,9 @@ impl Session {
             TransferKind::Download => audit::download(self.actor(), object, transfer, outcome),
             TransferKind::Upload(_) => {
                 audit::upload(self.actor(), object, transfer, outcome);
-                if let (JobResult::Done { .. }, Some(l)) = (result, self.state.logged_in()) {
-                    (self.env.events).upload_completed(self.actor(), &l.home, object, transfer);
+                let home = (self.state.logged_in()).and_then(|l| l.mounts.home_of(&job.path));
+                if let (JobResult::Done { .. }, Some(home)) = (result, home) {
+                    (self.env.events).upload_completed(self.actor(), home, object, transfer);
                 }
             }
             TransferKind::Listing(_) => {

@@ -21,6 +21,8 @@ pub struct UserToml {
     permissions: Vec<String>,
     /// Quotas and rates (`quota_bytes`, `max_download_kib_s`, …) and their values.
     limits: Vec<(String, u64)>,
+    /// `[[user.folder]]` tables, already rendered.
+    folders: Vec<String>,
 }
 
 impl UserToml {
@@ -33,6 +35,7 @@ impl UserToml {
             home: format!("partners/{name}/"),
             permissions: Vec::new(),
             limits: Vec::new(),
+            folders: Vec::new(),
         }
     }
 
@@ -70,6 +73,28 @@ impl UserToml {
         self
     }
 
+    /// Adds a logical folder (`bucket` `None`: the default bucket). With folders the user's
+    /// `home` and `permissions` are still written, and ignored by the server.
+    pub fn folder(
+        mut self,
+        path: &str,
+        bucket: Option<&str>,
+        prefix: &str,
+        permissions: &[&str],
+    ) -> Self {
+        let mut t = format!("[[user.folder]]\npath = \"{path}\"\n");
+        if let Some(b) = bucket {
+            t.push_str(&format!("bucket = \"{b}\"\n"));
+        }
+        let perms: Vec<String> = permissions.iter().map(|p| format!("\"{p}\"")).collect();
+        t.push_str(&format!(
+            "prefix = \"{prefix}\"\npermissions = [{}]\n",
+            perms.join(", ")
+        ));
+        self.folders.push(t);
+        self
+    }
+
     /// The TOML table, ending with a blank line so tables can be concatenated.
     pub fn render(&self) -> String {
         let mut out = format!("[[user]]\nname = \"{}\"\n", self.name);
@@ -88,10 +113,15 @@ impl UserToml {
             .map(|p| format!("\"{p}\""))
             .collect();
         out.push_str(&format!(
-            "home = \"{}\"\npermissions = [{}]\n\n",
+            "home = \"{}\"\npermissions = [{}]\n",
             self.home,
             perms.join(", ")
         ));
+        // Folder tables come last: after them, keys would belong to the folder.
+        for f in &self.folders {
+            out.push_str(f);
+        }
+        out.push('\n');
         out
     }
 }

@@ -37,3 +37,4 @@ pub mod session;
 pub mod telemetry;
 pub mod tls;
 pub mod vfs;
+pub mod vpath;

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::{check_home, Permission, Permissions};
-use crate::vfs::VirtualPath;
+use crate::vpath::VirtualPath;
 
 /// One folder as written in the users file or the endpoint's JSON.
 #[derive(Debug, Deserialize)]

@@ -1,8 +1,9 @@
 //! The virtual filesystem: what a logged-in user sees, and how it maps onto storage.
 //!
 //! Three layers, each with one job:
-//! - [`VirtualPath`] (in `path.rs`): a client path, normalised and jailed to `/`. It can only be
-//!   built by [`VirtualPath::resolve`], so no code can hand storage an unchecked wire string.
+//! - [`VirtualPath`] (`src/vpath.rs`, below both `vfs` and `auth`): a client path, normalised and
+//!   jailed to `/`. It can only be built by [`VirtualPath::resolve`], so no code can hand storage
+//!   an unchecked wire string.
 //! - [`Home`]: a root in a store (a user's home, or one of their folders); turns a
 //!   `VirtualPath` into an [`ObjectKey`].
 //! - [`Mounts`] (in `mounts.rs`): a user's namespace, the homes at their virtual paths with
@@ -15,7 +16,6 @@ pub mod budget;
 pub mod local;
 pub mod memory;
 mod mounts;
-mod path;
 pub mod s3;
 
 use std::{io, net::IpAddr, sync::Arc, time::SystemTime};
@@ -26,7 +26,9 @@ use futures::StreamExt;
 use tokio::io::AsyncRead;
 
 pub use mounts::{Mount, Mounts, Place};
-pub use path::{PathError, VirtualPath};
+// Defined below both storage and users (folders name client paths too); re-exported here,
+// where storage takes them.
+pub use crate::vpath::{PathError, VirtualPath};
 
 /// A key in a store: `home` + the virtual path without its leading `/`. Never starts or ends with
 /// `/`; the empty key is the store's root. Directories are keys too (`in` for `/in`); a backend

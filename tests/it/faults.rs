@@ -553,27 +553,8 @@ async fn s3_gone_for_the_rest(
     let body = random_bytes(BODY);
     for i in 0..runs() {
         let (name, previous) = prepare(&srv, file, i).await;
-        let before = proxy.seen(Kind::UploadPart);
-        let (mut c, mut data) = begin_upload(&srv, &name, &body[..5 * MIB + 1]).await;
-        // Part 1 is full and on its way: from here on S3 is gone.
-        for _ in 0..100 {
-            if proxy.seen(Kind::UploadPart) > before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        go_down(&proxy).await;
-        data.write_all(&body[5 * MIB + 1..])
-            .await
-            .expect("send the rest");
-        data.finish().await.expect("close_notify");
-        let started = Instant::now();
-        let r = c.reply().await;
-        assert_eq!(r.code, 451, "{}", r.text);
-        println!(
-            "{scenario}: run {i}: 451 {:?} after the last byte",
-            started.elapsed()
-        );
+        let took = upload_as_s3_goes(&srv, &proxy, &name, &body, &go_down).await;
+        println!("{scenario}: run {i}: 451 {took:?} after the last byte");
         proxy.heal().await;
         let key = srv.key(&name);
         assert_eq!(
@@ -587,6 +568,67 @@ async fn s3_gone_for_the_rest(
     }
     tally.finish();
     srv.stop().await;
+}
+
+/// Uploads `body` to `name` and takes S3 away (`go_down`) once part 1 is on its way: the reply
+/// is `451`. Returns how long it took after the last byte.
+async fn upload_as_s3_goes(
+    srv: &TestServer,
+    proxy: &FaultProxy,
+    name: &str,
+    body: &[u8],
+    go_down: &impl AsyncFn(&FaultProxy),
+) -> Duration {
+    let before = proxy.seen(Kind::UploadPart);
+    let (mut c, mut data) = begin_upload(srv, name, &body[..5 * MIB + 1]).await;
+    // Part 1 is full and on its way: from here on S3 is gone.
+    for _ in 0..100 {
+        if proxy.seen(Kind::UploadPart) > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    go_down(proxy).await;
+    data.write_all(&body[5 * MIB + 1..])
+        .await
+        .expect("send the rest");
+    data.finish().await.expect("close_notify");
+    let started = Instant::now();
+    let r = c.reply().await;
+    assert_eq!(r.code, 451, "{}", r.text);
+    started.elapsed()
+}
+
+/// As above, but the server is stopped as soon as S3 is back, while the failed abort waits for
+/// its first retry (5 s after the failure): shutdown makes that try at once (the background
+/// work's last try, within the cleanup wait), so no upload is left open when `stop` returns.
+#[tokio::test]
+async fn stopping_the_server_makes_a_failed_aborts_retry_at_once() {
+    let (srv, proxy) = start(false).await;
+    let body = random_bytes(BODY);
+    let (name, _) = prepare(&srv, "abort-at-stop", 0).await;
+    let key = srv.key(&name);
+    upload_as_s3_goes(&srv, &proxy, &name, &body, &async |p: &FaultProxy| {
+        p.refuse_connections().await
+    })
+    .await;
+    proxy.heal().await;
+    assert_eq!(
+        srv.open_multipart_uploads_for(&key).await,
+        1,
+        "the abort could not reach S3"
+    );
+    let bucket = srv.bucket.clone();
+    let started = Instant::now();
+    srv.stop().await;
+    let stopped_in = started.elapsed();
+    let client = seaweedfs::s3().await.client();
+    let open = seaweedfs::open_uploads(&client, &bucket, &key).await.len();
+    assert_eq!(open, 0, "{key}: aborted by the time the server stopped");
+    assert!(
+        stopped_in < Duration::from_secs(4),
+        "stopped in {stopped_in:?}: the retry was made at once, not after its 5 s delay"
+    );
 }
 
 /// Every connection to S3 reset (no HTTP answer at all).

@@ -1323,6 +1323,36 @@ async fn s3_suspended_upload_resumes_byte_for_byte_after_a_restart() {
     );
 }
 
+/// A dropped upload's abort runs in the background (`Drop` cannot wait), on the tracker the
+/// storage was given: once that tracker is stopped and waited for — what the server does at
+/// shutdown — the multipart upload is gone, with no polling.
+#[tokio::test]
+async fn s3_a_dropped_uploads_abort_is_done_when_its_background_is_stopped() {
+    let background = ftps_s3::background::Background::new();
+    let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {
+        o.background = background.clone()
+    })
+    .await;
+    let mut upload = b
+        .storage
+        .begin_upload(&k("dropped.bin"), spec(UploadMode::Replace))
+        .await
+        .expect("begin");
+    let mut body = TestBody::new(pattern(5 * MIB + 1, 8), Then::End);
+    upload.copy_from(&mut body).await.expect("copy");
+    assert_eq!(b.pending_uploads().await, 1, "one part stored");
+    drop(upload);
+    assert!(
+        background.stop(Duration::from_secs(10)).await,
+        "the abort ended within 10 s"
+    );
+    assert_eq!(
+        b.pending_uploads().await,
+        0,
+        "stopped: the dropped upload's abort has been sent"
+    );
+}
+
 #[tokio::test]
 async fn s3_resume_window_zero_aborts_on_suspend() {
     let b = Backend::s3_tuned(ChecksumMode::WhenSupported, |o| {

@@ -1,4 +1,5 @@
-//! `VirtualPath`: the only way a client's path reaches storage.
+//! `VirtualPath`: the only way a client's path reaches storage (re-exported by `vfs`; a top-level
+//! module because users' folders in `auth` name client paths too, and `vfs` depends on `auth`).
 //!
 //! A virtual path is absolute (`/`, `/in/a.csv`), has no `.`/`..`/empty segments and no trailing
 //! slash. `..` at the root stays at the root, as in a chroot: `CWD ../..` cannot leave the user's

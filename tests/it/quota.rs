@@ -267,6 +267,40 @@ async fn objects_already_stored_count_at_login_and_a_delete_frees_them() {
     assert_eq!(srv.open_multipart_uploads().await, 0);
 }
 
+/// APPE counts what it adds: onto a 2 MiB file with `quota_bytes` = 3 MiB, 512 KiB fit and the
+/// next 1 MiB gets `552`, leaving the file as it was after the first append.
+#[tokio::test]
+async fn appends_count_what_they_add() {
+    let srv = TestServer::start_with_users(&user("a", "quota_bytes", 3 * MIB as u64), |_| {}).await;
+    let base = random_bytes(2 * MIB);
+    srv.put_object("partners/a/log.bin", &base).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let half = write(dir.path(), "half", MIB / 2);
+    let one = write(dir.path(), "one", MIB);
+    let out = ftplib(
+        &srv,
+        "a",
+        &[
+            "tryappend",
+            &half.to_string_lossy(),
+            "log.bin",
+            "tryappend",
+            &one.to_string_lossy(),
+            "log.bin",
+        ],
+    )
+    .await;
+    eprintln!("APPE with quota_bytes 3 MiB onto 2 MiB:\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains(": 226"), "{out}");
+    assert!(lines[1].contains("552"), "{out}");
+    let mut want = base;
+    want.extend(std::fs::read(&half).expect("read"));
+    let stored = srv.object("partners/a/log.bin").await.expect("stored");
+    assert!(stored == want, "the file is 2 MiB + the first append only");
+    assert_eq!(srv.open_multipart_uploads().await, 0);
+}
+
 /// Bytes per second of a transfer of `bytes` that took `took`, in KiB/s.
 fn kib_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / KIB as f64 / took.as_secs_f64()

@@ -17,10 +17,9 @@ const MMAP_THRESHOLD: usize = 1024 * 1024;
 /// mmap threshold also pins glibc's trim threshold at its 128 KiB default (its dynamic rule
 /// would have raised it to twice the mmap threshold), and then every freed read buffer of a
 /// few hundred KiB (the S3 client's, during a download) went back to the kernel and the next
-/// one was faulted in again page by page: a third of the server's CPU in a RETR profile. The
-/// mmap threshold itself (glibc's dynamic rule would keep twice that; 1 MiB saved the same CPU
-/// with a slightly lower peak in bench/README.md): at most this much stays free per arena.
-const TRIM_THRESHOLD: usize = MMAP_THRESHOLD;
+/// one was faulted in again page by page: a third of the server's CPU in a RETR profile. Twice
+/// the mmap threshold, as glibc's own rule: at most this much stays free per arena.
+const TRIM_THRESHOLD: usize = 2 * MMAP_THRESHOLD;
 
 /// Sets the allocator up for the server. Call once, first thing in `main`, before any thread
 /// starts. Does nothing where the C library is not glibc.

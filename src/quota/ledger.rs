@@ -64,7 +64,8 @@ impl Ledger {
         if let Some(max) = self.quota.files {
             let files = used.files + self.reserved_files + u64::from(plan.new_file);
             if plan.new_file && files > max {
-                return Err(Exceeded::new(QuotaKind::Files, max, used.files));
+                let held = self.reserved_files;
+                return Err(Exceeded::new(QuotaKind::Files, max, used.files, held));
             }
         }
         let mut hold = Hold {
@@ -77,7 +78,8 @@ impl Ledger {
             let over = now + announced.saturating_sub(plan.credit) > max;
             let full = now >= max && plan.credit == 0;
             if over || full {
-                return Err(Exceeded::new(QuotaKind::Bytes, max, used.bytes));
+                let held = self.reserved_bytes;
+                return Err(Exceeded::new(QuotaKind::Bytes, max, used.bytes, held));
             }
         }
         // The base is counted from the start; the hint only checked (it may be wrong).
@@ -96,7 +98,8 @@ impl Ledger {
         if let Some(max) = self.quota.bytes {
             let used = self.used.unwrap_or_default().bytes;
             if used + self.reserved_bytes + more > max {
-                return Err(Exceeded::new(QuotaKind::Bytes, max, used));
+                let held = self.reserved_bytes;
+                return Err(Exceeded::new(QuotaKind::Bytes, max, used, held));
             }
         }
         hold.received = received;

@@ -77,6 +77,8 @@ pub struct Exceeded {
     pub limit: u64,
     /// Counted usage when refused (uploads in flight not included).
     pub used: u64,
+    /// Held by the user's uploads in progress in this replica (the refused one included).
+    pub in_flight: u64,
 }
 
 impl fmt::Display for Exceeded {
@@ -91,13 +93,22 @@ impl fmt::Display for Exceeded {
             self.limit,
             self.kind.key(),
             self.used
-        )
+        )?;
+        match self.in_flight {
+            0 => Ok(()),
+            n => write!(f, ", {n} in uploads in progress"),
+        }
     }
 }
 
 impl Exceeded {
-    fn new(kind: QuotaKind, limit: u64, used: u64) -> Self {
-        Exceeded { kind, limit, used }
+    fn new(kind: QuotaKind, limit: u64, used: u64, in_flight: u64) -> Self {
+        Exceeded {
+            kind,
+            limit,
+            used,
+            in_flight,
+        }
     }
 
     /// As the error of a read, so it passes through the store's copy loop unchanged.
@@ -411,7 +422,7 @@ mod tests {
             .expect_err("10 of 10 used or held");
         assert_eq!(
             e.to_string(),
-            "quota exceeded: 10 bytes allowed (quota_bytes), 8 used"
+            "quota exceeded: 10 bytes allowed (quota_bytes), 8 used, 2 in uploads in progress"
         );
         drop(hold);
         assert_eq!(accounts[2].usage(), (Usage { bytes: 8, files: 2 }, 0, 0));
@@ -488,7 +499,7 @@ mod tests {
 
     #[test]
     fn exceeded_survives_an_io_error() {
-        let e = Exceeded::new(QuotaKind::Files, 3, 3);
+        let e = Exceeded::new(QuotaKind::Files, 3, 3, 0);
         assert_eq!(exceeded_in(&e.into_io()), Some(e));
         assert_eq!(exceeded_in(&io::Error::other("x")), None);
         assert!(UserLimits {

@@ -63,6 +63,14 @@ impl RateLimiter {
         }
     }
 
+    /// The most a paced copy should move at once: the burst (half a second's worth, at least
+    /// 512 bytes), so a slow user gets a steady trickle rather than a large buffer and a long
+    /// silence their client may take for a stall.
+    pub fn chunk(&self) -> usize {
+        let b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        ((b.rate * BURST) as usize).max(512)
+    }
+
     /// `n` bytes moved now.
     pub fn charge(&self, n: usize) -> Duration {
         self.charge_at(n, Instant::now())
@@ -121,6 +129,12 @@ mod tests {
             (rate - 65_536.0).abs() < 65_536.0 * 0.25,
             "{rate} B/s for 65536 B/s"
         );
+    }
+
+    #[test]
+    fn chunks_are_the_burst() {
+        assert_eq!(RateLimiter::new(256).chunk(), 128 * 1024);
+        assert_eq!(RateLimiter::new(1).chunk(), 512);
     }
 
     #[test]

@@ -31,6 +31,7 @@ Steps, run in order on one session; the first failing step ends the run:
                           and never fails (a data connection the server closes early is an
                           error; the reply that follows is then read and printed)
     append LOCAL REMOTE   APPE (binary). LOCAL "-" reads stdin.
+    tryappend LOCAL REMOTE  APPE as tryput does STOR
     get REMOTE LOCAL      RETR (binary). LOCAL "-" writes to stdout. A failed get removes LOCAL.
     reput LOCAL REMOTE    resume an upload: SIZE REMOTE, then REST n + STOR of LOCAL from byte n
     reget REMOTE LOCAL    resume a download: REST (size of LOCAL) + RETR, appended to LOCAL
@@ -84,6 +85,7 @@ STEPS = {
     "raw": (1, 0),
     "tls": (0, 0),
     "tryput": (2, 0),
+    "tryappend": (2, 0),
 }
 
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -191,24 +193,29 @@ def raw_command(ftp, line):
     return ftp.getmultiline()
 
 
+def try_store(ftp, verb, local, remote):
+    """STOR or APPE that may be refused: the final reply (or error) as text, never raising."""
+    try:
+        with open_local_input(local) as f:
+            return ftp.storbinary("%s %s" % (verb, remote), f)
+    except ftplib.Error as e:
+        return str(e)
+    except (OSError, EOFError) as e:
+        # The server ended the data connection before the client was done sending: its final
+        # reply is still to be read from the control connection.
+        try:
+            return "%s; then %s" % (type(e).__name__, ftp.getresp())
+        except ftplib.Error as e2:
+            return "%s; then %s" % (type(e).__name__, e2)
+
+
 def run_step(ftp, name, args, out):
     if name == "put":
         with open_local_input(args[0]) as f:
             ftp.storbinary("STOR " + args[1], f)
-    elif name == "tryput":
-        try:
-            with open_local_input(args[0]) as f:
-                reply = ftp.storbinary("STOR " + args[1], f)
-        except ftplib.Error as e:
-            reply = str(e)
-        except (OSError, EOFError) as e:
-            # The server ended the data connection before the client was done sending: its
-            # final reply is still to be read from the control connection.
-            try:
-                reply = "%s; then %s" % (type(e).__name__, ftp.getresp())
-            except ftplib.Error as e2:
-                reply = "%s; then %s" % (type(e).__name__, e2)
-        print("tryput %s: %s" % (args[1], reply), file=out)
+    elif name in ("tryput", "tryappend"):
+        verb = "STOR" if name == "tryput" else "APPE"
+        print("%s %s: %s" % (name, args[1], try_store(ftp, verb, args[0], args[1])), file=out)
     elif name == "append":
         with open_local_input(args[0]) as f:
             ftp.storbinary("APPE " + args[1], f)

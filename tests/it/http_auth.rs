@@ -24,6 +24,8 @@ const GOOD: &str = "right-horse";
 enum Behaviour {
     /// A user record with this home for password [`GOOD`], `{"allow": false}` otherwise.
     Record(&'static str),
+    /// As `Record`, with these fields (a JSON object) added to the record.
+    RecordWith(&'static str, &'static str),
     /// As `Record`, with two folders instead of a home: `/inbox` (list, write) at
     /// `<prefix>in/` and `/outbox` (list, read) at `<prefix>out/`, in the default bucket.
     Folders(&'static str),
@@ -70,16 +72,25 @@ impl Endpoint {
                     rec.lock()
                         .expect("received")
                         .push(Received { headers, body });
+                    let record = |home: &str, extra: &str| {
+                        let mut r = serde_json::json!({
+                            "allow": true,
+                            "home": home,
+                            "permissions": ["list", "read", "write", "mkdir"],
+                        });
+                        let extra: serde_json::Value = serde_json::from_str(extra).expect("extra");
+                        for (k, v) in extra.as_object().expect("an object") {
+                            r[k] = v.clone();
+                        }
+                        r.to_string()
+                    };
                     let (status, answer) = match script.get(user.as_str()).copied() {
-                        Some(Behaviour::Record(home)) if password == GOOD => (
-                            200,
-                            serde_json::json!({
-                                "allow": true,
-                                "home": home,
-                                "permissions": ["list", "read", "write", "mkdir"],
-                            })
-                            .to_string(),
-                        ),
+                        Some(Behaviour::Record(home)) if password == GOOD => {
+                            (200, record(home, "{}"))
+                        }
+                        Some(Behaviour::RecordWith(home, extra)) if password == GOOD => {
+                            (200, record(home, extra))
+                        }
                         Some(Behaviour::Folders(prefix)) if password == GOOD => (
                             200,
                             serde_json::json!({
@@ -155,6 +166,40 @@ async fn pass_reply(srv: &TestServer, user: &str, password: &str) -> (u16, Durat
     let started = Instant::now();
     let r = c.cmd(&format!("PASS {password}")).await;
     (r.code, started.elapsed())
+}
+
+/// The record's limits apply as a users file's do: `quota_files = 1` lets one new file in and
+/// answers the second with `552`.
+#[tokio::test]
+async fn http_user_record_limits_apply() {
+    let endpoint = Endpoint::start(&[(
+        "dave",
+        Behaviour::RecordWith(
+            "idp/dave/",
+            r#"{"quota_files": 1, "max_download_kib_s": 1024}"#,
+        ),
+    )])
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server_asking(&endpoint, dir.path(), |_| {}).await;
+    let file = dir.path().join("a.csv");
+    std::fs::write(&file, b"a,b\n").expect("file");
+    let put = |name: &str| {
+        let mut c = curl("dave", GOOD);
+        c.arg("-v")
+            .arg("-T")
+            .arg(&file)
+            .arg(format!("{}/{name}", url(Mode::Explicit, srv.explicit)));
+        c
+    };
+    assert_ok(&run(put("one.csv")).await, "the first file");
+    let out = run(put("two.csv")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("< 552") && stderr.contains("quota_files"),
+        "the second new file is refused:\n{stderr}"
+    );
+    assert_eq!(srv.keys().await, ["idp/dave/one.csv"]);
 }
 
 #[tokio::test]

@@ -131,7 +131,9 @@ async fn download(
         let mut to_crlf = ascii.then(|| (ToCrlf::default(), Vec::with_capacity(COPY_BUF * 2)));
         let mut total = 0u64;
         loop {
-            let n = match reader.read(&mut buf).await {
+            // Paced: at most the bucket's burst at a time, so a slow rate trickles steadily.
+            let max = rate.map_or(buf.len(), |r| r.chunk().min(buf.len()));
+            let n = match reader.read(&mut buf[..max]).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {

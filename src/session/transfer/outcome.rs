@@ -167,6 +167,7 @@ mod tests {
                     kind: crate::quota::QuotaKind::Bytes,
                     limit: 10,
                     used: 4,
+                    in_flight: 0,
                 }),
                 None,
                 "552 /: Exceeded storage allocation: quota exceeded: 10 bytes allowed \

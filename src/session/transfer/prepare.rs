@@ -90,10 +90,20 @@ impl Session {
                 new_file,
                 ..UploadPlan::default()
             },
-            UploadMode::Append => UploadPlan {
-                new_file,
-                ..UploadPlan::default()
-            },
+            // APPE continues a kept upload if there is one (its parts are not counted yet),
+            // else the file; either way the result replaces the file.
+            UploadMode::Append => {
+                let pending = match r.home.storage().pending_upload_size(&r.key).await {
+                    Ok(p) => p,
+                    Err(e) => return Err(storage_reply("upload", &e, &r.path)),
+                };
+                UploadPlan {
+                    base: pending.or(existing).unwrap_or(0),
+                    credit: existing.unwrap_or(0),
+                    new_file,
+                    ..UploadPlan::default()
+                }
+            }
         };
         let plan = UploadPlan {
             hint: announced,

@@ -12,7 +12,12 @@ use crate::common::server::{HOME, PASSWORD, USER};
 
 /// Stores `data` at `path` in acme's home, through the storage API.
 async fn put(storage: &Arc<dyn Storage>, path: &str, data: &[u8]) {
-    let key = ObjectKey::from_trusted(format!("{HOME}{path}"));
+    put_key(storage, &format!("{HOME}{path}"), data).await;
+}
+
+/// Stores `data` under the S3 key `key`, through the storage API.
+async fn put_key(storage: &Arc<dyn Storage>, key: &str, data: &[u8]) {
+    let key = ObjectKey::from_trusted(key.to_string());
     let spec = UploadSpec {
         mode: UploadMode::Replace,
         uploader: "test".to_string(),
@@ -114,4 +119,79 @@ async fn rest_takes_a_number_and_size_reports_bytes() {
     .await;
     let size = c.cmd("SIZE nothing").await;
     assert_eq!(size.code, 550, "{}", size.text);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drop_box_user_may_list_and_add_but_not_read_change_or_remove() {
+    let mut srv = DuplexServer::start_with(|_| {}).await;
+    let storage: Arc<dyn Storage> = Arc::new(srv.storage.clone());
+    put_key(&storage, "partners/drop/in.csv", b"a,b").await;
+    // `drop`: list and write only.
+    let mut c = srv.login("drop", "drop-password").await;
+    c.table(&[
+        ("PBSZ 0", 200),
+        ("PROT P", 200),
+        ("SIZE in.csv", 213),
+        ("MDTM in.csv", 213),
+        ("DELE in.csv", 550),
+        ("RNFR in.csv", 550),
+        ("MKD d", 550),
+        ("RMD d", 550),
+        // Refused before 150: no data connection is waited for.
+        ("PASV", 227),
+        ("RETR in.csv", 550),
+        ("PASV", 227),
+        // Writing over an existing file needs `overwrite`.
+        ("STOR in.csv", 550),
+        ("SIZE in.csv", 213),
+    ])
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn transfer_parameters_take_only_what_is_supported() {
+    let mut srv = DuplexServer::start_with(|_| {}).await;
+    let mut c = srv.login(USER, PASSWORD).await;
+    c.table(&[
+        ("TYPE A", 200),
+        ("TYPE I", 200),
+        ("TYPE E", 504),
+        ("TYPE", 501),
+        ("MODE S", 200),
+        ("MODE B", 504),
+        ("STRU F", 200),
+        ("STRU R", 504),
+        ("EPSV 3", 522),
+        ("PORT 127,0,0,1,4,1", 200),
+        // RFC 2428 §4: after EPSV ALL, only EPSV sets up data connections.
+        ("EPSV ALL", 200),
+        ("PORT 127,0,0,1,4,1", 503),
+        ("EPRT |1|127.0.0.1|1025|", 503),
+        ("EPSV", 229),
+        ("ABOR", 225),
+    ])
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_command_lines_get_a_reply_and_the_session_goes_on() {
+    let mut srv = DuplexServer::start_with(|c| c.limits.max_line_length = 512).await;
+    let mut c = srv.login(USER, PASSWORD).await;
+    let long = format!("MKD {}", "a".repeat(600));
+    c.table(&[
+        ("XYZZY", 500),
+        ("", 500),
+        (&long, 500),
+        ("noop", 200),
+        ("SIZE", 501),
+        ("REST 99999999999999999999999", 501),
+        ("MKD a\\b", 553),
+        ("CWD /nowhere", 550),
+        ("PWD", 257),
+        ("OPTS UTF8 ON", 200),
+        ("OPTS NOPE", 501),
+        ("SYST", 215),
+        ("STAT", 211),
+    ])
+    .await;
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ftps_s3::net::ListenerKind;
 use tokio::time::Instant;
 
 use crate::common::duplex::DuplexServer;
@@ -75,6 +76,34 @@ async fn a_client_silent_after_auth_tls_is_dropped_after_the_handshake_timeout()
     assert!(c.try_reply().await.is_none(), "a reply after 234");
     took(start.elapsed(), Duration::from_secs(7));
     c.closed().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn implicit_listener_is_tls_first_then_greets_with_data_protected() {
+    let mut srv = DuplexServer::start_with(|_| {}).await;
+    let mut c = srv.connect_to(ListenerKind::Implicit);
+    c.handshake().await;
+    assert_eq!(c.reply().await.code, 220);
+    c.table(&[
+        // MS-FTPS §3.2.5.6: the implicit AUTH TLS was already processed.
+        ("AUTH TLS", 534),
+        (&format!("USER {USER}"), 331),
+        (&format!("PASS {PASSWORD}"), 230),
+        // MS-FTPS: PBSZ 0 and PROT P are implied; PROT P without PBSZ is fine here.
+        ("PROT P", 200),
+        ("PWD", 257),
+    ])
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn implicit_client_that_never_starts_tls_is_dropped_after_the_handshake_timeout() {
+    let mut srv = DuplexServer::start_with(|c| c.limits.tls_handshake_timeout_secs = 9).await;
+    let c = srv.connect_to(ListenerKind::Implicit);
+    let start = Instant::now();
+    // Nothing is sent before TLS: the session ends with no greeting.
+    c.closed().await;
+    took(start.elapsed(), Duration::from_secs(9));
 }
 
 #[tokio::test(start_paused = true)]

@@ -74,6 +74,11 @@ impl DuplexServer {
 
     /// A new session on the explicit listener from 127.0.0.1, before its greeting is read.
     pub fn connect(&mut self) -> LineClient {
+        self.connect_to(ListenerKind::Explicit)
+    }
+
+    /// A new session as the `kind` listener would start it (implicit: TLS first, not done yet).
+    pub fn connect_to(&mut self, kind: ListenerKind) -> LineClient {
         let (client_end, server_end) = tokio::io::duplex(PIPE);
         let peer: SocketAddr = "127.0.0.1:50000".parse().expect("addr");
         let local: SocketAddr = "127.0.0.1:21".parse().expect("addr");
@@ -84,7 +89,7 @@ impl DuplexServer {
             server_end,
             ClientAddr::direct(peer),
             local,
-            ListenerKind::Explicit,
+            kind,
             id,
         ));
         LineClient {
@@ -127,7 +132,8 @@ pub struct LineClient {
 }
 
 impl LineClient {
-    /// AUTH TLS's handshake over the pipe (after `234`).
+    /// The TLS handshake over the pipe: after AUTH TLS's `234`, or first thing on the implicit
+    /// listener.
     pub async fn handshake(&mut self) {
         let plain = match std::mem::replace(&mut self.stream, Pipe::Gone) {
             Pipe::Plain(p) => p,

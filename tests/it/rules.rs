@@ -195,3 +195,38 @@ async fn bad_command_lines_get_a_reply_and_the_session_goes_on() {
     ])
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn ccc_only_when_allowed_and_rein_goes_back_to_before_auth() {
+    let mut srv = DuplexServer::start_with(|_| {}).await;
+    let mut c = srv.login(USER, PASSWORD).await;
+    // `tls.allow_ccc` is off by default.
+    c.table(&[("CCC", 534), ("PWD", 257), ("REIN", 220)]).await;
+    c.end_tls().await;
+    // In the clear again, and TLS is required: only what leads to it.
+    c.table(&[
+        ("PWD", 530),
+        ("USER acme", 530),
+        ("CCC", 530),
+        ("FEAT", 211),
+    ])
+    .await;
+    c.expect("AUTH TLS", 234).await;
+    c.handshake().await;
+    c.table(&[
+        ("PWD", 530),
+        ("USER acme", 331),
+        (&format!("PASS {PASSWORD}"), 230),
+        ("PWD", 257),
+    ])
+    .await;
+
+    let mut srv = DuplexServer::start_with(|c| c.tls.allow_ccc = true).await;
+    let mut c = srv.login(USER, PASSWORD).await;
+    c.table(&[("PBSZ 0", 200), ("PROT P", 200), ("CCC", 200)])
+        .await;
+    c.end_tls().await;
+    // The login was protected: the session goes on in the clear.
+    c.table(&[("PWD", 257), ("CCC", 533), ("AUTH TLS", 234)])
+        .await;
+}

@@ -22,7 +22,7 @@ use tokio::{
 };
 use tokio_rustls::client::TlsStream;
 
-use super::raw::{connector, take_reply, Reply};
+use super::raw::{close_tls, connector, take_reply, Reply};
 use super::server::base_config;
 
 /// Bytes the pipe buffers each way; a reply larger than this just waits for the reader.
@@ -145,6 +145,16 @@ impl LineClient {
             .await
             .expect("TLS handshake over the pipe");
         self.stream = Pipe::Tls(Box::new(tls));
+    }
+
+    /// Ends TLS and goes on in the clear over the same pipe (after CCC's `200`, REIN's `220`).
+    pub async fn end_tls(&mut self) {
+        let tls = match std::mem::replace(&mut self.stream, Pipe::Gone) {
+            Pipe::Tls(t) => t,
+            _ => panic!("not TLS"),
+        };
+        self.buf.clear();
+        self.stream = Pipe::Plain(close_tls(*tls, REPLY_WAIT).await);
     }
 
     pub async fn send_line(&mut self, line: &str) {

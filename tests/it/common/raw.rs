@@ -11,7 +11,7 @@ use rustls::{
     DigitallySignedStruct, SignatureScheme,
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
 use tokio_rustls::{client::TlsStream, TlsConnector};
@@ -197,22 +197,12 @@ impl RawClient {
 
     /// Ends TLS on the control connection and keeps the TCP connection (CCC, REIN).
     pub async fn end_tls(&mut self) {
-        let mut tls = match std::mem::replace(&mut self.stream, Stream::Gone) {
+        let tls = match std::mem::replace(&mut self.stream, Stream::Gone) {
             Stream::Tls(t) => t,
             _ => panic!("not TLS"),
         };
-        tls.get_mut().1.send_close_notify();
-        tls.flush().await.expect("flush");
-        let mut sink = [0u8; 256];
-        loop {
-            match tokio::time::timeout(TIMEOUT, tls.read(&mut sink)).await {
-                Ok(Ok(0)) => break,
-                Ok(Ok(_)) => continue,
-                other => panic!("waiting for close_notify: {other:?}"),
-            }
-        }
         self.buf.clear();
-        self.stream = Stream::Plain(tls.into_inner().0);
+        self.stream = Stream::Plain(close_tls(*tls, TIMEOUT).await);
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
@@ -393,6 +383,25 @@ impl DataStream {
         let _ = tcp.set_linger(Some(Duration::ZERO));
         drop(tcp);
     }
+}
+
+/// Ends a client TLS session and keeps the stream under it (CCC, REIN): close_notify, then read
+/// to the server's, waiting at most `wait`.
+pub async fn close_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    mut tls: TlsStream<S>,
+    wait: Duration,
+) -> S {
+    tls.get_mut().1.send_close_notify();
+    tls.flush().await.expect("flush");
+    let mut sink = [0u8; 256];
+    loop {
+        match tokio::time::timeout(wait, tls.read(&mut sink)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(_)) => continue,
+            other => panic!("waiting for close_notify: {other:?}"),
+        }
+    }
+    tls.into_inner().0
 }
 
 /// Takes one complete reply off the front of `buf`: `NNN text`, or `NNN-` … up to a line

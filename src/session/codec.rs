@@ -1,4 +1,5 @@
-//! The control connection: bytes ↔ lines, over a socket that may switch between plain TCP and TLS.
+//! The control connection: bytes ↔ lines, over a stream that may switch between plain and TLS
+//! (TCP in the server, any [`ControlIo`] in tests).
 //!
 //! - Lines end at LF (CRLF or a bare LF, as lenient servers accept); at most `max_line` bytes. A
 //!   longer line is discarded up to its end and reported as [`Line::TooLong`], so the session can
@@ -19,7 +20,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
-use crate::net::MaybeTls;
+use crate::net::{ControlIo, ControlStream, MaybeTls};
 
 use super::reply::Reply;
 
@@ -36,7 +37,7 @@ pub enum Line {
 
 pub struct Connection {
     /// `None` only for the instant of a switch between plain and TLS.
-    stream: Option<MaybeTls>,
+    stream: Option<MaybeTls<ControlStream>>,
     buf: BytesMut,
     max_line: usize,
     /// Set while discarding the rest of an overlong line.
@@ -44,9 +45,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: MaybeTls, max_line: usize) -> Self {
+    /// A connection in the clear over `stream` (TLS comes later, by [`Connection::start_tls`]).
+    pub fn new(stream: impl ControlIo, max_line: usize) -> Self {
+        let stream: ControlStream = Box::new(stream);
         Connection {
-            stream: Some(stream),
+            stream: Some(MaybeTls::Plain(stream)),
             buf: BytesMut::with_capacity(1024),
             max_line,
             skipping: false,
@@ -68,7 +71,7 @@ impl Connection {
         crate::tls::common_name(self.stream.as_ref()?.peer_certificate()?)
     }
 
-    fn stream(&mut self) -> io::Result<&mut MaybeTls> {
+    fn stream(&mut self) -> io::Result<&mut MaybeTls<ControlStream>> {
         self.stream
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
@@ -225,7 +228,7 @@ mod tests {
             .await
             .expect("connect");
         let (server, _) = l.accept().await.expect("accept");
-        (Connection::new(MaybeTls::Plain(server), max_line), client)
+        (Connection::new(server, max_line), client)
     }
 
     #[test]

@@ -6,7 +6,8 @@
 # shellcheck disable=SC2034 # used by the scripts that source this file
 # BENCH_PROFILE=debug: the debug build (a smoke run; figures are not comparable).
 BENCH_PROFILE=${BENCH_PROFILE:-release}
-BIN=$ROOT/target/$BENCH_PROFILE/ftps-s3
+# FTPS_BIN: another server binary (e.g. a copy of an older build, for a before/after run).
+BIN=${FTPS_BIN:-$ROOT/target/$BENCH_PROFILE/ftps-s3}
 LOAD=$ROOT/target/$BENCH_PROFILE/examples/ftps_load
 S3_DIRECT=$ROOT/target/$BENCH_PROFILE/examples/s3_direct
 BUCKET=bench

@@ -47,6 +47,12 @@ checks = [
     # issue 14: CPU per byte decides cost and density; SeaweedFS's beside it says where the rest went
     ("STOR server CPU-s per GiB", med("ftps_stor_cpu"), "ftps_stor_cpu", ("<=", 1.8)),
     ("RETR server CPU-s per GiB", med("ftps_retr_cpu"), "ftps_retr_cpu", None),
+    # issue 14 target 2: RETR with a client that is not the bottleneck (ftps_load pget)
+    ("RETR 1 stream / direct single GET", ratio("retr_ftps_1", "retr_direct_1"),
+     "retr_ftps_1 / retr_direct_1", (">=", 0.9)),
+    ("RETR 4 streams / direct 4 ranged GETs", ratio("retr_ftps_4", "retr_direct_4"),
+     "retr_ftps_4 / retr_direct_4", (">=", 0.9)),
+    ("RETR curl / direct single GET", ratio("retr_curl", "retr_direct_1"), "retr_curl / retr_direct_1", None),
     ("STOR: SeaweedFS CPU-s per GiB, via ftps-s3 / direct", ratio("ftps_stor_s3_cpu", "direct_put_s3_cpu"),
      "ftps_stor_s3_cpu / direct_put_s3_cpu", None),
 ]

@@ -5,7 +5,8 @@
 #
 #   bench/run.sh                 the issue's sizes (about 5 minutes on 2 cores)
 #   QUICK=1 bench/run.sh         small sizes, one run each: a smoke run of a few minutes
-#   ROWS="single list" bench/run.sh   only some sections (single rss concurrent idle list handshake)
+#   ROWS="single list" bench/run.sh   only some sections (single retr rss concurrent idle list
+#                                      handshake)
 #
 # Environment (defaults; QUICK=1 in brackets): RUNS 3 [1], SIZE_MIB 1024 [64], BIG_MIB 2048
 # [128], CONC_N 16 [4], CONC_MIB 256 [16], IDLE_COUNTS "1000 10000" [100 500], LIST_COUNT 100000
@@ -30,7 +31,7 @@ CONC_MIB=${CONC_MIB:-$d_cmib}
 IDLE_COUNTS=${IDLE_COUNTS:-$d_idle}
 LIST_COUNT=${LIST_COUNT:-$d_list}
 HS_SECS=${HS_SECS:-$d_hs}
-ROWS=${ROWS:-single rss concurrent idle list handshake}
+ROWS=${ROWS:-single retr rss concurrent idle list handshake}
 OUT=${OUT:-$ROOT/bench/results.json}
 for v in RUNS SIZE_MIB BIG_MIB CONC_N CONC_MIB LIST_COUNT HS_SECS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
@@ -253,6 +254,80 @@ EOF
     rm -f "$TMP/vsftpd-home/big.bin" "$SRC"
 fi
 
+# --- RETR against the direct SDK download, with a client that is not the bottleneck (issue 14) ---
+if want retr; then
+    SRC=$TMP/pget-src.bin
+    write_source "$SRC" "$SIZE_MIB"
+    SIZE=$((SIZE_MIB << 20))
+    start_server retr
+    # User many (home bench/: FTP path pget.bin is the object bench/pget.bin) has the cheap
+    # argon2 hash, so that logins do not weigh in the server's CPU and peak RSS.
+    "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" put --key bench/pget.bin --file "$SRC" >/dev/null
+    rm -f "$SRC"
+    SWPID=$(sw_pid)
+    declare -A R=()
+    # server CPU-seconds per GiB and peak RSS (VmHWM, reset through clear_refs before each
+    # transfer: this transfer's own peak in a server that has run the ones before), and
+    # SeaweedFS's CPU-seconds per GiB
+    ftps_mark() {
+        echo 5 >"/proc/$SERVER_PID/clear_refs"
+        CPU_S0=$(cpu_ticks "$SERVER_PID")
+        CPU_W0=$(cpu_ticks "$SWPID")
+    }
+    ftps_take() {
+        R[$1_cpu]+=" $(cpu_per_gib $(($(cpu_ticks "$SERVER_PID") - CPU_S0)) "$SIZE_MIB")"
+        R[$1_s3cpu]+=" $(cpu_per_gib $(($(cpu_ticks "$SWPID") - CPU_W0)) "$SIZE_MIB")"
+        R[$1_peak]+=" $(awk -v k="$(status_kib "$SERVER_PID" VmHWM)" 'BEGIN { printf "%.1f", k / 1024 }')"
+    }
+    direct() { # STREAMS: the object in STREAMS equal ranged GETs at once (1: one GET)
+        local part=$(((SIZE_MIB + $1 - 1) / $1))
+        CPU_W0=$(cpu_ticks "$SWPID")
+        "$S3_DIRECT" --endpoint "$S3_ENDPOINT" --bucket "$BUCKET" --concurrency "$1" \
+            --part-size-mib "$part" get --key bench/pget.bin --file /dev/null >"$TMP/direct.json"
+        R[direct_$1]+=" $(json_get "$TMP/direct.json" 'j["mib_per_s"]')"
+        R[direct_$1_s3cpu]+=" $(cpu_per_gib $(($(cpu_ticks "$SWPID") - CPU_W0)) "$SIZE_MIB")"
+    }
+    pget() { # STREAMS: ftps_load pget, PROT P, TLS 1.3
+        ftps_mark
+        "$LOAD" pget --port "$FTP_PORT" --user many --password "$PASSWORD" --path pget.bin \
+            --size "$SIZE" --streams "$1" >"$TMP/pget.json" 2>"$TMP/pget.log" ||
+            die "pget $1 failed: $(cat "$TMP/pget.json" "$TMP/pget.log")"
+        R[pget_$1]+=" $(json_get "$TMP/pget.json" 'j["mib_per_s"]')"
+        ftps_take "pget_$1"
+    }
+    for r in $(seq 1 "$RUNS"); do
+        log "RETR vs direct, run $r of $RUNS ($SIZE_MIB MiB); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+        R[load]+=" $(cut -d' ' -f1 /proc/loadavg)"
+        # Interleaved: each ftps-s3 figure has its direct baseline right before it.
+        direct 1
+        pget 1
+        direct 4
+        pget 4
+        ftps_mark
+        curl_retry t "${CURL_TLS[@]}" -u "many:$PASSWORD" -o /dev/null "ftp://127.0.0.1:$FTP_PORT/pget.bin"
+        [ "$CURL_BYTES" = "$SIZE" ] || die "curl RETR moved $CURL_BYTES bytes"
+        R[curl]+=" $(mibps "$SIZE_MIB" "$t")"
+        ftps_take curl
+    done
+    stop_server
+    # shellcheck disable=SC2086 # the run values are space-separated on purpose
+    {
+        record retr_direct_1 MiB/s "aws-sdk-s3 one GetObject of $SIZE_MIB MiB straight from SeaweedFS" ${R[direct_1]}
+        record retr_ftps_1 MiB/s "ftps-s3 RETR $SIZE_MIB MiB, ftps_load pget 1 stream, PROT P, TLS 1.3" ${R[pget_1]}
+        record retr_direct_4 MiB/s "aws-sdk-s3 4 ranged GetObjects at once (a quarter each)" ${R[direct_4]}
+        record retr_ftps_4 MiB/s "ftps-s3 RETR, ftps_load pget 4 streams (REST ranges, as lftp pget)" ${R[pget_4]}
+        record retr_curl MiB/s "ftps-s3 RETR, curl explicit FTPS, PROT P, TLS 1.3" ${R[curl]}
+        for k in ftps_1:pget_1 ftps_4:pget_4 curl:curl; do
+            record "retr_${k%%:*}_cpu" CPU-s/GiB "ftps-s3 server CPU-seconds per GiB, retr_${k%%:*}" ${R[${k#*:}_cpu]}
+            record "retr_${k%%:*}_peak" MiB "ftps-s3 peak RSS (VmHWM reset before it) during retr_${k%%:*}" ${R[${k#*:}_peak]}
+            record "retr_${k%%:*}_s3_cpu" CPU-s/GiB "SeaweedFS CPU-seconds per GiB during retr_${k%%:*}" ${R[${k#*:}_s3cpu]}
+        done
+        record retr_direct_1_s3_cpu CPU-s/GiB "SeaweedFS CPU-seconds per GiB during retr_direct_1" ${R[direct_1_s3cpu]}
+        record retr_direct_4_s3_cpu CPU-s/GiB "SeaweedFS CPU-seconds per GiB during retr_direct_4" ${R[direct_4_s3cpu]}
+        record retr_load1 load "1-minute load average at the start of each run (2 cores)" ${R[load]}
+    }
+fi
+
 # --- peak server RSS, one large STOR and RETR, default settings ---------------------------------
 if want rss; then
     SRC=$TMP/big-src.bin
@@ -269,8 +344,12 @@ if want rss; then
         fi
         [ "$CURL_BYTES" = $((BIG_MIB << 20)) ] || die "$op $BIG_MIB MiB moved $CURL_BYTES bytes"
         hwm=$(status_kib "$SERVER_PID" VmHWM)
+        # The mapped program text and libraries count in RSS too (and stay: page cache, shared)
+        file=$(status_kib "$SERVER_PID" RssFile)
         stop_server
         how="default settings"
+        record "rss_${variant}_file" MiB "of which file-backed (RssFile after the ${op^^}: program text, libraries)" \
+            "$(awk -v k="$file" 'BEGIN { printf "%.1f", k / 1024 }')"
         record "rss_${variant}_peak" MiB "ftps-s3 peak RSS (VmHWM) during one $BIG_MIB MiB ${op^^}, $how" \
             "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
         record "rss_${variant}_mibps" MiB/s "ftps-s3 ${op^^} $BIG_MIB MiB throughput ($how)" "$(mibps "$BIG_MIB" "$t")"

@@ -7,6 +7,7 @@
 //! ftps_load handshake --port P --secs S --concurrency C [--resume]   implicit port only
 //! ftps_load list      --port P --path DIR --repeat R            LIST: first byte, total
 //! ftps_load datarate  --port P --secs S --concurrency C --size B  data connections per minute
+//! ftps_load pget      --port P --path F --size BYTES --streams S   one file, S ranged RETRs
 //! ftps_load hash      --password PW                             a cheap argon2id hash
 //! ```
 //!
@@ -154,6 +155,25 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         size: u64,
     },
+    /// Download throughput of one file: `streams` sessions at once, each `REST` + `RETR` of its
+    /// share, as `lftp pget` does (1: a plain `RETR`). Bytes are counted and discarded; a share
+    /// that is not the last is cut by closing the data connection once it has its bytes (the
+    /// server then answers 426, as lftp sees). Timed from the first EPSV to the last byte and
+    /// `226`; the logins before are timed apart (`login_seconds`).
+    Pget {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        path: String,
+        /// The file's size in bytes (the bytes received must add up to it).
+        #[arg(long)]
+        size: u64,
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        /// Read buffer per stream, KiB.
+        #[arg(long, default_value_t = 1024)]
+        buf_kib: usize,
+    },
     /// An argon2id hash with small parameters (m = 1 MiB, t = 1) for bench users, so that
     /// thousands of logins measure sessions rather than password hashing.
     Hash {
@@ -191,6 +211,13 @@ async fn main() -> Result<()> {
             concurrency,
             size,
         } => datarate(conn, secs, concurrency, size).await?,
+        Cmd::Pget {
+            conn,
+            path,
+            size,
+            streams,
+            buf_kib,
+        } => pget(conn, &path, size, streams, buf_kib << 10).await?,
         Cmd::Hash { password } => {
             use argon2::{password_hash::SaltString, Argon2, Params, PasswordHasher};
             let params = Params::new(1024, 1, 1, None).map_err(|e| anyhow!("{e}"))?;
@@ -441,6 +468,15 @@ impl Session {
     /// sends 150 before it opens the data channel). Returns the data stream and whether its
     /// handshake resumed the control session.
     async fn data(&mut self, command: &str) -> Result<(TlsStream<TcpStream>, bool)> {
+        self.data_at(None, command).await
+    }
+
+    /// [`Session::data`] with `REST offset` sent right before `command` (RFC 3659 §5.3).
+    async fn data_at(
+        &mut self,
+        rest: Option<u64>,
+        command: &str,
+    ) -> Result<(TlsStream<TcpStream>, bool)> {
         let text = self.command("EPSV", 229).await?;
         // "229 Entering Extended Passive Mode (|||port|)"
         let port: u16 = text
@@ -451,6 +487,9 @@ impl Session {
             .ok_or_else(|| anyhow!("no port in {text:?}"))?;
         let tcp = TcpStream::connect(SocketAddr::new(self.host, port)).await?;
         let _ = tcp.set_nodelay(true);
+        if let Some(offset) = rest {
+            self.command(&format!("REST {offset}"), 350).await?;
+        }
         self.send(command).await?;
         let (code, text) = self.reply().await?;
         if code != 150 && code != 125 {
@@ -510,6 +549,50 @@ impl Session {
             bail!("RETR {name}: {got} bytes, expected {size}");
         }
         Ok(())
+    }
+
+    /// `RETR name` from `offset`, reading `len` bytes into a scratch buffer; with `to_end` the
+    /// transfer runs to the server's EOF and `226`, otherwise the data connection is closed as
+    /// soon as `len` bytes are in (and the server's 426 or 226 read). Returns the bytes of the
+    /// range received and when the last of them (or the `226`) arrived.
+    async fn retr_range(
+        &mut self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        to_end: bool,
+        buf_len: usize,
+    ) -> Result<(u64, Instant)> {
+        let rest = (offset > 0).then_some(offset);
+        let (mut data, _) = self.data_at(rest, &format!("RETR {name}")).await?;
+        let mut buf = vec![0u8; buf_len.max(16 << 10)];
+        let mut got = 0u64;
+        while to_end || got < len {
+            let n = data.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        if to_end {
+            let _ = data.shutdown().await;
+            drop(data);
+            self.expect(226).await?;
+            if got != len {
+                bail!("RETR {name} from {offset}: {got} bytes, expected {len}");
+            }
+            return Ok((got, Instant::now()));
+        }
+        let done = Instant::now();
+        drop(data);
+        let (code, text) = self.reply().await?;
+        if code != 226 && code != 426 {
+            bail!("RETR {name} cut at {len}: {}", text.trim_end());
+        }
+        if got < len {
+            bail!("RETR {name} from {offset}: {got} bytes, expected {len}");
+        }
+        Ok((len, done))
     }
 
     async fn quit(mut self) {
@@ -815,6 +898,59 @@ async fn list(c: Conn, path: &str, repeat: usize) -> Result<serde_json::Value> {
         s.quit().await;
     }
     Ok(serde_json::json!({ "mode": "list", "path": path, "runs": runs, "errors": 0 }))
+}
+
+async fn pget(
+    c: Conn,
+    path: &str,
+    size: u64,
+    streams: usize,
+    buf_len: usize,
+) -> Result<serde_json::Value> {
+    let streams = streams.max(1);
+    let (sessions, errors, login_secs) = open_sessions(&c, streams).await?;
+    if !errors.is_empty() {
+        bail!("login: {}", errors.join("; "));
+    }
+    let share = size.div_ceil(streams as u64).max(1);
+    let limit = Duration::from_secs(c.timeout_secs);
+    let t0 = Instant::now();
+    let mut tasks = JoinSet::new();
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        let offset = (i as u64 * share).min(size);
+        let len = share.min(size - offset);
+        let to_end = offset + len == size;
+        let name = path.to_string();
+        tasks.spawn(async move {
+            let r = timeout(limit, s.retr_range(&name, offset, len, to_end, buf_len)).await;
+            s.quit().await;
+            match r {
+                Ok(r) => r,
+                Err(_) => Err(anyhow!("RETR {name} from {offset}: timed out")),
+            }
+        });
+    }
+    let (mut got, mut last) = (0u64, t0);
+    let mut errors = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok((n, at))) => {
+                got += n;
+                last = last.max(at);
+            }
+            Ok(Err(e)) => errors.push(format!("{e:#}")),
+            Err(e) => errors.push(format!("task: {e}")),
+        }
+    }
+    if errors.is_empty() && got != size {
+        errors.push(format!("received {got} bytes of {size}"));
+    }
+    let secs = (last - t0).as_secs_f64();
+    Ok(serde_json::json!({
+        "mode": "pget", "path": path, "streams": streams, "bytes": got, "seconds": secs,
+        "mib_per_s": got as f64 / (1 << 20) as f64 / secs, "login_seconds": login_secs,
+        "errors": errors.len(), "error_samples": errors_json(&errors),
+    }))
 }
 
 async fn datarate(c: Conn, secs: u64, concurrency: usize, size: u64) -> Result<serde_json::Value> {

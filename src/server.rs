@@ -188,6 +188,12 @@ impl Server {
         self.admin.as_ref().and_then(AdminServer::local_addr)
     }
 
+    /// What each session gets: for driving a session in-process over any stream with
+    /// [`session::serve`] (tests), with this server's users, stores and policy.
+    pub fn session_env(&self) -> Arc<SessionEnv> {
+        self.env.clone()
+    }
+
     /// The tracker shutdown waits on (bounded), for work started next to the server.
     pub fn background(&self) -> &Background {
         &self.background

@@ -1,7 +1,8 @@
 //! Connections below the FTP protocol: who the client is ([`ClientAddr`], through the PROXY
 //! protocol when a load balancer fronts the server), which listener took the connection
-//! ([`ListenerKind`]) and the stream itself ([`MaybeTls`]). Nothing here knows FTP; the session,
-//! the data channel, limits, auth and audit all read these types.
+//! ([`ListenerKind`]) and the stream itself ([`MaybeTls`], over any [`ControlIo`] for the control
+//! connection). Nothing here knows FTP; the session, the data channel, limits, auth and audit all
+//! read these types.
 
 pub mod client_addr;
 pub mod listener;
@@ -11,4 +12,4 @@ pub mod stream;
 pub use client_addr::ClientAddr;
 pub use listener::ListenerKind;
 pub use proxy_protocol::{ProxyError, ProxyPolicy};
-pub use stream::MaybeTls;
+pub use stream::{ControlIo, ControlStream, MaybeTls};

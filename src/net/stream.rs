@@ -1,15 +1,29 @@
-//! [`MaybeTls`]: a TCP stream that is plain or TLS, read and written the same way.
+//! [`MaybeTls`]: a stream that is plain or TLS, read and written the same way; [`ControlIo`]:
+//! what a control connection runs on (TCP in the server, an in-memory pipe in tests).
 
 use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
-/// A TCP connection that is either plain or TLS: the control connection switches between the two
-/// (AUTH TLS, CCC, REIN) and a data connection is one or the other by PROT level.
-pub enum MaybeTls {
-    Plain(tokio::net::TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+/// A connection that is either plain or TLS: the control connection switches between the two
+/// (AUTH TLS, CCC, REIN) and a data connection is one or the other by PROT level. Data
+/// connections are TCP (the default `S`); the control connection is a [`ControlStream`].
+pub enum MaybeTls<S = TcpStream> {
+    Plain(S),
+    Tls(Box<tokio_rustls::server::TlsStream<S>>),
 }
 
-impl MaybeTls {
+/// The bytes a control connection runs on. The server gives it TCP; tests drive a session over
+/// `tokio::io::duplex`, TLS upgrades included, with no socket.
+pub trait ControlIo: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> ControlIo for T {}
+
+/// A control connection's stream, whatever it is: one virtual call per read or write, nothing
+/// next to a command's round trip, and the session stays one type.
+pub type ControlStream = Box<dyn ControlIo>;
+
+impl<S> MaybeTls<S> {
     pub fn is_tls(&self) -> bool {
         matches!(self, MaybeTls::Tls(_))
     }
@@ -58,7 +72,7 @@ mod maybe_tls_io {
     use std::{io, pin::Pin, task};
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-    impl AsyncRead for MaybeTls {
+    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
         fn poll_read(
             self: Pin<&mut Self>,
             cx: &mut task::Context<'_>,
@@ -71,7 +85,7 @@ mod maybe_tls_io {
         }
     }
 
-    impl AsyncWrite for MaybeTls {
+    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
         fn poll_write(
             self: Pin<&mut Self>,
             cx: &mut task::Context<'_>,

@@ -1,4 +1,5 @@
-//! The control connection: bytes ↔ lines, over a socket that may switch between plain TCP and TLS.
+//! The control connection: bytes ↔ lines, over a stream that may switch between plain and TLS
+//! (TCP in the server, any [`ControlIo`] in tests).
 //!
 //! - Lines end at LF (CRLF or a bare LF, as lenient servers accept); at most `max_line` bytes. A
 //!   longer line is discarded up to its end and reported as [`Line::TooLong`], so the session can
@@ -13,13 +14,16 @@
 //! - Reads are cancel-safe (`read_buf` into our buffer), so the session can `select!` on the next
 //!   line while a transfer runs.
 
-use std::{io, time::Duration};
+use std::{
+    io::{self, Read},
+    time::Duration,
+};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
 
-use crate::net::MaybeTls;
+use crate::net::{ControlIo, ControlStream, MaybeTls};
 
 use super::reply::Reply;
 
@@ -36,7 +40,7 @@ pub enum Line {
 
 pub struct Connection {
     /// `None` only for the instant of a switch between plain and TLS.
-    stream: Option<MaybeTls>,
+    stream: Option<MaybeTls<ControlStream>>,
     buf: BytesMut,
     max_line: usize,
     /// Set while discarding the rest of an overlong line.
@@ -44,9 +48,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: MaybeTls, max_line: usize) -> Self {
+    /// A connection in the clear over `stream` (TLS comes later, by [`Connection::start_tls`]).
+    pub fn new(stream: impl ControlIo, max_line: usize) -> Self {
+        let stream: ControlStream = Box::new(stream);
         Connection {
-            stream: Some(stream),
+            stream: Some(MaybeTls::Plain(stream)),
             buf: BytesMut::with_capacity(1024),
             max_line,
             skipping: false,
@@ -68,7 +74,7 @@ impl Connection {
         crate::tls::common_name(self.stream.as_ref()?.peer_certificate()?)
     }
 
-    fn stream(&mut self) -> io::Result<&mut MaybeTls> {
+    fn stream(&mut self) -> io::Result<&mut MaybeTls<ControlStream>> {
         self.stream
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
@@ -136,8 +142,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Ends the TLS session and continues in plain TCP on the same socket (RFC 4217 §6 CCC,
-    /// MS-FTPS §3.2.5.3 REIN): send close_notify, read to the client's close_notify, keep the TCP.
+    /// Ends the TLS session and continues in the clear on the same stream (RFC 4217 §6 CCC,
+    /// MS-FTPS §3.2.5.3 REIN): send close_notify, read to the client's close_notify, keep the
+    /// stream under TLS.
     pub async fn end_tls(&mut self, timeout: Duration) -> io::Result<()> {
         self.buf.clear();
         self.skipping = false;
@@ -150,23 +157,10 @@ impl Connection {
         };
         tls.get_mut().1.send_close_notify();
         tls.flush().await?;
-        // Wait for the client's close_notify (read returns 0) so no TLS record is left in the
-        // socket to be misread as a plaintext command.
-        let mut sink = [0u8; 512];
-        let drained = tokio::time::timeout(timeout, async {
-            loop {
-                match tls.read(&mut sink).await {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-        })
-        .await;
-        match drained {
+        match tokio::time::timeout(timeout, read_to_close_notify(&mut tls)).await {
             Ok(Ok(())) => {
-                let (tcp, _) = tls.into_inner();
-                self.stream = Some(MaybeTls::Plain(tcp));
+                let (stream, _) = tls.into_inner();
+                self.stream = Some(MaybeTls::Plain(stream));
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
@@ -181,6 +175,41 @@ impl Connection {
     pub async fn shutdown(&mut self) {
         if let Some(s) = self.stream.as_mut() {
             let _ = s.shutdown().await;
+        }
+    }
+}
+
+/// Reads the client's TLS records up to its close_notify, one whole record at a time from the
+/// stream: reading ahead (as the TLS stream's own reads do) would swallow what the client sends
+/// right after it, the first command in the clear or REIN's new ClientHello, into the ended
+/// session's buffer, and the client would wait for an answer forever. Application data before
+/// the close_notify is discarded, so no TLS record is left to be misread as a command.
+async fn read_to_close_notify(tls: &mut TlsStream<ControlStream>) -> io::Result<()> {
+    let (stream, conn) = tls.get_mut();
+    let mut record = Vec::new();
+    let mut sink = [0u8; 512];
+    loop {
+        // Records read before CCC/REIN was answered may already hold the close_notify.
+        let state = conn.process_new_packets().map_err(io::Error::other)?;
+        if state.plaintext_bytes_to_read() > 0 {
+            while matches!(conn.reader().read(&mut sink), Ok(n) if n > 0) {}
+        }
+        if state.peer_has_closed() {
+            return Ok(());
+        }
+        // A record: 5-byte header (type, version, length), then `length` bytes.
+        let mut header = [0u8; 5];
+        stream.read_exact(&mut header).await?;
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        record.clear();
+        record.extend_from_slice(&header);
+        record.resize(header.len() + len, 0);
+        stream.read_exact(&mut record[header.len()..]).await?;
+        let mut rest = &record[..];
+        while !rest.is_empty() {
+            if conn.read_tls(&mut rest)? == 0 {
+                return Err(io::Error::other("TLS record not taken"));
+            }
         }
     }
 }
@@ -225,7 +254,7 @@ mod tests {
             .await
             .expect("connect");
         let (server, _) = l.accept().await.expect("accept");
-        (Connection::new(MaybeTls::Plain(server), max_line), client)
+        (Connection::new(server, max_line), client)
     }
 
     #[test]

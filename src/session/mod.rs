@@ -1,11 +1,14 @@
 //! One control connection, from accept to close.
 //!
-//! [`run`] owns the loop: read a line ([`codec`]), parse it ([`command`]), let [`Session::gate`]
+//! [`serve`] owns the loop: read a line ([`codec`]), parse it ([`command`]), let [`Session::gate`]
 //! refuse what the state does not allow, then hand the command to its handler (`handlers/`, by
 //! family). Handlers return an [`Outcome`]: usually a [`Reply`], sometimes a reply plus a change
 //! of the control socket (AUTH, CCC, REIN, QUIT) or a transfer for [`transfer`] to run. The loop
 //! writes the replies, runs the transfers and writes `STAT <path>`'s listing ([`status`]), so
 //! each rule about the socket lives here once.
+//!
+//! [`run`] takes a TCP connection (addresses, PROXY header) and hands it to [`serve`], which
+//! takes any [`ControlIo`]: tests drive the same session over an in-memory pipe.
 
 pub mod codec;
 pub mod command;
@@ -17,14 +20,15 @@ pub mod state;
 mod status;
 mod transfer;
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::auth::{Permission, Permissions};
+use crate::net::ControlIo;
 use crate::proxy::ClientAddr;
-use crate::tls::{MaybeTls, SessionTls};
+use crate::tls::SessionTls;
 use crate::vfs::{Entry, EntryKind, Home, ObjectKey, Place, StorageError, VirtualPath};
 use codec::{Connection, Line};
 use command::Command;
@@ -103,7 +107,8 @@ pub(crate) struct Session {
     span: Span,
 }
 
-/// Serves one control connection until QUIT, EOF, timeout or server shutdown.
+/// Serves one TCP control connection until QUIT, EOF, timeout or server shutdown: what is TCP's
+/// (addresses, `TCP_NODELAY`, the PROXY header), then [`serve`].
 pub async fn run(env: Arc<SessionEnv>, mut tcp: TcpStream, kind: ListenerKind, id: u64) {
     let (tcp_peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
@@ -128,6 +133,20 @@ pub async fn run(env: Arc<SessionEnv>, mut tcp: TcpStream, kind: ListenerKind, i
             }
         },
     };
+    serve(env, tcp, client, local, kind, id).await
+}
+
+/// Serves one control connection over `stream`, from `client` to the listener at `local`, until
+/// QUIT, EOF, timeout or server shutdown: the session limits, then the session. The server
+/// calls it through [`run`]; tests call it with an in-memory pipe, and get the same rules.
+pub async fn serve(
+    env: Arc<SessionEnv>,
+    stream: impl ControlIo,
+    client: ClientAddr,
+    local: SocketAddr,
+    kind: ListenerKind,
+    id: u64,
+) {
     let span = tracing::info_span!(
         "session",
         session_id = id,
@@ -148,12 +167,12 @@ pub async fn run(env: Arc<SessionEnv>, mut tcp: TcpStream, kind: ListenerKind, i
             Ok(p) => p,
             Err(hit) => {
                 info!(reason = %hit, "connection refused: limit reached");
-                refuse(tcp, kind, hit).await;
+                refuse(stream, kind, hit).await;
                 return;
             }
         };
         let _counted = crate::metrics::session_started(kind.name());
-        let conn = Connection::new(MaybeTls::Plain(tcp), env.policy.max_line_length);
+        let conn = Connection::new(stream, env.policy.max_line_length);
         let tls = env.tls.for_session(id);
         let mut session = Session {
             id,
@@ -581,13 +600,13 @@ impl Resolved {
 /// Turns a connection away at a limit: `421` in the clear on the explicit port; on the implicit
 /// port the client expects TLS first and a handshake is exactly the work a limit should save, so
 /// the connection is just closed.
-async fn refuse(mut tcp: TcpStream, kind: ListenerKind, hit: crate::limits::LimitHit) {
+async fn refuse(mut stream: impl ControlIo, kind: ListenerKind, hit: crate::limits::LimitHit) {
     use tokio::io::AsyncWriteExt;
     if kind == ListenerKind::Explicit {
         let reply = Reply::closing(hit.to_string()).to_wire();
-        let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&reply)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&reply)).await;
     }
-    let _ = tcp.shutdown().await;
+    let _ = stream.shutdown().await;
 }
 
 fn greeting() -> Reply {

@@ -9,6 +9,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod common;
+mod duplex;
 mod events;
 mod faults;
 mod folders;

@@ -3,6 +3,8 @@
 //! - [`seaweedfs`]: the real S3 server (SeaweedFS `weed mini`), started once per test binary;
 //!   each test takes its own bucket from it.
 //! - [`server`]: a real ftps-s3 server per test, on that SeaweedFS.
+//! - [`duplex`]: sessions over in-memory pipes on the in-memory store, no listener, for the
+//!   session's rules and (on the paused clock) its timeouts.
 //! - [`clients`]: curl, lftp and Python ftplib as child processes; [`raw`]: a line-level client.
 //! - [`pki`]: a throwaway CA issuing client certificates; [`logs`]: the server's log lines.
 //! - [`faultproxy`]: an HTTP fault injector between a server and SeaweedFS; [`http`]: a GET for
@@ -10,9 +12,9 @@
 
 pub mod binary;
 pub mod clients;
+pub mod duplex;
 pub mod faultproxy;
 pub mod http;
-pub mod in_memory;
 pub mod logs;
 pub mod pki;
 pub mod raw;

@@ -11,7 +11,7 @@ use rustls::{
     DigitallySignedStruct, SignatureScheme,
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
 use tokio_rustls::{client::TlsStream, TlsConnector};
@@ -53,7 +53,7 @@ pub struct ClientCert {
 /// they like: rustls clients use each TLS 1.3 ticket once, and a server that sends no tickets on
 /// data connections (ours, on purpose) leaves them only the control connection's two. curl,
 /// lftp (GnuTLS) and Python reuse a TLS 1.3 session freely; they cover TLS 1.3.
-fn connector(resume: bool, client_cert: Option<&ClientCert>) -> TlsConnector {
+pub fn connector(resume: bool, client_cert: Option<&ClientCert>) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS12])
@@ -197,22 +197,12 @@ impl RawClient {
 
     /// Ends TLS on the control connection and keeps the TCP connection (CCC, REIN).
     pub async fn end_tls(&mut self) {
-        let mut tls = match std::mem::replace(&mut self.stream, Stream::Gone) {
+        let tls = match std::mem::replace(&mut self.stream, Stream::Gone) {
             Stream::Tls(t) => t,
             _ => panic!("not TLS"),
         };
-        tls.get_mut().1.send_close_notify();
-        tls.flush().await.expect("flush");
-        let mut sink = [0u8; 256];
-        loop {
-            match tokio::time::timeout(TIMEOUT, tls.read(&mut sink)).await {
-                Ok(Ok(0)) => break,
-                Ok(Ok(_)) => continue,
-                other => panic!("waiting for close_notify: {other:?}"),
-            }
-        }
         self.buf.clear();
-        self.stream = Stream::Plain(tls.into_inner().0);
+        self.stream = Stream::Plain(close_tls(*tls, TIMEOUT).await);
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
@@ -238,19 +228,6 @@ impl RawClient {
         Ok(n)
     }
 
-    async fn line(&mut self) -> Option<String> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                return Some(String::from_utf8_lossy(&line).trim_end().to_string());
-            }
-            match self.read_some().await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-
     /// Reads one (possibly multi-line) reply. Panics if the connection closes first.
     pub async fn reply(&mut self) -> Reply {
         self.try_reply()
@@ -260,21 +237,15 @@ impl RawClient {
 
     /// A reply, or `None` if the server closed the connection.
     pub async fn try_reply(&mut self) -> Option<Reply> {
-        let first = self.line().await?;
-        let code: u16 = first.get(..3)?.parse().ok()?;
-        let mut text = first.clone();
-        if first.as_bytes().get(3) == Some(&b'-') {
-            let end = format!("{code} ");
-            loop {
-                let l = self.line().await?;
-                text.push('\n');
-                text.push_str(&l);
-                if l.starts_with(&end) {
-                    break;
-                }
+        loop {
+            if let Some(r) = take_reply(&mut self.buf) {
+                return Some(r);
+            }
+            match self.read_some().await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
             }
         }
-        Some(Reply { code, text })
     }
 
     pub async fn cmd(&mut self, line: &str) -> Reply {
@@ -411,6 +382,56 @@ impl DataStream {
         #[allow(deprecated)]
         let _ = tcp.set_linger(Some(Duration::ZERO));
         drop(tcp);
+    }
+}
+
+/// Ends a client TLS session and keeps the stream under it (CCC, REIN): close_notify, then read
+/// to the server's, waiting at most `wait`.
+pub async fn close_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    mut tls: TlsStream<S>,
+    wait: Duration,
+) -> S {
+    tls.get_mut().1.send_close_notify();
+    tls.flush().await.expect("flush");
+    let mut sink = [0u8; 256];
+    loop {
+        match tokio::time::timeout(wait, tls.read(&mut sink)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(_)) => continue,
+            other => panic!("waiting for close_notify: {other:?}"),
+        }
+    }
+    tls.into_inner().0
+}
+
+/// Takes one complete reply off the front of `buf`: `NNN text`, or `NNN-` … up to a line
+/// starting `NNN `. `None` while it is incomplete. A first line without a code is a reply of its
+/// own, with code 0 (no test expects one).
+pub fn take_reply(buf: &mut Vec<u8>) -> Option<Reply> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut pos = 0;
+    loop {
+        let end = pos + buf[pos..].iter().position(|&b| b == b'\n')?;
+        lines.push(
+            String::from_utf8_lossy(&buf[pos..end])
+                .trim_end()
+                .to_string(),
+        );
+        pos = end + 1;
+        let first = &lines[0];
+        let code = first.get(..3).and_then(|c| c.parse::<u16>().ok());
+        let done = match code {
+            None => true,
+            Some(_) if first.as_bytes().get(3) != Some(&b'-') => true,
+            Some(c) => lines.len() > 1 && lines[lines.len() - 1].starts_with(&format!("{c} ")),
+        };
+        if done {
+            buf.drain(..pos);
+            return Some(Reply {
+                code: code.unwrap_or(0),
+                text: lines.join("\n"),
+            });
+        }
     }
 }
 

@@ -23,7 +23,10 @@ use tokio::{
 pub struct IdleTimeout<S> {
     inner: S,
     limit: Duration,
+    /// Fires at or before `started + limit`; moved only when it fires early (see `check`).
     timer: Pin<Box<Sleep>>,
+    /// When the current wait began.
+    started: Instant,
     /// The last operation completed: the next poll starts a new wait, with a fresh clock.
     fresh: bool,
 }
@@ -34,6 +37,7 @@ impl<S> IdleTimeout<S> {
             inner,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
+            started: Instant::now(),
             fresh: false,
         }
     }
@@ -52,18 +56,30 @@ impl<S> IdleTimeout<S> {
     }
 
     /// Pending: has the clock run out?
+    ///
+    /// A new wait only notes its start: resetting the timer on every wait (every few TLS
+    /// records of a fast upload) cost a timer-wheel update each. The timer keeps the deadline
+    /// of an earlier wait, which is never later than this one's; when it fires early it is
+    /// moved to this wait's deadline, so it fires at most about once per `limit`.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if self.fresh {
             self.fresh = false;
-            let deadline = Instant::now() + self.limit;
-            self.timer.as_mut().reset(deadline);
+            self.started = Instant::now();
         }
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "data connection idle for too long",
-            )),
-            Poll::Pending => Ok(()),
+        loop {
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(()) => {
+                    let deadline = self.started + self.limit;
+                    if Instant::now() >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "data connection idle for too long",
+                        ));
+                    }
+                    self.timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }

@@ -48,10 +48,8 @@ impl S3Storage {
                     format_args!("expected {size} bytes, read {}", old.len()),
                 ));
             }
-            if let Some(d) = upload.digests.as_mut() {
-                d.update(&old);
-            }
             upload.buf.put_slice(&old);
+            upload.hash_in(0);
             upload.prefix = size;
             return Ok(upload);
         }

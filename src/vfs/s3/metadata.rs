@@ -26,6 +26,8 @@ pub(super) const META_CRC32: &str = "crc32";
 pub(super) const METADATA_VALUE: &AsciiSet = &CONTROLS.add(b'%');
 
 /// The digests of everything written to an upload so far, when every byte went through it.
+/// The CRC32 is of the parts already ended (`S3Upload::end_part_crc`): each byte is
+/// CRC'd once, for its part's checksum, and the object's CRC32 is combined from the parts'.
 #[derive(Default)]
 pub(super) struct ContentDigests {
     pub(super) sha256: Sha256,
@@ -35,7 +37,6 @@ pub(super) struct ContentDigests {
 impl ContentDigests {
     pub(super) fn update(&mut self, data: &[u8]) {
         self.sha256.update(data);
-        self.crc32.update(data);
     }
 
     pub(super) fn finish(self) -> (String, u32) {

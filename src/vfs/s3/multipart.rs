@@ -17,7 +17,7 @@ use aws_sdk_s3::{
 use super::abort::abort_multipart;
 use super::bucket::Bucket;
 use super::error::{backend_error, s3_error, BackendCode};
-use super::upload::S3Upload;
+use super::upload::{crc32_header, S3Upload};
 use crate::vfs::StorageError;
 
 /// A part stored in an upload, with what `CompleteMultipartUpload` and resuming need.
@@ -147,7 +147,7 @@ impl MultipartUpload {
         if let Some(crc32) = full_object_crc32 {
             request = request
                 .checksum_type(ChecksumType::FullObject)
-                .checksum_crc32(aws_smithy_types::base64::encode(crc32.to_be_bytes()));
+                .checksum_crc32(crc32_header(crc32));
         }
         match request.send().await {
             Ok(out) => Ok(out),

@@ -46,6 +46,7 @@ impl S3Storage {
             received: 0,
             prefix: 0,
             digests: Some(ContentDigests::default()),
+            part_crc: crc32fast::Hasher::new(),
             multipart: None,
             next_part: 1,
             in_flight: JoinSet::new(),
@@ -88,6 +89,9 @@ pub(super) struct S3Upload {
     /// Digests of the content so far; `None` when part of it never passed through this upload
     /// (resumed, or appended by copy).
     pub(super) digests: Option<ContentDigests>,
+    /// CRC32 of the bytes in `buf`, computed as they arrive (with the SHA-256, on cache-hot
+    /// data) and sent as the part's checksum, so the SDK does not read the part again for it.
+    pub(super) part_crc: crc32fast::Hasher,
     /// Set from the first full part until the upload is completed, aborted or suspended: while
     /// it is set, something must still end the multipart upload (`commit`, `abort`, `suspend`,
     /// or `Drop`).
@@ -111,7 +115,12 @@ pub(super) struct S3Upload {
 impl S3Upload {
     /// Sends the full buffer as the next part, first waiting for a free slot if `concurrency`
     /// parts are in flight (this is the backpressure: no more body is read meanwhile).
-    pub(super) async fn send_part(&mut self, data: Bytes) -> Result<(), StorageError> {
+    /// `crc32`: the part's CRC32 when known (else the SDK computes it).
+    pub(super) async fn send_part(
+        &mut self,
+        data: Bytes,
+        crc32: Option<u32>,
+    ) -> Result<(), StorageError> {
         let target = match &self.multipart {
             Some(multipart) => multipart.parts(),
             None => {
@@ -150,7 +159,9 @@ impl S3Upload {
         let body = ByteStream::from(data.clone());
         let mut request = target.upload_part().part_number(part_number).body(body);
         if self.store.part_checksums {
-            request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
+            request = request
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .set_checksum_crc32(crc32.map(crc32_header));
         }
         let key = self.key.clone();
         let unsigned = self.store.unsigned_payload;
@@ -234,6 +245,7 @@ impl S3Upload {
     /// Everything `commit` does; on error the caller aborts.
     pub(super) async fn finish(&mut self) -> Result<u64, StorageError> {
         let last = std::mem::take(&mut self.buf).freeze();
+        let last_crc = self.end_part_crc(last.len());
         let digests = self.digests.take().map(ContentDigests::finish);
         if self.multipart.is_none() {
             let mut metadata = self.metadata.clone();
@@ -247,6 +259,11 @@ impl S3Upload {
                 .put_object()
                 .key(&*self.key)
                 .set_metadata(Some(metadata))
+                .set_checksum_crc32(
+                    last_crc
+                        .filter(|_| self.store.part_checksums)
+                        .map(crc32_header),
+                )
                 .body(ByteStream::from(last));
             let sent = match self.store.unsigned_payload {
                 true => request.customize().disable_payload_signing().send().await,
@@ -256,7 +273,7 @@ impl S3Upload {
             return Ok(self.received);
         }
         if !last.is_empty() {
-            self.send_part(last).await?;
+            self.send_part(last, last_crc).await?;
         }
         while let Some(joined) = self.copies.join_next().await {
             self.copies_done(joined)?;
@@ -284,6 +301,32 @@ impl S3Upload {
         Ok(self.received)
     }
 
+    /// Hashes the bytes of `buf` from `from` on, which just entered it: the content's SHA-256
+    /// and the part's CRC32, in one visit while they are in cache.
+    pub(super) fn hash_in(&mut self, from: usize) {
+        let new = &self.buf[from..];
+        if let Some(d) = self.digests.as_mut() {
+            d.update(new);
+        }
+        self.part_crc.update(new);
+    }
+
+    /// The part in `buf` (`len` bytes) is about to be sent: ends its CRC32 (`None` if it does
+    /// not cover exactly those bytes, which [`hash_in`](Self::hash_in) prevents; the SDK then
+    /// computes it) and continues the object's CRC32 from it.
+    pub(super) fn end_part_crc(&mut self, len: usize) -> Option<u32> {
+        let part = std::mem::take(&mut self.part_crc);
+        if part.total_len() != len as u64 {
+            // The object's CRC32 would be wrong too: record no digests rather than wrong ones.
+            self.digests = None;
+            return None;
+        }
+        if let Some(d) = self.digests.as_mut() {
+            d.crc32.combine(&part);
+        }
+        Some(part.finalize())
+    }
+
     /// Makes sure the part buffer has free capacity. A fresh buffer starts at
     /// [`FIRST_BUFFER`] and doubles up to the part size, so a small file never holds a whole
     /// part's memory; the copies this costs happen on the first part only, later parts reuse
@@ -304,6 +347,7 @@ impl S3Upload {
         self.buf = BytesMut::new();
         self.spare = Vec::new();
         self.digests = None;
+        self.part_crc = crc32fast::Hasher::new();
         self.memory.shrink_to(self.in_flight.len());
     }
 
@@ -395,13 +439,12 @@ impl Upload for S3Upload {
                     return Err(UploadError::Body(e));
                 }
             };
-            if let Some(d) = self.digests.as_mut() {
-                d.update(&self.buf[before..]);
-            }
+            self.hash_in(before);
             self.received += n as u64;
             if self.buf.len() == self.store.part_size {
+                let crc = self.end_part_crc(self.buf.len());
                 let full = std::mem::replace(&mut self.buf, BytesMut::new()).freeze();
-                if let Err(e) = self.send_part(full).await {
+                if let Err(e) = self.send_part(full, crc).await {
                     self.stop();
                     return Err(e.into());
                 }
@@ -468,6 +511,11 @@ impl Upload for S3Upload {
             );
         }
     }
+}
+
+/// A CRC32 as the `x-amz-checksum-crc32` header carries it: base64 of the big-endian bytes.
+pub(super) fn crc32_header(crc32: u32) -> String {
+    aws_smithy_types::base64::encode(crc32.to_be_bytes())
 }
 
 impl Drop for S3Upload {

@@ -6,7 +6,10 @@ use std::{path::Path, time::Duration, time::Instant};
 use crate::admin::metric;
 use crate::common::{
     clients::{self, assert_ok, curl, python, random_bytes, Mode},
+    faultproxy::{Action, FaultProxy, Kind, Match},
     http,
+    raw::RawClient,
+    seaweedfs,
     server::TestServer,
     users::{self, UserToml},
 };
@@ -265,6 +268,46 @@ async fn objects_already_stored_count_at_login_and_a_delete_frees_them() {
         ]
     );
     assert_eq!(srv.open_multipart_uploads().await, 0);
+}
+
+/// Counting a large home takes one ListObjectsV2 per 1,000 keys: the login must not wait for it
+/// (a client's login timeout is often 30 s), and the first upload must (the count still holds).
+/// Here the login's count takes 5 s at S3.
+#[tokio::test]
+async fn the_count_does_not_hold_up_the_login_and_the_first_upload_waits_for_it() {
+    let proxy = FaultProxy::start(seaweedfs::s3().await.endpoint()).await;
+    let endpoint = proxy.url();
+    let srv = TestServer::start_with_users(&user("slow", "quota_bytes", MIB as u64), |c| {
+        c.s3.endpoint = Some(endpoint)
+    })
+    .await;
+    srv.put_object("partners/slow/old.bin", &random_bytes(900 * KIB))
+        .await;
+    // The next request the server sends that is not an upload: the login's ListObjectsV2.
+    proxy.inject(
+        Match::Kind(Kind::Other),
+        Action::Delay(Duration::from_secs(5)),
+        1,
+    );
+    let started = Instant::now();
+    let c = RawClient::login_explicit(srv.explicit, "slow", "slow-password").await;
+    let login = started.elapsed();
+    drop(c);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let over = write(dir.path(), "over", 200 * KIB)
+        .to_string_lossy()
+        .into_owned();
+    let out = ftplib(&srv, "slow", &["tryput", &over, "over.bin"]).await;
+    eprintln!("login with a 5 s count: 230 after {login:?}; then {out}");
+    assert_eq!(proxy.injected(Kind::Other), 1, "the count was delayed");
+    assert!(
+        login < Duration::from_secs(4),
+        "the login waited for the count: {login:?}"
+    );
+    assert!(
+        out.contains("552"),
+        "900 KiB stored + 200 KiB passes 1 MiB: {out}"
+    );
 }
 
 /// APPE counts what it adds: onto a 2 MiB file with `quota_bytes` = 3 MiB, 512 KiB fit and the

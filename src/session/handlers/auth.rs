@@ -2,6 +2,7 @@
 //! MS-FTPS §3.2.5, RFC 7151).
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use crate::audit;
 use crate::auth::User;
@@ -117,11 +118,19 @@ impl Session {
             account,
         };
         if let Some(account) = &logged_in.account {
-            // A failed count does not stop the login (downloads need none); uploads count
-            // again before they start, and are refused while the store cannot be counted.
-            if let Err(e) = account.count(&logged_in.quota_roots()).await {
-                tracing::warn!(error = %e, "quota: cannot count the user's usage");
-            }
+            // Counted in the background: a large home takes one listing page per 1,000 keys,
+            // and `230` must not wait for that (clients time logins out). An upload counts
+            // before it starts, so it waits for this count (one at a time per user). A failed
+            // count does not stop the login; uploads are refused while it keeps failing.
+            let (account, roots) = (account.clone(), logged_in.quota_roots());
+            self.env.background.spawn(
+                async move {
+                    if let Err(e) = account.count(&roots).await {
+                        tracing::warn!(error = %e, "quota: cannot count the user's usage");
+                    }
+                }
+                .in_current_span(),
+            );
         }
         self.state.login = Login::LoggedIn(logged_in);
         self.state.cwd = crate::vfs::VirtualPath::root();

@@ -192,6 +192,59 @@ async fn hash_password_ignores_the_trailing_newline() {
     assert!(users.verify("u", "s3cret\n").await.is_none());
 }
 
+/// `serve` run with its log (stderr) read: [`ServeLog::start`] waits until a line names the
+/// listening address, [`ServeLog::stop`] stops the server and returns every line it logged.
+struct ServeLog {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    log: Vec<String>,
+    /// The explicit listener's address, as `listening_addr` found it in the log.
+    addr: String,
+}
+
+impl ServeLog {
+    async fn start(mut c: Command, listening_addr: impl Fn(&str) -> Option<String>) -> ServeLog {
+        c.stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = c.spawn().expect("spawn");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut log = Vec::new();
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+        {
+            let addr = listening_addr(&line);
+            log.push(line);
+            if let Some(addr) = addr {
+                return ServeLog {
+                    child,
+                    lines,
+                    log,
+                    addr,
+                };
+            }
+        }
+        panic!("no listening address in:\n{}", log.join("\n"));
+    }
+
+    async fn stop(mut self) -> Vec<String> {
+        let _ = self.child.start_kill();
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(10), self.lines.next_line()).await
+        {
+            self.log.push(line);
+        }
+        self.log
+    }
+}
+
+/// The address of a JSON log's `listening` line; every line must be JSON.
+fn json_listening_addr(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).expect("every line is JSON");
+    if v["message"] != "listening" {
+        return None;
+    }
+    v["addr"].as_str().map(str::to_string)
+}
+
 /// `serve` with no config in `dir`, with `env` set; returns the child and the printed password.
 async fn start_development_default(
     dir: &Path,
@@ -316,35 +369,16 @@ async fn json_logs_nest_each_command_in_the_session_span() {
     c.arg("serve")
         .arg("--config")
         .arg(&config)
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = c.spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut addr = None;
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
-    {
-        let v: serde_json::Value = serde_json::from_str(&line).expect("every line is JSON");
-        if v["message"] == "listening" {
-            addr = v["addr"].as_str().map(str::to_string);
-            break;
-        }
-    }
-    let addr = addr.expect("the listening address is logged");
+        .env_remove("RUST_LOG");
+    let server = ServeLog::start(c, json_listening_addr).await;
     let src = dir.path().join("up.bin");
     std::fs::write(&src, random_bytes(10_000)).expect("write");
     let mut up = curl("u", "s3cret-pass");
-    up.arg("-T").arg(&src).arg(format!("ftp://{addr}/up.bin"));
+    up.arg("-T")
+        .arg(&src)
+        .arg(format!("ftp://{}/up.bin", server.addr));
     assert_ok(&clients::run(up).await, "upload");
-    let _ = child.start_kill();
-    let mut rest = String::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
-    {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
+    let rest = server.stop().await.join("\n");
     assert!(
         !rest.contains("s3cret-pass"),
         "the password is logged:\n{rest}"
@@ -689,26 +723,13 @@ async fn lftp_handshakes_log_no_sni_warning_and_pipes_get_no_colours() {
         .arg("--config")
         .arg(&config)
         .env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = c.spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut log = String::new();
-    let mut addr = None;
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
-    {
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(rest) = line.split("addr=").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    let addr: std::net::SocketAddr = addr
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no listening address in:\n{log}"));
+        .env_remove("NO_COLOR");
+    let server = ServeLog::start(c, |line| {
+        let rest = line.split("addr=").nth(1)?;
+        rest.split_whitespace().next().map(str::to_string)
+    })
+    .await;
+    let addr: std::net::SocketAddr = server.addr.parse().expect("listening address");
     let out = clients::run(clients::lftp(
         clients::Mode::Explicit,
         addr,
@@ -718,13 +739,7 @@ async fn lftp_handshakes_log_no_sni_warning_and_pipes_get_no_colours() {
     ))
     .await;
     assert_ok(&out, "lftp ls");
-    let _ = child.start_kill();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
-    {
-        log.push_str(&line);
-        log.push('\n');
-    }
+    let log = server.stop().await.join("\n");
     assert!(
         log.contains("disconnected"),
         "the session is logged:\n{log}"
@@ -754,39 +769,21 @@ async fn log_level_debug_is_this_crates_debug_only() {
         .env_remove("RUST_LOG")
         .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = c.spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut log = Vec::new();
-    let mut addr = None;
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
-    {
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-        let listening = v["message"] == "listening";
-        if listening {
-            addr = v["addr"].as_str().map(str::to_string);
-        }
-        log.push(v);
-        if listening {
-            break;
-        }
-    }
-    let addr = addr.expect("listening address");
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let server = ServeLog::start(c, json_listening_addr).await;
+    let addr = server.addr.clone();
     let src = dir.path().join("up.bin");
     std::fs::write(&src, random_bytes(10_000)).expect("write");
     // The users file of s3_config: acme / pw, list only; a listing makes S3 calls too.
     let mut ls = curl("acme", "pw");
     ls.arg(format!("ftp://{addr}/"));
     assert_ok(&clients::run(ls).await, "list");
-    let _ = child.start_kill();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
-    {
-        log.push(serde_json::from_str(&line).expect("JSON line"));
-    }
+    let log: Vec<serde_json::Value> = server
+        .stop()
+        .await
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
     let debug_from = |prefix: &str| {
         log.iter()
             .filter(|v| v["level"] == "DEBUG")

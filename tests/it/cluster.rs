@@ -216,7 +216,8 @@ async fn three_replicas_round_robin(reuse: bool) {
         wait_for(&mut p, &log, |t| t.matches("\"listening\"").count() >= 2).await;
         replicas.push((p, log));
     }
-    let (mut haproxy, haproxy_err) = start_haproxy(
+    let front = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
+    let haproxy = start_haproxy(
         dir.path(),
         &haproxy_config(
             "roundrobin",
@@ -224,10 +225,9 @@ async fn three_replicas_round_robin(reuse: bool) {
             (ports.explicit, ports.implicit),
             (ports.passive_first, ports.passive_last),
         ),
+        front,
     )
     .await;
-    let front = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
-    haproxy.wait_accepting(&haproxy_err, front).await;
 
     // Every client and mode, `files` times, as both users from the same address at once.
     let mut jobs = Vec::new();

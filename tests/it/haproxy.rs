@@ -75,7 +75,7 @@ impl Process {
 
     /// Waits (up to 10 s) until `addr` accepts connections, panicking with `log` if the
     /// process exits first.
-    pub(crate) async fn wait_accepting(&mut self, log: &Path, addr: SocketAddr) {
+    async fn wait_accepting(&mut self, log: &Path, addr: SocketAddr) {
         for _ in 0..100 {
             self.assert_running(&std::fs::read_to_string(log).unwrap_or_default());
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -184,7 +184,9 @@ pub(crate) async fn start_replica(dir: &Path, ip: &str, config: &Path) -> (Proce
     )
 }
 
-pub(crate) async fn start_haproxy(dir: &Path, config: &str) -> (Process, PathBuf) {
+/// Starts HAProxy with `config` (written into `dir`, its log beside it) and waits until its
+/// `front` address accepts connections.
+pub(crate) async fn start_haproxy(dir: &Path, config: &str, front: SocketAddr) -> Process {
     let cfg = dir.join("haproxy.cfg");
     std::fs::write(&cfg, config).expect("haproxy.cfg");
     let log = dir.join("haproxy.log");
@@ -199,13 +201,14 @@ pub(crate) async fn start_haproxy(dir: &Path, config: &str) -> (Process, PathBuf
         .kill_on_drop(true)
         .spawn()
         .expect("spawn haproxy");
-    (
-        Process {
-            name: "haproxy".into(),
-            child,
-        },
-        dir.join("haproxy.err"),
-    )
+    let mut haproxy = Process {
+        name: "haproxy".into(),
+        child,
+    };
+    haproxy
+        .wait_accepting(&dir.join("haproxy.err"), front)
+        .await;
+    haproxy
 }
 
 /// Waits until `ready` holds for the process's log, or panics with the log.
@@ -340,7 +343,8 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
         wait_for(&mut p, &log, |t| t.matches("\"listening\"").count() >= 2).await;
         replicas.push((ip, p, log));
     }
-    let (mut haproxy, haproxy_err) = start_haproxy(
+    let proxy = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
+    let haproxy = start_haproxy(
         dir.path(),
         &haproxy_config(
             "source",
@@ -348,10 +352,9 @@ async fn two_replicas_behind_haproxy_serve_sticky_sessions_with_the_client_addre
             (ports.explicit, ports.implicit),
             (ports.passive_first, ports.passive_last),
         ),
+        proxy,
     )
     .await;
-    let proxy = SocketAddr::new(PROXY_IP.parse().expect("ip"), ports.explicit);
-    haproxy.wait_accepting(&haproxy_err, proxy).await;
 
     let clients = [
         "python-explicit",

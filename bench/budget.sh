@@ -24,21 +24,9 @@ SIZE_MIB=${SIZE_MIB:-64}
 BUDGET_MIB=${BUDGET_MIB:-128}
 RUNS=${RUNS:-1}
 LIMIT_SECS=${LIMIT_SECS:-600}
-for v in UPLOADS SIZE_MIB BUDGET_MIB RUNS LIMIT_SECS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+positive_ints UPLOADS SIZE_MIB BUDGET_MIB RUNS LIMIT_SECS
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ftps-budget.XXXXXX")
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    bench_cleanup
-    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmp budget
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then "$ROOT/scripts/install-test-deps.sh" >&2; fi
 for c in cargo openssl python3 weed timeout getconf; do command -v "$c" >/dev/null || die "$c not found"; done

@@ -38,6 +38,37 @@ bench_cleanup() { # stop everything started here, newest first
     fi
 }
 
+bench_tmp() { # NAME: TMP = a fresh temp dir; on exit everything started here is stopped, the
+    # two newest logs in TMP are shown if the script failed, and TMP is removed (KEEP_TMP=1 keeps it)
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/ftps-$1.XXXXXX")
+    trap bench_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+bench_exit() {
+    local rc=$? f
+    trap - EXIT INT TERM
+    bench_cleanup
+    if [ "$rc" != 0 ]; then
+        # The two newest logs belong to the step that failed.
+        # shellcheck disable=SC2012 # our own file names: no spaces
+        for f in $(ls -t "$TMP"/*.log 2>/dev/null | head -2); do
+            log "failed (exit $rc); last lines of $f:"
+            tail -15 "$f" >&2
+        done
+    fi
+    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+
+positive_ints() { # VAR...: each variable named must hold a positive integer
+    local v
+    for v in "$@"; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
+    done
+}
+
 free_ports() { # N -> N distinct free loopback TCP ports
     python3 - "$1" <<'PY'
 import socket, sys

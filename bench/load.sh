@@ -20,26 +20,10 @@ SESSIONS=${SESSIONS:-1000}
 TRANSFERS=${TRANSFERS:-100}
 SIZE_MIB=${SIZE_MIB:-10}
 LIMIT_SECS=${LIMIT_SECS:-900}
-for v in SESSIONS TRANSFERS SIZE_MIB LIMIT_SECS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+positive_ints SESSIONS TRANSFERS SIZE_MIB LIMIT_SECS
 [ "$TRANSFERS" -le "$SESSIONS" ] || die "TRANSFERS ($TRANSFERS) must not exceed SESSIONS ($SESSIONS)"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ftps-load.XXXXXX")
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    bench_cleanup
-    if [ "$rc" != 0 ] && [ -f "$TMP/server-load.log" ]; then
-        log "failed (exit $rc); last server log lines:"
-        tail -15 "$TMP/server-load.log" >&2
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmp load
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then "$ROOT/scripts/install-test-deps.sh" >&2; fi
 for c in cargo openssl python3 weed timeout; do command -v "$c" >/dev/null || die "$c not found"; done

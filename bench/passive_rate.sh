@@ -21,25 +21,9 @@ SECS=${SECS:-30}
 CONCURRENCY=${CONCURRENCY:-8}
 SIZE=${SIZE:-1024}
 PASSIVE_PORTS=${PASSIVE_PORTS:-20}
-for v in SECS CONCURRENCY SIZE PASSIVE_PORTS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+positive_ints SECS CONCURRENCY SIZE PASSIVE_PORTS
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ftps-prate.XXXXXX")
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    bench_cleanup
-    if [ "$rc" != 0 ] && [ -f "$TMP/server-rate.log" ]; then
-        log "failed (exit $rc); last server log lines:"
-        tail -15 "$TMP/server-rate.log" >&2
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmp prate
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then "$ROOT/scripts/install-test-deps.sh" >&2; fi
 for c in cargo openssl python3 weed timeout; do command -v "$c" >/dev/null || die "$c not found"; done

@@ -33,35 +33,14 @@ LIST_COUNT=${LIST_COUNT:-$d_list}
 HS_SECS=${HS_SECS:-$d_hs}
 ROWS=${ROWS:-single retr rss concurrent idle list handshake}
 OUT=${OUT:-$ROOT/bench/results.json}
-for v in RUNS SIZE_MIB BIG_MIB CONC_N CONC_MIB LIST_COUNT HS_SECS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+positive_ints RUNS SIZE_MIB BIG_MIB CONC_N CONC_MIB LIST_COUNT HS_SECS
 want() { [[ " $ROWS " == *" $1 "* ]]; }
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ftps-bench.XXXXXX")
+bench_tmp bench
 # vsftpd drops to its local user, which must reach its home under TMP.
 chmod 755 "$TMP"
 RESULTS=$TMP/rows.jsonl
 : >"$RESULTS"
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    bench_cleanup
-    if [ "$rc" != 0 ]; then
-        # The two newest logs belong to the step that failed.
-        # shellcheck disable=SC2012 # our own file names: no spaces
-        for f in $(ls -t "$TMP"/*.log 2>/dev/null | head -2); do
-            log "failed (exit $rc); last lines of $f:"
-            tail -15 "$f" >&2
-        done
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # record NAME UNIT DESCRIPTION VALUE...: one row, values of its runs
 record() {

@@ -21,17 +21,7 @@ SIZE_MIB=${SIZE_MIB:-512}
 BINS=("$@")
 for b in "${BINS[@]}"; do [ -x "$b" ] || die "$b is not an executable"; done
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ftps-storcpu.XXXXXX")
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    bench_cleanup
-    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmp storcpu
 
 raise_fd_limit
 start_seaweedfs

@@ -50,7 +50,7 @@ const BODY: usize = 12 * MIB + 5;
 /// How much a cut-off upload sends before the cut: two full parts are then stored or in flight.
 const CUT_AT: usize = 11 * MIB;
 /// The scenarios that record a row (the last one to finish prints the table).
-const SCENARIOS: usize = 16;
+const SCENARIOS: usize = 17;
 
 /// What the key must hold after a run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -309,6 +309,52 @@ async fn abor_mid_stor_leaves_no_partial_object() {
         c.expect("NOOP", 200).await;
     })
     .await;
+}
+
+/// ABOR while S3 is still creating the multipart upload (its `CreateMultipartUpload` arrived in
+/// full and is held at S3): the server must learn the upload's id and abort it. Dropping the
+/// request on ABOR does not call it back, and an upload S3 creates after that, with nobody left
+/// to abort it, stays open (and its parts billed) until a lifecycle rule removes it.
+#[tokio::test]
+async fn abor_while_the_multipart_upload_is_created_leaves_no_multipart_upload() {
+    const HOLD: Duration = Duration::from_secs(2);
+    let scenario = "ABOR mid-STOR, CreateMultipartUpload held at S3";
+    let (srv, proxy) = start(false).await;
+    let mut tally = Tally::new(scenario);
+    let body = random_bytes(BODY);
+    for i in 0..runs() {
+        let (name, previous) = prepare(&srv, "creating", i).await;
+        proxy.inject(
+            Match::Kind(Kind::CreateMultipartUpload),
+            Action::Hold(HOLD),
+            1,
+        );
+        let (held, released) = proxy.held();
+        let (mut c, data) = begin_upload(&srv, &name, &body[..CUT_AT]).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while proxy.held().0 == held {
+            assert!(
+                Instant::now() < deadline,
+                "{scenario}: no CreateMultipartUpload"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c.send_raw(b"ABOR\r\n").await;
+        assert_eq!(c.reply().await.code, 426);
+        assert_eq!(c.reply().await.code, 226);
+        drop(data);
+        // S3 has created the upload (and answered) before the check below looks for it.
+        while proxy.held().1 == released {
+            assert!(Instant::now() < deadline, "{scenario}: never released");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let key = srv.key(&name);
+        tally
+            .check(&srv, &key, Expect::Previous, previous.as_deref(), &body, 0)
+            .await;
+    }
+    tally.finish();
+    srv.stop().await;
 }
 
 /// A TLS record that does not decrypt, written under the TLS session mid-upload.

@@ -55,18 +55,17 @@ impl S3Storage {
         }
         // Large: its bytes become the first parts by server-side copy, in the background; any
         // failure surfaces at the next part or at commit.
-        let multipart = upload.create_multipart().await?;
+        let target = upload.multipart_target().await?;
         let pieces = copy_pieces(size, self.copy_part_size);
         upload.next_part = pieces.len() as i32 + 1;
         upload.prefix = size;
         upload.digests = None;
         let copier = PartCopier {
-            target: multipart.parts(),
+            target,
             source: self.bucket.copy_source(key.as_str()),
             if_match: head.e_tag().map(str::to_string),
             concurrency: self.upload_concurrency,
         };
-        upload.multipart = Some(multipart);
         upload
             .copies
             .spawn(async move { copier.copy(pieces).await });

@@ -23,6 +23,8 @@
 //! Nothing is visible at the key until `CompleteMultipartUpload` succeeds. `abort`, a failed
 //! commit or a drop (a cancelled task) end in `AbortMultipartUpload`, so a cut-off transfer never
 //! becomes a truncated object; an abort that cannot reach S3 is tried again in the background.
+//! `CreateMultipartUpload` runs as a task of its own, awaited again by whoever ends the upload:
+//! a caller cancelled while S3 creates the upload (ABOR) would otherwise never learn its id.
 //!
 //! **Checksums.** With `s3.checksums = "when_supported"` every part carries a CRC32 that S3
 //! verifies (`BadDigest` otherwise), and multipart uploads are created with checksum type

@@ -176,16 +176,15 @@ impl MultipartUpload {
 }
 
 impl S3Upload {
-    /// `CreateMultipartUpload` with this upload's metadata.
-    pub(super) async fn create_multipart(&self) -> Result<MultipartUpload, StorageError> {
-        MultipartUpload::create(
-            &self.store.bucket,
-            self.key.clone(),
-            Some(self.metadata.clone()),
-            None,
-            self.store.part_checksums,
-        )
-        .await
+    /// `CreateMultipartUpload` with this upload's metadata, as a future that owns what it needs
+    /// (it runs as a task of its own: `S3Upload::multipart_target`).
+    pub(super) fn create_multipart(
+        &self,
+    ) -> impl std::future::Future<Output = Result<MultipartUpload, StorageError>> + Send + 'static
+    {
+        let (bucket, key) = (self.store.bucket.clone(), self.key.clone());
+        let (metadata, part_checksums) = (self.metadata.clone(), self.store.part_checksums);
+        async move { MultipartUpload::create(&bucket, key, Some(metadata), None, part_checksums).await }
     }
 }
 

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use percent_encoding::utf8_percent_encode;
 use tokio::{
     io::{AsyncRead, AsyncReadExt},
-    task::{JoinError, JoinSet},
+    task::{JoinError, JoinHandle, JoinSet},
 };
 use tracing::Instrument;
 
@@ -18,7 +18,7 @@ use super::error::{backend_error, s3_error, BackendCode};
 use super::metadata::{
     ContentDigests, METADATA_VALUE, META_CLIENT_ADDR, META_CRC32, META_SHA256, META_UPLOADER,
 };
-use super::multipart::{completed_part, DonePart, MultipartUpload};
+use super::multipart::{completed_part, DonePart, MultipartUpload, PartTarget};
 use super::resume::{abort_replaced_uploads, resumable_run};
 use super::{S3Storage, MAX_PARTS};
 use crate::vfs::budget::Reservation;
@@ -48,6 +48,7 @@ impl S3Storage {
             digests: Some(ContentDigests::default()),
             part_crc: crc32fast::Hasher::new(),
             multipart: None,
+            creating: None,
             next_part: 1,
             in_flight: JoinSet::new(),
             copies: JoinSet::new(),
@@ -96,6 +97,11 @@ pub(super) struct S3Upload {
     /// it is set, something must still end the multipart upload (`commit`, `abort`, `suspend`,
     /// or `Drop`).
     pub(super) multipart: Option<MultipartUpload>,
+    /// `CreateMultipartUpload` in flight, in a task of its own: the caller may be cancelled
+    /// meanwhile (ABOR drops `copy_from`), and S3 creates the upload all the same. Whoever ends
+    /// the upload (`fail`, `suspend`, `Drop`) first waits for it, so that an upload S3 created
+    /// is never left without anyone to abort it.
+    pub(super) creating: Option<JoinHandle<Result<MultipartUpload, StorageError>>>,
     pub(super) next_part: i32,
     /// Parts being uploaded, at most `concurrency`.
     pub(super) in_flight: JoinSet<Result<SentPart, StorageError>>,
@@ -121,15 +127,7 @@ impl S3Upload {
         data: Bytes,
         crc32: Option<u32>,
     ) -> Result<(), StorageError> {
-        let target = match &self.multipart {
-            Some(multipart) => multipart.parts(),
-            None => {
-                let multipart = self.create_multipart().await?;
-                let target = multipart.parts();
-                self.multipart = Some(multipart);
-                target
-            }
-        };
+        let target = self.multipart_target().await?;
         if self.next_part > MAX_PARTS {
             return Err(backend_error(
                 "UploadPart",
@@ -196,6 +194,46 @@ impl S3Upload {
             .in_current_span(),
         );
         Ok(())
+    }
+
+    /// Where the parts go: the open multipart upload, created first if there is none. Cancel
+    /// safe: a creation already under way is awaited again, not started twice, and never lost
+    /// (see [`creating`](Self::creating)).
+    pub(super) async fn multipart_target(&mut self) -> Result<PartTarget, StorageError> {
+        if let Some(multipart) = &self.multipart {
+            return Ok(multipart.parts());
+        }
+        let creating = match &mut self.creating {
+            Some(task) => task,
+            None => {
+                let create = self.create_multipart();
+                self.creating.insert(tokio::spawn(create.in_current_span()))
+            }
+        };
+        let joined = creating.await;
+        self.creating = None;
+        let multipart = joined.map_err(|e| {
+            backend_error(
+                "CreateMultipartUpload",
+                &self.key,
+                BackendCode::TaskFailed,
+                e,
+            )
+        })??;
+        let target = multipart.parts();
+        self.multipart = Some(multipart);
+        Ok(target)
+    }
+
+    /// Waits for a `CreateMultipartUpload` still in flight, so that the upload it created (if
+    /// any) is ended with the others.
+    async fn settle_creation(&mut self) {
+        let Some(task) = self.creating.take() else {
+            return;
+        };
+        if let Ok(Ok(multipart)) = task.await {
+            self.multipart = Some(multipart);
+        }
     }
 
     pub(super) fn part_done(
@@ -400,6 +438,7 @@ impl S3Upload {
     /// multipart upload, frees the buffer. The key keeps what it held before.
     pub(super) async fn fail(&mut self) {
         self.stop();
+        self.settle_creation().await;
         self.in_flight.shutdown().await;
         self.copies.shutdown().await;
         if let Some(multipart) = self.multipart.take() {
@@ -479,6 +518,7 @@ impl Upload for S3Upload {
     }
 
     async fn suspend(mut self: Box<Self>) {
+        self.settle_creation().await;
         if self.store.resume_window.is_zero() || self.multipart.is_none() {
             return self.fail().await;
         }
@@ -523,9 +563,11 @@ impl Drop for S3Upload {
     /// to end it): abort it in the background, or its parts would be stored (and billed) until a
     /// lifecycle rule removes them.
     fn drop(&mut self) {
-        let Some(multipart) = self.multipart.take() else {
+        let creating = self.creating.take();
+        if self.multipart.is_none() && creating.is_none() {
             return;
-        };
+        }
+        let multipart = self.multipart.take();
         let mut in_flight = std::mem::take(&mut self.in_flight);
         let mut copies = std::mem::take(&mut self.copies);
         match tokio::runtime::Handle::try_current() {
@@ -533,14 +575,20 @@ impl Drop for S3Upload {
                 let abort = async move {
                     in_flight.shutdown().await;
                     copies.shutdown().await;
-                    multipart.abort().await;
+                    let created = match creating {
+                        Some(task) => task.await.ok().and_then(Result::ok),
+                        None => None,
+                    };
+                    for multipart in multipart.into_iter().chain(created) {
+                        multipart.abort().await;
+                    }
                 };
                 // Tracked: the server's shutdown waits for it.
                 self.store.bucket.background().spawn_on(abort, &runtime);
             }
             Err(_) => tracing::warn!(
                 key = &*self.key,
-                upload_id = multipart.keep(),
+                upload_id = multipart.map(MultipartUpload::keep).unwrap_or_default(),
                 "upload dropped outside a runtime: the multipart upload stays open until a \
                  bucket lifecycle rule (AbortIncompleteMultipartUpload) removes it"
             ),

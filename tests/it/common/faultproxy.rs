@@ -14,7 +14,8 @@
 //! [`Action::Error`] answers an S3 XML error without forwarding the request (`503 SlowDown`,
 //! `500 InternalError`), [`Action::Reset`] forwards the head and `K` body bytes and then resets
 //! both connections (SO_LINGER 0 → RST), [`Action::Stall`] reads the head and then neither reads
-//! nor answers until the proxy is dropped, [`Action::Delay`] forwards the request after a wait.
+//! nor answers until the proxy is dropped, [`Action::Delay`] forwards the request after a wait,
+//! [`Action::Hold`] reads the whole request first, then waits and forwards it.
 //! A rule applies `n` times or forever.
 //! [`FaultProxy::refuse_connections`] takes S3 down altogether (connection refused) until
 //! [`FaultProxy::heal`]. Every request is counted by kind, so tests can assert that a retry
@@ -80,6 +81,10 @@ pub enum Action {
     /// Wait this long, then forward the request as usual (even if the client has gone
     /// meanwhile): an S3 request that takes its time.
     Delay(Duration),
+    /// Read the whole request (body included), then wait this long and forward it, even if the
+    /// client has gone meanwhile: a request S3 has received in full and is still working on,
+    /// which the client can no longer call back by closing its connection.
+    Hold(Duration),
 }
 
 impl Action {
@@ -105,6 +110,9 @@ struct State {
     rules: Vec<Rule>,
     seen: HashMap<Kind, usize>,
     injected: HashMap<Kind, usize>,
+    /// [`Action::Hold`] requests whose body has been read, and of those, the ones forwarded.
+    held: usize,
+    released: usize,
 }
 
 impl State {
@@ -230,6 +238,12 @@ impl FaultProxy {
         self.lock().injected.get(&kind).copied().unwrap_or(0)
     }
 
+    /// [`Action::Hold`] requests read in full so far, and how many of them were forwarded.
+    pub fn held(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.held, s.released)
+    }
+
     fn add(&self, when: Match, action: Action, remaining: Option<usize>) {
         self.lock().rules.push(Rule {
             when,
@@ -274,12 +288,9 @@ async fn serve(client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>
         let Some(head) = read_head(&mut reader).await else {
             break;
         };
-        let action = state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .decide(head.kind, head.part);
+        let action = lock(&state).decide(head.kind, head.part);
         match action {
-            None | Some(Action::Delay(_)) => {
+            None | Some(Action::Delay(_)) | Some(Action::Hold(_)) => {
                 if let Some(Action::Delay(wait)) = action {
                     tokio::time::sleep(wait).await;
                 }
@@ -287,6 +298,19 @@ async fn serve(client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>
                     Some(b) => b,
                     None => break,
                 };
+                if let Some(Action::Hold(wait)) = action {
+                    lock(&state).held += 1;
+                    tokio::time::sleep(wait).await;
+                    // On a connection of its own, response awaited: S3 finishes the request
+                    // whether or not the client is still there to read the answer.
+                    let response = exchange(upstream, &head.raw, &body).await;
+                    lock(&state).released += 1;
+                    let mut w = writer.lock().await;
+                    if w.write_all(&response.unwrap_or_default()).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 if up.is_none() {
                     let Ok(tcp) = TcpStream::connect(upstream).await else {
                         break;
@@ -348,6 +372,10 @@ async fn serve(client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>
     }
 }
 
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Copies responses from S3 to the client.
 async fn pipe(mut from: OwnedReadHalf, to: Arc<AsyncMutex<OwnedWriteHalf>>) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -361,6 +389,34 @@ async fn pipe(mut from: OwnedReadHalf, to: Arc<AsyncMutex<OwnedWriteHalf>>) {
         }
     }
     let _ = to.lock().await.shutdown().await;
+}
+
+/// One request on a connection of its own; the whole response (`None` if S3 could not be
+/// reached or its answer did not arrive in full).
+async fn exchange(upstream: SocketAddr, head: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let mut tcp = TcpStream::connect(upstream).await.ok()?;
+    tcp.write_all(head).await.ok()?;
+    tcp.write_all(body).await.ok()?;
+    let mut reader = BufReader::new(tcp);
+    let mut response = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let at = response.len();
+        if reader.read_until(b'\n', &mut response).await.ok()? == 0 {
+            return None;
+        }
+        let line = String::from_utf8_lossy(&response[at..]).to_ascii_lowercase();
+        if let Some(v) = line.strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let at = response.len();
+    response.resize(at + length, 0);
+    reader.read_exact(&mut response[at..]).await.ok()?;
+    Some(response)
 }
 
 /// SO_LINGER 0: the close that follows sends RST instead of FIN.

@@ -38,8 +38,8 @@ pub use idle::IdleTimeout;
 pub use metered::Metered;
 pub use passive::{PassiveListener, PassivePortPool};
 
+use crate::net::{DataStream, MaybeTls, ReadAhead};
 use crate::proxy::ClientAddr;
-use crate::tls::MaybeTls;
 
 /// How the next data connection will be made.
 pub enum DataPlan {
@@ -56,7 +56,7 @@ pub enum DataPlan {
 /// (another PASV, the session's end) stops the task and frees the port.
 pub struct EagerPassive {
     port: u16,
-    task: JoinHandle<Result<MaybeTls, OpenError>>,
+    task: JoinHandle<Result<DataStream, OpenError>>,
 }
 
 impl EagerPassive {
@@ -76,9 +76,10 @@ impl EagerPassive {
                 let Some(acceptor) = tls else {
                     return Ok(MaybeTls::Plain(tcp));
                 };
-                let tls = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
-                    .await
-                    .map_err(|_| OpenError::Timeout(handshake_timeout))??;
+                let tls =
+                    tokio::time::timeout(handshake_timeout, acceptor.accept(ReadAhead::new(tcp)))
+                        .await
+                        .map_err(|_| OpenError::Timeout(handshake_timeout))??;
                 Ok(MaybeTls::Tls(Box::new(tls)))
             }
             .in_current_span(),
@@ -162,7 +163,7 @@ pub async fn open(
     source_port: Option<u16>,
     security: DataSecurity<'_>,
     timeout: Duration,
-) -> Result<MaybeTls, OpenError> {
+) -> Result<DataStream, OpenError> {
     let open = async {
         let tcp = match plan {
             // The pool matched the connection's client address (PROXY header included) to
@@ -198,7 +199,7 @@ pub async fn open(
         let Some(acceptor) = security.tls else {
             return Ok(MaybeTls::Plain(tcp));
         };
-        let tls = MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?));
+        let tls = MaybeTls::Tls(Box::new(acceptor.accept(ReadAhead::new(tcp)).await?));
         resumed_or_refused(tls, security.require_resumption)
     };
     tokio::time::timeout(timeout, open)
@@ -208,7 +209,7 @@ pub async fn open(
 
 /// RFC 4217 §10: with `require_resumption`, a data connection that did not resume the control
 /// connection's TLS session is refused.
-fn resumed_or_refused(tls: MaybeTls, require_resumption: bool) -> Result<MaybeTls, OpenError> {
+fn resumed_or_refused(tls: DataStream, require_resumption: bool) -> Result<DataStream, OpenError> {
     if require_resumption && !tls.resumed() {
         return Err(OpenError::NotResumed);
     }

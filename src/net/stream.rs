@@ -1,17 +1,24 @@
-//! [`MaybeTls`]: a stream that is plain or TLS, read and written the same way; [`ControlIo`]:
-//! what a control connection runs on (TCP in the server, an in-memory pipe in tests).
+//! [`MaybeTls`]: a stream that is plain or TLS, read and written the same way; [`DataStream`]:
+//! a data connection's, TLS reading through [`ReadAhead`]; [`ControlIo`]: what a control
+//! connection runs on (TCP in the server, an in-memory pipe in tests).
 
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// A connection that is either plain or TLS: the control connection switches between the two
-/// (AUTH TLS, CCC, REIN) and a data connection is one or the other by PROT level. Data
-/// connections are TCP (the default `S`); the control connection is a [`ControlStream`].
-pub enum MaybeTls<S = TcpStream> {
+use super::read_ahead::ReadAhead;
+
+/// A connection that is either plain (over `S`) or TLS (over `T`): the control connection
+/// switches between the two (AUTH TLS, CCC, REIN) over one [`ControlStream`]; a data connection
+/// ([`DataStream`]) is one or the other by PROT level.
+pub enum MaybeTls<S, T = S> {
     Plain(S),
-    Tls(Box<tokio_rustls::server::TlsStream<S>>),
+    Tls(Box<tokio_rustls::server::TlsStream<T>>),
 }
+
+/// A data connection: TCP, under TLS read through a [`ReadAhead`] buffer (rustls reads 4 KiB at
+/// a time); in the clear, reads go to the socket as they are (uploads read whole part buffers).
+pub type DataStream = MaybeTls<TcpStream, ReadAhead<TcpStream>>;
 
 /// The bytes a control connection runs on. The server gives it TCP; tests drive a session over
 /// `tokio::io::duplex`, TLS upgrades included, with no socket.
@@ -23,7 +30,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> ControlIo for T 
 /// next to a command's round trip, and the session stays one type.
 pub type ControlStream = Box<dyn ControlIo>;
 
-impl<S> MaybeTls<S> {
+impl<S, T> MaybeTls<S, T> {
     pub fn is_tls(&self) -> bool {
         matches!(self, MaybeTls::Tls(_))
     }
@@ -72,7 +79,11 @@ mod maybe_tls_io {
     use std::{io, pin::Pin, task};
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
+    impl<S, T> AsyncRead for MaybeTls<S, T>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
         fn poll_read(
             self: Pin<&mut Self>,
             cx: &mut task::Context<'_>,
@@ -85,7 +96,11 @@ mod maybe_tls_io {
         }
     }
 
-    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
+    impl<S, T> AsyncWrite for MaybeTls<S, T>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
         fn poll_write(
             self: Pin<&mut Self>,
             cx: &mut task::Context<'_>,

@@ -14,8 +14,8 @@ use crate::auth::Permissions;
 use crate::datachan::ascii::{FromCrlf, ToCrlf};
 use crate::datachan::{self, DataPlan, DataSecurity, IdleTimeout, Metered};
 use crate::listing::{self, MlstFacts};
+use crate::net::DataStream;
 use crate::quota::{self, rate::RateLimiter, DataLimits, Inbound};
-use crate::tls::MaybeTls;
 use crate::vfs::{Entry, ReadStream, StorageError, Upload, UploadError};
 
 use super::job::{ListFormat, ListingSource, Work};
@@ -117,7 +117,7 @@ pub(super) async fn execute(
     (result, moved)
 }
 
-type DataConn = Metered<IdleTimeout<MaybeTls>>;
+type DataConn = Metered<IdleTimeout<DataStream>>;
 
 async fn download(
     data: &mut DataConn,

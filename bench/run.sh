@@ -318,6 +318,7 @@ if want rss; then
         op=${variant%_cheap}
         user=bench
         [ "$variant" = "$op" ] || user=many
+        evict_page_cache "$BIN"
         start_server "rss-$variant"
         idle=$(status_kib "$SERVER_PID" VmRSS)
         idle_file=$(status_kib "$SERVER_PID" RssFile)
@@ -347,6 +348,7 @@ if want rss; then
     # in and stops (step sync); VmHWM then is the login's peak (idle + argon2's 19 MiB); it is
     # reset (clear_refs 5) and the same session transfers. Fresh server each.
     for op in stor retr; do
+        evict_page_cache "$BIN"
         start_server "rss-own-$op"
         rm -f "$TMP/ready" "$TMP/go"
         step=(put "$SRC" huge.bin)

@@ -231,6 +231,15 @@ EOF
     wait_port "$SERVER_PID" "$FTP_PORT" || { tail -20 "$TMP/server-$name.log" >&2; die "server $name did not start"; }
 }
 
+evict_page_cache() { # FILE: drop FILE's pages from the page cache (written back first), so the
+    # next start reads it from disk as on a fresh node: how much of a program's text is resident
+    # depends on how its pages came into the cache (bench/README.md, "Peak RSS")
+    python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+}
+
 stop_server() {
     stop_pid "$SERVER_PID"
     SERVER_PID=

@@ -318,6 +318,7 @@ if want rss; then
         op=${variant%_cheap}
         user=bench
         [ "$variant" = "$op" ] || user=many
+        evict_page_cache "$BIN"
         start_server "rss-$variant"
         idle=$(status_kib "$SERVER_PID" VmRSS)
         idle_file=$(status_kib "$SERVER_PID" RssFile)
@@ -342,6 +343,38 @@ if want rss; then
             "$(awk -v k="$idle" 'BEGIN { printf "%.1f", k / 1024 }')"
         record "rss_idle_file_before_$variant" MiB "of which file-backed (RssFile)" \
             "$(awk -v k="$idle_file" 'BEGIN { printf "%.1f", k / 1024 }')"
+    done
+    # The transfer's own peak after a default-argon2 login (user bench): the Python client logs
+    # in and stops (step sync); VmHWM then is the login's peak (idle + argon2's 19 MiB); it is
+    # reset (clear_refs 5) and the same session transfers. Fresh server each.
+    for op in stor retr; do
+        evict_page_cache "$BIN"
+        start_server "rss-own-$op"
+        rm -f "$TMP/ready" "$TMP/go"
+        step=(put "$SRC" huge.bin)
+        [ "$op" = stor ] || step=(get huge.bin -)
+        python3 "$ROOT/tests/clients/ftps_client.py" --mode explicit --port "$FTP_PORT" \
+            --user bench --password "$PASSWORD" --insecure --reuse-session --tls-min 1.3 \
+            --timeout 300 sync "$TMP/ready" "$TMP/go" "${step[@]}" >/dev/null 2>"$TMP/own-$op.log" &
+        client=$!
+        BENCH_PIDS+=("$client")
+        until [ -f "$TMP/ready" ]; do
+            kill -0 "$client" 2>/dev/null || die "ftps_client.py $op: $(cat "$TMP/own-$op.log")"
+            sleep 0.05
+        done
+        login=$(status_kib "$SERVER_PID" VmHWM)
+        echo 5 >"/proc/$SERVER_PID/clear_refs"
+        t0=$EPOCHREALTIME
+        touch "$TMP/go"
+        wait "$client" || die "ftps_client.py $op failed: $(cat "$TMP/own-$op.log")"
+        t=$(secs_since "$t0")
+        own=$(status_kib "$SERVER_PID" VmHWM)
+        stop_server
+        record "rss_${op}_login_peak" MiB "ftps-s3 peak RSS (VmHWM) of a fresh server up to a login of user bench (default argon2)" \
+            "$(awk -v k="$login" 'BEGIN { printf "%.1f", k / 1024 }')"
+        record "rss_${op}_own_peak" MiB "peak RSS during the $BIG_MIB MiB ${op^^} that follows in the same session (VmHWM reset after the login; Python ftplib)" \
+            "$(awk -v k="$own" 'BEGIN { printf "%.1f", k / 1024 }')"
+        record "rss_${op}_own_mibps" MiB/s "throughput of that ${op^^} (Python ftplib)" "$(mibps "$BIG_MIB" "$t")"
     done
     rm -f "$SRC"
 fi

@@ -44,6 +44,9 @@ Steps, run in order on one session; the first failing step ends the run:
     raw "CMD ARGS"        sends one command, prints the full reply; never fails on the reply code
     tls                   prints "control=<version> cipher=<name> data_reused=<True|False|n/a>"
                           (data_reused: whether the last data connection resumed a TLS session)
+    sync READY GO         creates the file READY, then waits (up to --timeout) until the file GO
+                          exists: a script acts between two steps (bench/run.sh resets the
+                          server's peak RSS after the login, before the transfer)
 
 An optional PATH (ls/nlst/mlsd) is taken only if the next word is not a step name; write "./put"
 to list a path called "put".
@@ -64,6 +67,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 
 # step name -> (required args, optional args)
 STEPS = {
@@ -84,6 +88,7 @@ STEPS = {
     "size": (1, 0),
     "raw": (1, 0),
     "tls": (0, 0),
+    "sync": (2, 0),
     "tryput": (2, 0),
     "tryappend": (2, 0),
 }
@@ -277,6 +282,13 @@ def run_step(ftp, name, args, out):
             control, cipher = "none", "none"
         reused = "n/a" if ftp.last_data_reused is None else str(ftp.last_data_reused)
         print("control=%s cipher=%s data_reused=%s" % (control, cipher, reused), file=out)
+    elif name == "sync":
+        open(args[0], "w").close()
+        deadline = time.monotonic() + ftp.timeout
+        while not os.path.exists(args[1]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("sync: %s not created within %s s" % (args[1], ftp.timeout))
+            time.sleep(0.05)
     else:  # parse_steps only lets known names through
         raise UsageError("unknown step %r" % name)
     out.flush()

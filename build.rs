@@ -5,8 +5,9 @@
 //! Links the `ftps-s3` binary with packed relative relocations (`-z pack-relative-relocs`,
 //! DT_RELR) on Linux with glibc: the dynamic loader reads all of a position-independent
 //! executable's relocations at start, and they stay resident; packed, 1.5 MiB of `.rela.dyn`
-//! become a few KiB (bench/README.md, "Peak RSS"). Needs glibc 2.36 to run (the Dockerfile's
-//! Debian 12 has it); linkers without the option ignore it with a warning.
+//! become a few KiB (bench/README.md, "Peak RSS"). The binary then needs glibc 2.36 to run (an
+//! older loader refuses it at start, naming `GLIBC_ABI_DT_RELR`); the Dockerfile's Debian 12
+//! has it.
 
 use std::process::Command;
 

@@ -38,7 +38,7 @@ pub use idle::IdleTimeout;
 pub use metered::Metered;
 pub use passive::{PassiveListener, PassivePortPool};
 
-use crate::net::{DataStream, MaybeTls, ReadAhead};
+use crate::net::{read_ahead, DataStream, MaybeTls};
 use crate::proxy::ClientAddr;
 
 /// How the next data connection will be made.
@@ -76,10 +76,9 @@ impl EagerPassive {
                 let Some(acceptor) = tls else {
                     return Ok(MaybeTls::Plain(tcp));
                 };
-                let tls =
-                    tokio::time::timeout(handshake_timeout, acceptor.accept(ReadAhead::new(tcp)))
-                        .await
-                        .map_err(|_| OpenError::Timeout(handshake_timeout))??;
+                let tls = tokio::time::timeout(handshake_timeout, acceptor.accept(read_ahead(tcp)))
+                    .await
+                    .map_err(|_| OpenError::Timeout(handshake_timeout))??;
                 Ok(MaybeTls::Tls(Box::new(tls)))
             }
             .in_current_span(),
@@ -199,7 +198,7 @@ pub async fn open(
         let Some(acceptor) = security.tls else {
             return Ok(MaybeTls::Plain(tcp));
         };
-        let tls = MaybeTls::Tls(Box::new(acceptor.accept(ReadAhead::new(tcp)).await?));
+        let tls = MaybeTls::Tls(Box::new(acceptor.accept(read_ahead(tcp)).await?));
         resumed_or_refused(tls, security.require_resumption)
     };
     tokio::time::timeout(timeout, open)

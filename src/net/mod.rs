@@ -13,5 +13,5 @@ pub mod stream;
 pub use client_addr::ClientAddr;
 pub use listener::ListenerKind;
 pub use proxy_protocol::{ProxyError, ProxyPolicy};
-pub use read_ahead::ReadAhead;
+pub use read_ahead::{read_ahead, ReadAhead};
 pub use stream::{ControlIo, ControlStream, DataStream, MaybeTls};
